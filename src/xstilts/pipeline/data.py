@@ -1,0 +1,122 @@
+"""Resolve a run config's data references into loaded, validated example lists.
+
+Everything is read and checked before any stage starts, so a malformed file or an unknown
+language stops the run with one line before anything is written.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from xstilts.config import DataRef, EvalConfig, TaskData
+from xstilts.errors import ConfigError
+from xstilts.tasks.base import LoadedSplit, TaskSpec, get_task, load_split, split_holdout
+
+HOLDOUT_SEED = 0  # the held-out dev slice is the same for every run seed, so runs compare
+
+
+def resolve_path(p: str | None, data_dir: Path | None) -> Path | None:
+    """Relative paths are looked up under ``data_dir`` first, then the working directory."""
+    if p is None:
+        return None
+    path = Path(p).expanduser()
+    if not path.is_absolute() and data_dir is not None and (data_dir / path).exists():
+        return data_dir / path
+    return path
+
+
+def load_ref(ref: DataRef, data_dir: Path | None) -> LoadedSplit:
+    spec = get_task(ref.task)
+    return load_split(
+        spec, ref.split, ref.language, data_dir=data_dir, path=resolve_path(ref.path, data_dir),
+        max_examples=ref.max_examples,
+    )
+
+
+@dataclass
+class PhaseData:
+    """Training and model-selection data of one task in one phase."""
+
+    task: str  # the head's task name
+    labels: tuple[str, ...]
+    train: list
+    dev: list | None
+    fingerprint: dict  # what identifies this data in a stage key
+    protocol: dict  # what a reader of the rows needs to know about it
+
+
+def phase_data(spec: TaskSpec, td: TaskData, data_dir: Path | None) -> PhaseData:
+    """Training data of ``spec`` (its English source unless overridden) and its dev data."""
+    src = spec.english_source
+    train_ref = td.train or DataRef(task=src, split=get_task(src).train_split, language="en")
+    train = load_ref(train_ref, data_dir)
+    dev: LoadedSplit | None = None
+    train_examples, dev_examples = train.examples, None
+    if td.dev_holdout:
+        if td.dev is not None:
+            raise ConfigError(f"task '{spec.name}': give either data.dev or data.dev_holdout, not both")
+        train_examples, dev_examples = split_holdout(train.examples, td.dev_holdout, seed=HOLDOUT_SEED)
+    else:
+        dev_ref = td.dev
+        if dev_ref is None and train_ref.task == src and get_task(src).dev_split is not None:
+            dev_ref = DataRef(task=src, split=get_task(src).dev_split, language="en")
+        if dev_ref is not None:
+            dev = load_ref(dev_ref, data_dir)
+            dev_examples = dev.examples
+    for loaded in (train, dev):
+        if loaded is None:
+            continue
+        extra = sorted({ex.label for ex in loaded.examples if ex.label not in spec.labels})
+        if extra:
+            raise ConfigError(
+                f"task '{spec.name}' trained on '{loaded.task}' ({loaded.source}): labels {extra} "
+                f"are not in the label set {list(spec.labels)}"
+            )
+        if any(ex.label is None for ex in loaded.examples):
+            raise ConfigError(f"{loaded.source}: training/dev data must be labelled")
+    fingerprint = {
+        "train": train.fingerprint, "dev": dev.fingerprint if dev else None,
+        "dev_holdout": td.dev_holdout, "holdout_seed": HOLDOUT_SEED,
+    }
+    protocol = {
+        "train_source": f"{train.task}/{train.split}/{train.language}",
+        "train_file": train.source,
+        "train_examples": len(train_examples),
+        "dev_source": (
+            f"holdout:{td.dev_holdout}" if td.dev_holdout else (dev.source if dev else None)
+        ),
+        "dev_examples": len(dev_examples) if dev_examples is not None else 0,
+    }
+    if train_ref.max_examples is not None:
+        protocol["train_max_examples"] = train_ref.max_examples
+    return PhaseData(spec.name, spec.labels, train_examples, dev_examples, fingerprint, protocol)
+
+
+def eval_languages(spec: TaskSpec, ev: EvalConfig) -> tuple[str, ...]:
+    if ev.languages is not None:
+        langs = ev.languages
+    else:
+        table = spec.benchmarks.get(ev.benchmark)
+        langs = table if table is not None else spec.languages(ev.split)
+    for lang in langs:
+        spec.check_language(ev.split, lang)
+    unknown = set(ev.paths) - set(langs)
+    if unknown:
+        raise ConfigError(f"evaluation.paths names languages not evaluated: {sorted(unknown)}")
+    return tuple(langs)
+
+
+def eval_data(spec: TaskSpec, ev: EvalConfig, data_dir: Path | None) -> dict[str, LoadedSplit]:
+    """Every evaluation language of the target task, with labels attached from a labels file."""
+    out: dict[str, LoadedSplit] = {}
+    for lang in eval_languages(spec, ev):
+        out[lang] = load_split(
+            spec, ev.split, lang, data_dir=data_dir, path=resolve_path(ev.paths.get(lang), data_dir),
+            max_examples=ev.max_examples,
+        )
+    if ev.labels_file is not None:
+        from xstilts.tasks.labels import attach_labels
+
+        out = attach_labels(out, resolve_path(ev.labels_file, data_dir), spec=spec, data_dir=data_dir)
+    return out

@@ -1,0 +1,119 @@
+"""Tidy result rows and per-example predictions.
+
+One row per (run, stage, task, language, split, metric). Each stage writes its rows once, to a
+``rows.jsonl`` in its own directory, through a temporary file and an atomic rename: a crash
+never leaves half a file, and the store only ever grows. ``load_rows`` gathers every
+``rows.jsonl`` under a directory tree into one DataFrame.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import subprocess
+import tempfile
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from xstilts import __version__
+
+ROWS_FILE = "rows.jsonl"
+SCHEMA_VERSION = 1
+
+
+@dataclass
+class ResultRow:
+    run: str  # config name
+    stage: str  # intermediate | target | zero_shot
+    stage_key: str
+    task: str
+    language: str
+    split: str
+    metric: str
+    value: float
+    n_examples: int
+    seed: int
+    model: str
+    intermediate: str  # "none" for the baseline, else task names joined by "+"
+    target: str
+    task_version: str
+    step: int | None = None  # training step, for rows logged during training
+    protocol: dict[str, Any] = field(default_factory=dict)  # how the number was obtained
+    xstilts_version: str = __version__
+    git_sha: str | None = None
+    time: str = ""
+    schema: int = SCHEMA_VERSION
+
+
+@lru_cache(maxsize=1)
+def git_sha() -> str | None:
+    """SHA of the xstilts source checkout (``-dirty`` when modified), None outside git."""
+    here = Path(__file__).resolve().parent
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5
+        )
+        if sha.returncode != 0:
+            return None
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+            capture_output=True, text=True, timeout=5,
+        )
+        return sha.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` via a temporary file in the same directory and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_rows(directory: Path, rows: Iterable[ResultRow]) -> Path:
+    rows = list(rows)
+    sha, t = git_sha(), now()
+    lines = []
+    for r in rows:
+        d = asdict(r)
+        d["git_sha"] = d["git_sha"] or sha
+        d["time"] = d["time"] or t
+        lines.append(json.dumps(d, ensure_ascii=False, sort_keys=True))
+    path = directory / ROWS_FILE
+    atomic_write_text(path, "".join(line + "\n" for line in lines))
+    return path
+
+
+def write_predictions(path: Path, records: Iterable[dict]) -> None:
+    atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+
+
+def load_rows(root: str | Path) -> pd.DataFrame:
+    """All result rows under ``root`` as one DataFrame (``protocol`` stays a dict column)."""
+    records = []
+    for path in sorted(Path(root).rglob(ROWS_FILE)):
+        with open(path, encoding="utf-8") as f:
+            records.extend(json.loads(line) for line in f if line.strip())
+    columns = list(ResultRow.__dataclass_fields__)
+    if not records:
+        return pd.DataFrame(columns=columns)
+    return pd.DataFrame.from_records(records, columns=columns)

@@ -1,0 +1,253 @@
+"""``TaskSpec``: everything xstilts knows about one task, and the registry of specs.
+
+A task is registered once, in the module of its family (``tasks/classification.py`` …), with
+its head kind, label set, English training source, splits per language, local file layouts
+with their readers, hub sources with their converters, and its metric.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import hashlib
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from xstilts.errors import ConfigError, DataError
+from xstilts.tasks.languages import Benchmark, benchmark_languages
+
+
+class HeadKind(str, Enum):
+    """Output head family; the modeling registry builds heads keyed by this."""
+
+    SEQUENCE_CLASSIFICATION = "sequence_classification"
+
+
+# (path, language, split) -> examples
+Reader = Callable[[Path, str, str], list]
+# (rows, language) -> examples
+HubConverter = Callable[[Iterable[Mapping[str, Any]], str], list]
+# (refs, preds, *, language) -> {metric: value}
+Metric = Callable[..., dict[str, float]]
+
+
+@dataclass(frozen=True)
+class LocalFormat:
+    """A file layout under a data directory and the reader that parses it.
+
+    ``patterns`` are relative paths with ``{split}`` / ``{lang}`` placeholders; ``split_names``
+    maps a logical split to the name used in the file name (e.g. ``dev`` -> ``val``).
+    """
+
+    name: str
+    patterns: tuple[str, ...]
+    reader: Reader
+    split_names: Mapping[str, str] = field(default_factory=dict)
+
+    def candidates(self, data_dir: Path, split: str, language: str) -> list[Path]:
+        fsplit = self.split_names.get(split, split)
+        return [data_dir / p.format(split=fsplit, lang=language) for p in self.patterns]
+
+    def matches(self, path: Path) -> bool:
+        names = [Path(p.format(split="*", lang="*")).name for p in self.patterns]
+        return any(fnmatch.fnmatch(path.name, n) for n in names)
+
+
+@dataclass(frozen=True)
+class HubFormat:
+    """A Hugging Face hub dataset: ``config`` may contain ``{lang}``."""
+
+    dataset: str
+    config: str | None
+    split_names: Mapping[str, str]
+    convert: HubConverter
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    name: str
+    description: str
+    head: HeadKind
+    labels: tuple[str, ...]
+    version: str  # bump whenever a reader, feature or metric change can move a score
+    metric: Metric
+    splits: Mapping[str, tuple[str, ...]]  # split -> languages that have it
+    local: tuple[LocalFormat, ...] = ()
+    hub: tuple[HubFormat, ...] = ()
+    train_source: str | None = None  # task providing English training data (None: itself)
+    train_split: str = "train"
+    dev_split: str | None = "dev"
+    primary_metric: str = "accuracy"
+
+    @property
+    def english_source(self) -> str:
+        return self.train_source or self.name
+
+    @property
+    def benchmarks(self) -> dict[Benchmark, tuple[str, ...]]:
+        return benchmark_languages(self.name)
+
+    def languages(self, split: str) -> tuple[str, ...]:
+        if split not in self.splits:
+            raise ConfigError(
+                f"task '{self.name}' has no split '{split}' (splits: {', '.join(self.splits)})"
+            )
+        return self.splits[split]
+
+    def check_language(self, split: str, language: str) -> None:
+        langs = self.languages(split)
+        if language not in langs:
+            raise ConfigError(
+                f"task '{self.name}' split '{split}' has no language '{language}' "
+                f"(languages: {', '.join(langs)})"
+            )
+
+
+_REGISTRY: dict[str, TaskSpec] = {}
+
+
+def register(spec: TaskSpec) -> TaskSpec:
+    if spec.name in _REGISTRY:
+        raise ValueError(f"task '{spec.name}' registered twice")
+    _REGISTRY[spec.name] = spec
+    return spec
+
+
+def get_task(name: str) -> TaskSpec:
+    _load_families()
+    if name not in _REGISTRY:
+        close = difflib.get_close_matches(name, _REGISTRY, n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        raise ConfigError(f"unknown task '{name}'{hint}; registered: {', '.join(sorted(_REGISTRY))}")
+    return _REGISTRY[name]
+
+
+def all_tasks() -> list[TaskSpec]:
+    _load_families()
+    return [_REGISTRY[k] for k in sorted(_REGISTRY)]
+
+
+def _load_families() -> None:
+    # Importing a family module registers its specs; one import per family, nothing else.
+    from xstilts.tasks import classification, demo  # noqa: F401
+
+
+# --------------------------------------------------------------------------- data loading
+
+
+@dataclass(frozen=True)
+class LoadedSplit:
+    """Examples of one (task, split, language) and where they came from.
+
+    ``fingerprint`` hashes the source file's bytes (or names the hub dataset and revision), so
+    pipeline stage keys change whenever the data changes.
+    """
+
+    task: str
+    split: str
+    language: str
+    examples: list
+    source: str
+    fingerprint: str
+
+
+def file_fingerprint(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def hub_offline() -> bool:
+    return any(os.environ.get(v, "0") not in ("", "0") for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
+
+
+def load_split(
+    spec: TaskSpec,
+    split: str,
+    language: str,
+    *,
+    data_dir: Path | None,
+    path: Path | None = None,
+    max_examples: int | None = None,
+) -> LoadedSplit:
+    """Find and read one split: explicit path, then the data directory, then the hub."""
+    spec.check_language(split, language)
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise DataError(path, "file not found")
+        fmt = next((f for f in spec.local if f.matches(path)), spec.local[0] if spec.local else None)
+        if fmt is None:
+            raise ConfigError(f"task '{spec.name}' has no local file reader")
+        examples = fmt.reader(path, language, split)
+        return _finish(spec, split, language, examples, str(path), file_fingerprint(path), max_examples)
+    tried: list[str] = []
+    if data_dir is not None:
+        for fmt in spec.local:
+            for cand in fmt.candidates(Path(data_dir), split, language):
+                tried.append(str(cand))
+                if cand.is_file():
+                    examples = fmt.reader(cand, language, split)
+                    return _finish(
+                        spec, split, language, examples, str(cand), file_fingerprint(cand),
+                        max_examples,
+                    )
+    if spec.hub and not hub_offline():
+        from xstilts.tasks.hubload import load_hub_rows
+
+        hub = spec.hub[0]
+        config = hub.config.format(lang=language) if hub.config else None
+        hub_split = hub.split_names.get(split, split)
+        rows = load_hub_rows(hub.dataset, config, hub_split)
+        examples = hub.convert(rows, language)
+        source = f"hf://{hub.dataset}/{config or ''}/{hub_split}"
+        return _finish(spec, split, language, examples, source, source, max_examples)
+    where = f"under {data_dir}" if data_dir is not None else "(no data_dir given)"
+    hub_note = " and the HF hub is offline" if spec.hub else ""
+    tried_note = f" (tried {', '.join(tried[:4])}{' …' if len(tried) > 4 else ''})" if tried else ""
+    raise DataError(
+        None,
+        f"no file for task '{spec.name}' split '{split}' language '{language}' {where}"
+        f"{tried_note}{hub_note}",
+    )
+
+
+def _finish(
+    spec: TaskSpec, split: str, language: str, examples: list, source: str, fingerprint: str,
+    max_examples: int | None,
+) -> LoadedSplit:
+    if not examples:
+        raise DataError(source, "empty file: no examples")
+    for ex in examples:
+        label = getattr(ex, "label", None)
+        if label is not None and label not in spec.labels:
+            raise DataError(
+                source, f"{label!r} is not in the label set of '{spec.name}' {list(spec.labels)}",
+                line=getattr(ex, "line", None), field="label",
+            )
+    if max_examples is not None:
+        examples = examples[:max_examples]
+        fingerprint = f"{fingerprint}[:{max_examples}]"
+    return LoadedSplit(spec.name, split, language, examples, source, fingerprint)
+
+
+def split_holdout(examples: Sequence, n: int, *, seed: int = 0) -> tuple[list, list]:
+    """Seeded (fixed, run-independent) split of ``n`` held-out examples off a training list."""
+    import random
+
+    if n <= 0:
+        return list(examples), []
+    if n >= len(examples):
+        raise ConfigError(f"dev_holdout={n} leaves no training examples (only {len(examples)})")
+    idx = list(range(len(examples)))
+    random.Random(seed).shuffle(idx)
+    held = set(idx[:n])
+    train = [ex for i, ex in enumerate(examples) if i not in held]
+    dev = [ex for i, ex in enumerate(examples) if i in held]
+    return train, dev

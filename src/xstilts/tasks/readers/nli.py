@@ -1,0 +1,705 @@
+"""Readers for sentence-pair classification files (NLI, paraphrase) in their released formats.
+
+Every reader returns :class:`~xstilts.tasks.examples.PairExample` objects in file order, with
+``line`` set to the 1-based physical line of the record (header included for tsv files,
+blank lines counted for jsonl). Labels are the canonical lower-case label strings of the task
+(``entailment``/``neutral``/``contradiction``, ``entailment``/``not_entailment`` for RTE,
+``"0"``/``"1"`` for PAWS-X) or None when the file carries no gold label.
+
+Every problem with an input file raises :class:`~xstilts.errors.DataError` naming the file,
+the line and the field: a missing file (``file not found``), an empty file or one with no
+examples after its header (``empty file``), a row with the wrong number of columns (field
+``columns``), a label outside the format's label set (the label field, listing the allowed
+labels), invalid UTF-8 or invalid JSON. Files are decoded as UTF-8 (a leading BOM is dropped)
+and CRLF line ends are accepted everywhere.
+
+A separate labels file (e.g. myXNLI's ``my.genre.test.tsv``, which carries the gold labels that
+XTREME stripped from ``test-xx.tsv``) is read with :func:`read_label_file` and applied by row
+with :func:`apply_label_file` / :func:`labels_by_row`.
+
+Hugging Face hub datasets are converted by :mod:`xstilts.tasks.readers.hub`.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import logging
+import re
+from collections.abc import Collection, Mapping, Sequence
+from pathlib import Path
+from typing import Literal, NamedTuple
+
+from xstilts.errors import ConfigError, DataError
+from xstilts.tasks.examples import PairExample
+
+logger = logging.getLogger(__name__)
+
+NLI_LABELS: tuple[str, ...] = ("entailment", "neutral", "contradiction")
+RTE_LABELS: tuple[str, ...] = ("entailment", "not_entailment")
+PAWSX_LABELS: tuple[str, ...] = ("0", "1")
+ANLI_LABEL_CODES: Mapping[str, str] = {"e": "entailment", "n": "neutral", "c": "contradiction"}
+#: gold_label of SNLI/MNLI pairs whose five annotators reached no majority.
+NO_CONSENSUS_LABEL = "-"
+#: Header of the original PAWS-X ``x-final`` files and of the Hugging Face tsv exports.
+PAWSX_HEADER: tuple[str, ...] = ("id", "sentence1", "sentence2", "label")
+_PAWSX_HEADER_TEXT = "\t".join(PAWSX_HEADER)
+SICK_SPLITS: Mapping[str, str] = {
+    "train": "TRAIN",
+    "trial": "TRIAL",
+    "dev": "TRIAL",
+    "validation": "TRIAL",
+    "test": "TEST",
+}
+
+Quoting = Literal["auto", "csv", "none"]
+
+
+# --------------------------------------------------------------------------------------------
+# low-level helpers (also used by hub.py)
+
+
+def _read_text(path: str | Path) -> tuple[Path, str]:
+    """Read a whole file as UTF-8; DataError for a missing file or invalid UTF-8."""
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(p, "file not found" if not p.exists() else "not a regular file")
+    data = p.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise DataError(p, f"not valid UTF-8 ({e.reason})", line=line) from None
+    return p, text.removeprefix("\ufeff")
+
+
+def _physical_lines(text: str) -> list[str]:
+    """Split on ``\\n`` only (never on U+2028 etc.), dropping a trailing ``\\r`` per line."""
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [line.removesuffix("\r") for line in lines]
+
+
+def _tsv_rows(path: Path, text: str, *, quoting: int) -> list[tuple[int, list[str]]]:
+    """Parse tab-separated text into ``(line, fields)``; blank lines are skipped.
+
+    ``line`` is the 1-based physical line on which the record starts. With ``QUOTE_NONE`` a
+    record is exactly one line and quote characters are literal text; with ``QUOTE_MINIMAL``
+    fields may be csv-quoted (``"a ""b"" c"`` is ``a "b" c``) and may span lines.
+    """
+    rows: list[tuple[int, list[str]]] = []
+    if quoting == csv.QUOTE_NONE:
+        reader = csv.reader(_physical_lines(text), delimiter="\t", quoting=csv.QUOTE_NONE)
+        try:
+            for row in reader:
+                if row:
+                    rows.append((reader.line_num, row))
+        except csv.Error as e:
+            raise DataError(path, f"unreadable row: {e}", line=reader.line_num + 1) from None
+        return rows
+    reader = csv.reader(
+        io.StringIO(text, newline=""), delimiter="\t", quoting=quoting, doublequote=True
+    )
+    start = 1
+    try:
+        for row in reader:
+            if row:
+                rows.append((start, row))
+            start = reader.line_num + 1
+    except csv.Error as e:
+        raise DataError(path, f"unreadable row: {e}", line=start) from None
+    return rows
+
+
+_CSV_QUOTED_FIELD = re.compile(r'"(?:[^"]|"")*"')
+
+
+def _detect_quoting(text: str) -> int:
+    '''``QUOTE_MINIMAL`` if every field that contains ``"`` is csv-quoted, else ``QUOTE_NONE``.
+
+    XTREME and the Hugging Face exports wrote PAWS-X with ``csv.writer`` (``"""Angel Eyes""
+    is"``); the original PAWS-X release has raw quotes (``"Angel Eyes" is``).
+    '''
+    quoted = False
+    for line in _physical_lines(text):
+        if '"' not in line:
+            continue
+        for field in line.split("\t"):
+            if '"' in field:
+                if not _CSV_QUOTED_FIELD.fullmatch(field):
+                    return csv.QUOTE_NONE
+                quoted = True
+    return csv.QUOTE_MINIMAL if quoted else csv.QUOTE_NONE
+
+
+def _empty(path: Path) -> DataError:
+    return DataError(path, "empty file (no examples)")
+
+
+def _check_columns(path: Path, line: int, row: Sequence[str], expected: int, why: str = "") -> None:
+    if len(row) != expected:
+        raise DataError(
+            path,
+            f"expected {expected} tab-separated columns{why}, found {len(row)}",
+            line=line,
+            field="columns",
+        )
+
+
+def _bad_label(
+    path: str | Path | None, line: int | None, value: object, allowed: Collection[str], field: str
+) -> DataError:
+    return DataError(
+        path, f"{value!r} is not in the label set {sorted(allowed)}", line=line, field=field
+    )
+
+
+def _check_label(
+    path: Path, line: int, value: str, allowed: Collection[str], field: str = "label"
+) -> str:
+    if value not in allowed:
+        raise _bad_label(path, line, value, allowed, field)
+    return value
+
+
+def _columns(
+    path: Path, line: int, header: Sequence[str], required: Sequence[str]
+) -> dict[str, int]:
+    """Map column names to indices; DataError naming the first required column missing."""
+    index = {name: i for i, name in enumerate(header)}
+    for name in required:
+        if name not in index:
+            raise DataError(
+                path, f"missing column (header has {list(header)})", line=line, field=name
+            )
+    return index
+
+
+def _warn_skipped(path: Path, skipped: int) -> None:
+    if skipped:
+        logger.warning(
+            "%s: skipped %d pair(s) with gold_label '%s' (no annotator consensus)",
+            path,
+            skipped,
+            NO_CONSENSUS_LABEL,
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# GLUE / SNLI tsv, jsonl
+
+
+def read_glue_tsv_nli(path: str | Path, *, language: str = "en") -> list[PairExample]:
+    """Read GLUE MNLI ``*.tsv`` or SNLI 1.0 ``snli_1.0_*.txt`` (tab-separated, header row).
+
+    Columns are found by name: ``sentence1``, ``sentence2`` and, when present, ``gold_label``
+    and ``pairID`` (the guid; otherwise ``"{language}-{line}"``). GLUE test files have no
+    ``gold_label`` column, so their labels are None. SNLI (and MNLI) rows with gold_label ``-``
+    had no annotator consensus: they are skipped and the number skipped is logged as a
+    warning. Quote characters are literal text (``QUOTE_NONE``): MNLI has unbalanced quotes.
+    Every row must have as many columns as the header.
+    """
+    p, text = _read_text(path)
+    rows = _tsv_rows(p, text, quoting=csv.QUOTE_NONE)
+    if not rows:
+        raise _empty(p)
+    hline, header = rows[0]
+    cols = _columns(p, hline, header, ("sentence1", "sentence2"))
+    s1, s2 = cols["sentence1"], cols["sentence2"]
+    label_col, id_col = cols.get("gold_label"), cols.get("pairID")
+    examples: list[PairExample] = []
+    skipped = 0
+    for line, row in rows[1:]:
+        _check_columns(p, line, row, len(header), " (as in the header)")
+        label = None
+        if label_col is not None:
+            if row[label_col] == NO_CONSENSUS_LABEL:
+                skipped += 1
+                continue
+            label = _check_label(p, line, row[label_col], NLI_LABELS, "gold_label")
+        guid = row[id_col] if id_col is not None else f"{language}-{line}"
+        examples.append(PairExample(guid, row[s1], row[s2], label, language, line))
+    _warn_skipped(p, skipped)
+    if not examples:
+        raise _empty(p)
+    return examples
+
+
+@dataclasses.dataclass(frozen=True)
+class _JsonlSchema:
+    name: str
+    text_a: str
+    text_b: str
+    label: str
+    guid: str
+    labels: Mapping[str, str]  # raw value -> canonical label
+
+
+_JSONL_SCHEMAS = (
+    _JsonlSchema(
+        "MNLI/SNLI", "sentence1", "sentence2", "gold_label", "pairID", {x: x for x in NLI_LABELS}
+    ),
+    _JsonlSchema("ANLI", "context", "hypothesis", "label", "uid", ANLI_LABEL_CODES),
+    _JsonlSchema(
+        "SuperGLUE RTE/CB",
+        "premise",
+        "hypothesis",
+        "label",
+        "idx",
+        {x: x for x in (*RTE_LABELS, "neutral", "contradiction")},
+    ),
+)
+
+
+def read_nli_jsonl(path: str | Path, *, language: str = "en") -> list[PairExample]:
+    """Read NLI pairs from JSON lines; the schema is detected from the first record's keys.
+
+    * MNLI/SNLI jsonl: ``sentence1``, ``sentence2``, ``gold_label`` (guid ``pairID``); pairs
+      with gold_label ``-`` (no consensus) are skipped with a logged warning.
+    * ANLI r1-r3: ``uid``, ``context``, ``hypothesis``, ``label`` in ``e``/``n``/``c`` (mapped
+      to entailment/neutral/contradiction).
+    * SuperGLUE RTE (labels entailment/not_entailment) and CB (entailment/contradiction/
+      neutral): ``premise``, ``hypothesis``, ``label``, ``idx`` (the guid). Both share one
+      schema; a file mixing ``not_entailment`` with ``neutral``/``contradiction`` is an error.
+
+    A record without the label key (or with ``null``) gets label None (SuperGLUE test files).
+    Blank lines are skipped; ``line`` is the physical line number. An invalid JSON line or a
+    record that is not an object raises DataError with its line.
+    """
+    p, text = _read_text(path)
+    records: list[tuple[int, dict]] = []
+    for line, raw in enumerate(_physical_lines(text), 1):
+        if not raw.strip():
+            continue
+        try:
+            record = json.loads(raw)
+        except json.JSONDecodeError as e:
+            raise DataError(p, f"invalid JSON ({e.msg}, column {e.colno})", line=line) from None
+        if not isinstance(record, dict):
+            raise DataError(p, f"expected a JSON object, got {type(record).__name__}", line=line)
+        records.append((line, record))
+    if not records:
+        raise _empty(p)
+    first_line, first = records[0]
+    for schema in _JSONL_SCHEMAS:
+        if schema.text_a in first and schema.text_b in first:
+            break
+    else:
+        raise DataError(
+            p,
+            f"unrecognised NLI jsonl record with keys {sorted(first)}; expected sentence1/"
+            "sentence2 (MNLI, SNLI), context/hypothesis (ANLI) or premise/hypothesis (SuperGLUE)",
+            line=first_line,
+        )
+    examples: list[PairExample] = []
+    skipped = 0
+    family: set[str] | None = None  # SuperGLUE: the labels compatible with those seen so far
+    for line, record in records:
+        texts = []
+        for key in (schema.text_a, schema.text_b):
+            value = record.get(key)
+            if not isinstance(value, str):
+                what = "missing" if key not in record else f"not a string: {value!r}"
+                raise DataError(p, f"{what} ({schema.name} schema)", line=line, field=key)
+            texts.append(value)
+        raw_label = record.get(schema.label)
+        label = None
+        if raw_label == NO_CONSENSUS_LABEL and schema.label == "gold_label":
+            skipped += 1
+            continue
+        if raw_label is not None:
+            allowed = schema.labels if family is None else family
+            if not isinstance(raw_label, str) or raw_label not in allowed:
+                raise _bad_label(p, line, raw_label, allowed, schema.label)
+            label = schema.labels[raw_label]
+            if schema.text_a == "premise" and label != "entailment":
+                family = set(RTE_LABELS) if label == "not_entailment" else set(NLI_LABELS)
+        guid_value = record.get(schema.guid)
+        guid = str(guid_value) if guid_value is not None else f"{language}-{line}"
+        examples.append(PairExample(guid, texts[0], texts[1], label, language, line))
+    _warn_skipped(p, skipped)
+    if not examples:
+        raise _empty(p)
+    return examples
+
+
+# --------------------------------------------------------------------------------------------
+# SICK, XNLI, PAWS-X
+
+
+def read_sick(path: str | Path, *, split: str) -> list[PairExample]:
+    """Read one split of ``SICK.txt`` (the full SICK corpus, English).
+
+    Tab-separated with a header (``pair_ID``, ``sentence_A``, ``sentence_B``,
+    ``entailment_label``, ..., ``SemEval_set``), CRLF line ends, upper-case labels
+    ``ENTAILMENT``/``NEUTRAL``/``CONTRADICTION`` (returned lower-cased). ``SemEval_set`` is
+    ``TRAIN``/``TRIAL``/``TEST``; ``split`` is ``train``, ``trial`` (alias ``dev``,
+    ``validation``) or ``test``, case-insensitive. The guid is ``pair_ID``. Labels and split
+    names are checked on every row, not only the selected ones. An unknown ``split`` raises
+    ConfigError.
+    """
+    wanted = SICK_SPLITS.get(split.strip().lower())
+    if wanted is None:
+        raise ConfigError(f"unknown SICK split {split!r}; expected one of {sorted(SICK_SPLITS)}")
+    p, text = _read_text(path)
+    rows = _tsv_rows(p, text, quoting=csv.QUOTE_NONE)
+    if not rows:
+        raise _empty(p)
+    hline, header = rows[0]
+    required = ("pair_ID", "sentence_A", "sentence_B", "entailment_label", "SemEval_set")
+    cols = _columns(p, hline, header, required)
+    i_id, i_a, i_b, i_label, i_set = (cols[name] for name in required)
+    sets = set(SICK_SPLITS.values())
+    examples: list[PairExample] = []
+    for line, row in rows[1:]:
+        _check_columns(p, line, row, len(header), " (as in the header)")
+        label = row[i_label].lower()
+        if label not in NLI_LABELS:
+            raise _bad_label(
+                p, line, row[i_label], [x.upper() for x in NLI_LABELS], header[i_label]
+            )
+        if row[i_set] not in sets:
+            raise DataError(
+                p, f"{row[i_set]!r} is not one of {sorted(sets)}", line=line, field="SemEval_set"
+            )
+        if row[i_set] == wanted:
+            examples.append(PairExample(row[i_id], row[i_a], row[i_b], label, "en", line))
+    if len(rows) == 1:
+        raise _empty(p)
+    if not examples:
+        raise DataError(p, f"no rows with SemEval_set {wanted}", field="SemEval_set")
+    return examples
+
+
+def _headerless_pairs(
+    p: Path,
+    rows: list[tuple[int, list[str]]],
+    *,
+    language: str,
+    labels: Collection[str],
+) -> list[PairExample]:
+    """``text_a TAB text_b [TAB label]`` rows; every row has the first row's column count."""
+    if not rows:
+        raise _empty(p)
+    first_line, first = rows[0]
+    if len(first) not in (2, 3):
+        _check_columns(p, first_line, first, 3, " (text_a, text_b, label) or 2 (test)")
+    width = len(first)
+    why = f" (as on line {first_line})"
+    examples = []
+    for line, row in rows:
+        _check_columns(p, line, row, width, why)
+        label = _check_label(p, line, row[2], labels) if width == 3 else None
+        examples.append(PairExample(f"{language}-{line}", row[0], row[1], label, language, line))
+    return examples
+
+
+def read_xnli_xtreme_tsv(
+    path: str | Path, *, language: str, labels: Collection[str] = NLI_LABELS
+) -> list[PairExample]:
+    """Read XTREME-processed XNLI ``dev-xx.tsv`` / ``test-xx.tsv``.
+
+    No header; ``premise TAB hypothesis TAB label`` (dev) or ``premise TAB hypothesis`` (test:
+    XTREME stripped the labels, so label is None; see :func:`apply_label_file`). All rows must
+    have the column count of the first row. Quote characters are literal (``QUOTE_NONE``).
+    The guid is ``"{language}-{line}"``, so row i of every language shares the suffix.
+    """
+    p, text = _read_text(path)
+    rows = _tsv_rows(p, text, quoting=csv.QUOTE_NONE)
+    return _headerless_pairs(p, rows, language=language, labels=labels)
+
+
+def read_xnli_original_tsv(path: str | Path, *, language: str) -> list[PairExample]:
+    """Read the original XNLI-1.0 ``xnli.dev.tsv`` / ``xnli.test.tsv`` for one language.
+
+    Tab-separated with a header (``language``, ``gold_label``, ``sentence1_binary_parse``, ...,
+    ``sentence1``, ``sentence2``, ``promptID``, ``pairID``, ``genre``, ...); all 15 languages
+    are in one file. Rows whose ``language`` equals ``language`` are kept (DataError if none);
+    the guid is ``pairID``. The label ``contradictory`` (used in some XNLI copies, mapped by
+    XTREME's preprocessing) is read as ``contradiction``. Quote characters are literal.
+    """
+    p, text = _read_text(path)
+    rows = _tsv_rows(p, text, quoting=csv.QUOTE_NONE)
+    if not rows:
+        raise _empty(p)
+    hline, header = rows[0]
+    cols = _columns(p, hline, header, ("language", "gold_label", "sentence1", "sentence2"))
+    i_lang, i_label = cols["language"], cols["gold_label"]
+    i_a, i_b, i_id = cols["sentence1"], cols["sentence2"], cols.get("pairID")
+    examples: list[PairExample] = []
+    seen: set[str] = set()
+    for line, row in rows[1:]:
+        _check_columns(p, line, row, len(header), " (as in the header)")
+        seen.add(row[i_lang])
+        if row[i_lang] != language:
+            continue
+        raw = "contradiction" if row[i_label] == "contradictory" else row[i_label]
+        label = _check_label(p, line, raw, NLI_LABELS, "gold_label")
+        guid = row[i_id] if i_id is not None else f"{language}-{line}"
+        examples.append(PairExample(guid, row[i_a], row[i_b], label, language, line))
+    if len(rows) == 1:
+        raise _empty(p)
+    if not examples:
+        raise DataError(p, f"no rows for {language!r} (file has {sorted(seen)})", field="language")
+    return examples
+
+
+def _quoting(text: str, quoting: Quoting) -> int:
+    if quoting == "auto":
+        return _detect_quoting(text)
+    return csv.QUOTE_MINIMAL if quoting == "csv" else csv.QUOTE_NONE
+
+
+def _read_pawsx(
+    path: str | Path, language: str, quoting: Quoting, require_header: bool
+) -> list[PairExample]:
+    p, text = _read_text(path)
+    lines = _physical_lines(text)
+    has_header = bool(lines) and tuple(lines[0].split("\t")) == PAWSX_HEADER
+    if require_header and lines and not has_header:
+        raise DataError(p, f"expected the header {_PAWSX_HEADER_TEXT!r}", line=1, field="columns")
+    rows = _tsv_rows(p, text, quoting=_quoting(text, quoting))
+    if not has_header:
+        return _headerless_pairs(p, rows, language=language, labels=PAWSX_LABELS)
+    examples = []
+    for line, row in rows[1:]:
+        _check_columns(p, line, row, len(PAWSX_HEADER), " (id, sentence1, sentence2, label)")
+        label = _check_label(p, line, row[3], PAWSX_LABELS)
+        examples.append(PairExample(row[0], row[1], row[2], label, language, line))
+    if not examples:
+        raise _empty(p)
+    return examples
+
+
+def read_pawsx_tsv(
+    path: str | Path, *, language: str, quoting: Quoting = "auto"
+) -> list[PairExample]:
+    '''Read PAWS-X as released by XTREME, or an original/Hugging Face tsv with a header.
+
+    XTREME ``dev-xx.tsv``/``test-xx.tsv``: no header, ``sentence1 TAB sentence2 TAB label``
+    (``0``/``1``) or 2 columns (test: labels stripped, label None); guid
+    ``"{language}-{line}"``. XTREME wrote them with ``csv.writer``, so a field containing a
+    quote is csv-quoted: ``"""Angel Eyes"" is"`` reads as ``"Angel Eyes" is``.
+
+    Original PAWS-X ``x-final`` files (``dev_2k.tsv``, ``test_2k.tsv``,
+    ``translated_train.tsv``) and Hugging Face exports are detected by their header
+    ``id TAB sentence1 TAB sentence2 TAB label``; the guid is ``id``.
+
+    ``quoting="auto"`` (default) parses csv quoting when every field containing ``"`` is
+    fully csv-quoted, and treats quotes as literal text otherwise (the original release has
+    raw quotes such as ``"Angel Eyes" is``); ``"csv"``/``"none"`` force either reading.
+    '''
+    return _read_pawsx(path, language, quoting, require_header=False)
+
+
+def read_labeled_pawsx_tsv(
+    path: str | Path, *, language: str, quoting: Quoting = "auto"
+) -> list[PairExample]:
+    """Read a PAWS-X tsv with the header ``id sentence1 sentence2 label`` (HF export, x-final).
+
+    Same as :func:`read_pawsx_tsv` but a file without that header is a DataError. Labels are
+    per language: never transfer PAWS-X labels across languages by row (PAWS-X fixed labels
+    per language; e.g. de and zh test labels differ on some ids).
+    """
+    return _read_pawsx(path, language, quoting, require_header=True)
+
+
+# --------------------------------------------------------------------------------------------
+# separate labels files
+
+
+class LabelRow(NamedTuple):
+    """One row of a labels file: the label, the text columns, its line and the column names.
+
+    ``columns`` is ``(label_column, *text_columns)``, used to name fields in error messages.
+    """
+
+    label: str
+    texts: tuple[str, ...]
+    line: int
+    columns: tuple[str, ...]
+
+
+class TextMismatch(NamedTuple):
+    """A labels-file row whose text differs from the example aligned with it."""
+
+    index: int  # 0-based row index
+    line: int  # line in the labels file
+    field: str  # labels-file column
+    label_text: str
+    example_text: str
+    example_line: int | None
+
+
+def read_label_file(
+    path: str | Path,
+    *,
+    label_column: str = "label",
+    text_columns: Sequence[str] = ("sentence1_en", "sentence2_en"),
+    labels: Collection[str] | None = None,
+) -> list[LabelRow]:
+    """Read a tab-separated labels file with a header, one row per example, in example order.
+
+    E.g. myXNLI ``my.genre.test.tsv`` (header ``genre label sentence1_en sentence2_en
+    sentence1_my sentence2_my``), the XNLI English test pairs with their gold labels in the row
+    order of XTREME's ``test-xx.tsv``. ``text_columns`` are kept for the alignment check in
+    :func:`apply_label_file` (pass ``()`` to keep none). When ``labels`` is given every label
+    must be in it. Quote characters are literal text. Every row must have the header's width.
+    """
+    p, text = _read_text(path)
+    rows = _tsv_rows(p, text, quoting=csv.QUOTE_NONE)
+    if not rows:
+        raise _empty(p)
+    hline, header = rows[0]
+    names = (label_column, *text_columns)
+    cols = _columns(p, hline, header, names)
+    idx = [cols[name] for name in names]
+    out = []
+    for line, row in rows[1:]:
+        _check_columns(p, line, row, len(header), " (as in the header)")
+        values = tuple(row[i] for i in idx)
+        if labels is not None:
+            _check_label(p, line, values[0], labels, label_column)
+        out.append(LabelRow(values[0], values[1:], line, names))
+    if not out:
+        raise _empty(p)
+    return out
+
+
+_QUOTE_GLYPHS = str.maketrans({"\u2019": "'", "\u2018": "'", "\u201c": '"', "\u201d": '"'})
+_SPACES = re.compile(r"\s+")
+
+
+def normalise_text(text: str) -> str:
+    """Normalise text for alignment checks only (never for model input).
+
+    Lower-cases, maps curly quotes (’ ‘ “ ”) to straight ones, deletes U+FFFD replacement
+    characters (a mis-decoded byte in one copy is simply absent in the other), collapses runs
+    of whitespace and strips the ends.
+    """
+    text = text.translate(_QUOTE_GLYPHS).replace("\ufffd", "").lower()
+    return _SPACES.sub(" ", text).strip()
+
+
+def text_mismatches(
+    examples: Sequence[PairExample], label_rows: Sequence[LabelRow], *, normalised: bool = True
+) -> list[TextMismatch]:
+    """Rows (up to the shorter length) whose text columns differ from (text_a, text_b).
+
+    The first text column is compared with ``text_a``, the second with ``text_b``; one entry
+    per differing row (its first differing column). ``normalised`` compares
+    :func:`normalise_text` forms, otherwise the raw strings.
+    """
+    norm = normalise_text if normalised else (lambda s: s)
+    out = []
+    for i, (ex, row) in enumerate(zip(examples, label_rows, strict=False)):
+        for j, (theirs, ours) in enumerate(
+            zip(row.texts, (ex.text_a, ex.text_b or ""), strict=False)
+        ):
+            if norm(theirs) != norm(ours):
+                out.append(TextMismatch(i, row.line, row.columns[1 + j], theirs, ours, ex.line))
+                break
+    return out
+
+
+def labels_by_row(
+    examples: Sequence[PairExample],
+    labels: Sequence[str | None],
+    *,
+    path: str | Path | None = None,
+    allow_prefix: bool = False,
+) -> list[PairExample]:
+    """Give ``examples[i]`` the label ``labels[i]`` (row alignment, no text check).
+
+    Use it for parallel files whose text cannot be compared with the labels file: align the
+    labels file with the English file first (:func:`apply_label_file` with
+    ``check_text=True``), then ``labels_by_row(xx_examples, [e.label for e in en_labelled],
+    path=labels_file)``. The counts must be equal, or with ``allow_prefix`` the examples may be
+    the first N rows (a subsample). ``path`` names the label source in errors. An example that
+    already has a different label is an error. Correct for XNLI (15-way parallel); not for
+    PAWS-X, whose labels were fixed per language.
+    """
+    n, m = len(examples), len(labels)
+    if n != m and not (allow_prefix and n <= m):
+        need = "at least" if allow_prefix else "exactly"
+        raise DataError(
+            path, f"{m} labels for {n} examples (row alignment needs {need} {n})", field="rows"
+        )
+    out = []
+    for ex, label in zip(examples, labels, strict=False):
+        if ex.label is not None and label is not None and ex.label != label:
+            raise DataError(
+                path,
+                f"label {label!r} for row {len(out) + 1} conflicts with the example's own "
+                f"label {ex.label!r} (example line {ex.line})",
+                field="label",
+            )
+        out.append(dataclasses.replace(ex, label=label if label is not None else ex.label))
+    return out
+
+
+def apply_label_file(
+    examples: Sequence[PairExample],
+    label_rows: Sequence[LabelRow],
+    *,
+    path: str | Path,
+    check_text: bool = False,
+    max_mismatch_frac: float = 0.01,
+    allow_prefix: bool = False,
+) -> list[PairExample]:
+    """Label ``examples`` from a labels file read by :func:`read_label_file`, row by row.
+
+    ``path`` is the labels file (named in errors). Row counts must be equal; with
+    ``allow_prefix=True`` the examples may be the first N rows of the labels file (a
+    subsample). With ``check_text=True`` (only meaningful when the examples are in the
+    language of the labels file's text columns, e.g. English XNLI test) each row's text is
+    compared with the example's after :func:`normalise_text`; more than
+    ``max_mismatch_frac`` of the rows differing is a DataError naming the first mismatching
+    line and column. Fewer mismatches are logged as a warning. An example that already has a
+    different label is an error.
+    """
+    n, m = len(examples), len(label_rows)
+    if n != m and not (allow_prefix and n < m):
+        line = label_rows[n].line if m > n else None
+        hint = "" if allow_prefix else " (pass allow_prefix=True for the first N rows)"
+        raise DataError(
+            path,
+            f"{m} label rows for {n} examples; rows align by position{hint}",
+            line=line,
+            field="rows",
+        )
+    if check_text:
+        if label_rows and not label_rows[0].texts:
+            raise ValueError("check_text=True needs a labels file read with text_columns")
+        bad = text_mismatches(examples, label_rows)
+        if len(bad) > max_mismatch_frac * n:
+            first = bad[0]
+            raise DataError(
+                path,
+                f"{len(bad)} of {n} rows ({len(bad) / n:.1%}, allowed {max_mismatch_frac:.1%})"
+                f" differ from the examples' text; first: {first.label_text[:60]!r} vs "
+                f"{first.example_text[:60]!r} (example line {first.example_line})",
+                line=first.line,
+                field=first.field,
+            )
+        if bad:
+            logger.warning(
+                "%s: %d of %d rows differ from the examples' text (first on line %d)",
+                path,
+                len(bad),
+                n,
+                bad[0].line,
+            )
+    for ex, row in zip(examples, label_rows, strict=False):
+        if ex.label is not None and ex.label != row.label:
+            raise DataError(
+                path,
+                f"label {row.label!r} conflicts with the example's own label {ex.label!r} "
+                f"(example line {ex.line})",
+                line=row.line,
+                field=row.columns[0],
+            )
+    return labels_by_row(examples, [row.label for row in label_rows], path=path, allow_prefix=True)

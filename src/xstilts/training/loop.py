@@ -1,0 +1,197 @@
+"""One plain training loop for every phase (intermediate, multi-task, target).
+
+AdamW with linear warmup/decay, gradient accumulation and clipping, dynamic padding with
+length-grouped batches, periodic evaluation on an English dev subset, best and last checkpoints.
+Multi-task training interleaves the tasks' batches (proportional to their sizes): one shared
+encoder, one head per task.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from xstilts.config import ModelSelection, TrainConfig
+from xstilts.features.pairs import PairFeatures, collate, eval_batches, train_batches
+from xstilts.modeling.model import MultiTaskModel, save_checkpoint
+
+
+@dataclass
+class PhaseTask:
+    """One task of a training phase: its features and how to score its dev set."""
+
+    task: str
+    train: PairFeatures
+    dev: PairFeatures | None
+    metric: Callable[..., dict[str, float]]
+    labels: tuple[str, ...]
+    primary_metric: str = "accuracy"
+
+
+@dataclass
+class TrainResult:
+    steps: int
+    best_step: int | None
+    best_score: float | None
+    history: list[dict] = field(default_factory=list)  # one dict per (eval step, task, metric)
+    examples_seen: int = 0
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+@torch.inference_mode()
+def predict_logits(
+    model: MultiTaskModel, task: str, features: PairFeatures, *, batch_size: int, pad_id: int,
+    desc: str | None = None,
+) -> np.ndarray:
+    """Logits ``[n, num_labels]`` in example order; batches sorted by length for speed."""
+    was_training = model.training
+    model.eval()
+    out: np.ndarray | None = None
+    batches = eval_batches(features.lengths, batch_size)
+    for idx in tqdm(batches, desc=desc, leave=False, disable=desc is None or None):
+        batch = collate(features, idx, pad_id)
+        batch.pop("labels", None)
+        logits = model(task, **batch).float().numpy()  # [batch, num_labels]
+        if out is None:
+            out = np.zeros((len(features), logits.shape[1]), dtype=np.float32)
+        out[idx] = logits
+    model.train(was_training)
+    assert out is not None
+    return out
+
+
+def score_dev(model: MultiTaskModel, pt: PhaseTask, *, batch_size: int, pad_id: int) -> dict[str, float]:
+    assert pt.dev is not None
+    logits = predict_logits(model, pt.task, pt.dev, batch_size=batch_size, pad_id=pad_id)
+    preds = [pt.labels[i] for i in logits.argmax(-1)]
+    refs = [pt.labels[i] for i in pt.dev.labels]
+    return pt.metric(refs, preds, language="en")
+
+
+def train(
+    model: MultiTaskModel,
+    tokenizer,
+    tasks: Sequence[PhaseTask],
+    cfg: TrainConfig,
+    *,
+    seed: int,
+    out_dir: Path,
+    checkpoint_meta: dict,
+    on_eval: Callable[[int, MultiTaskModel], list[dict]] | None = None,
+    desc: str = "train",
+) -> TrainResult:
+    """Train ``model`` on ``tasks``; write ``best/`` (if selecting on dev) and ``last/``.
+
+    ``on_eval(step, model)`` may return extra history rows (e.g. target-language dev scores
+    at each evaluation step, tagged with the step).
+    """
+    seed_everything(seed)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    rng = np.random.default_rng(seed)
+    batches_per_epoch = sum(math.ceil(len(t.train) / cfg.batch_size) for t in tasks)
+    updates_per_epoch = max(1, math.ceil(batches_per_epoch / cfg.grad_accum))
+    total_updates = cfg.max_steps or max(1, math.ceil(cfg.epochs * updates_per_epoch))
+    eval_every = cfg.eval_every or updates_per_epoch
+    has_dev = any(t.dev is not None for t in tasks)
+    if cfg.selection is ModelSelection.BEST_EN_DEV and not has_dev:
+        raise ValueError("model selection best_en_dev needs an English dev set")
+
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        (no_decay if p.ndim < 2 or "LayerNorm" in name or "layer_norm" in name else decay).append(p)
+    optim = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=cfg.lr,
+    )
+    warmup = int(cfg.warmup_ratio * total_updates)
+
+    def lr_lambda(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / max(1, warmup)
+        return max(0.0, (total_updates - step) / max(1, total_updates - warmup))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(optim, lr_lambda)
+
+    def epoch_plan() -> list[tuple[int, np.ndarray]]:
+        plan = []
+        for ti, t in enumerate(tasks):
+            for b in train_batches(t.train.lengths, cfg.batch_size, rng, group_by_length=cfg.group_by_length):
+                plan.append((ti, b))
+        order = rng.permutation(len(plan))
+        return [plan[i] for i in order]
+
+    result = TrainResult(steps=0, best_step=None, best_score=None)
+    best_state: dict[str, torch.Tensor] | None = None
+    model.train()
+    step, micro = 0, 0
+    pbar = tqdm(total=total_updates, desc=desc, leave=False, disable=None)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    while step < total_updates:
+        for ti, idx in epoch_plan():
+            pt = tasks[ti]
+            batch = collate(pt.train, idx, pad_id)
+            labels = batch.pop("labels")
+            logits = model(pt.task, **batch)  # [batch, num_labels]
+            loss = loss_fn(logits, labels) / cfg.grad_accum
+            loss.backward()
+            result.examples_seen += len(idx)
+            micro += 1
+            if micro % cfg.grad_accum:
+                continue
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+            optim.step()
+            sched.step()
+            optim.zero_grad(set_to_none=True)
+            step += 1
+            pbar.update(1)
+            pbar.set_postfix(loss=f"{loss.item() * cfg.grad_accum:.3f}")
+            if step % eval_every == 0 or step == total_updates:
+                score = _evaluate(model, tasks, cfg, pad_id, step, result)
+                if on_eval is not None:
+                    result.history.extend(on_eval(step, model))
+                if score is not None and (result.best_score is None or score > result.best_score):
+                    result.best_score, result.best_step = score, step
+                    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                if cfg.keep_periodic:
+                    save_checkpoint(model, tokenizer, out_dir / f"step-{step}", {**checkpoint_meta, "step": step})
+            if step >= total_updates:
+                break
+    pbar.close()
+    result.steps = step
+    save_checkpoint(model, tokenizer, out_dir / "last", {**checkpoint_meta, "step": step})
+    if best_state is not None:
+        last_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        model.load_state_dict(best_state)
+        save_checkpoint(
+            model, tokenizer, out_dir / "best",
+            {**checkpoint_meta, "step": result.best_step, "dev_score": result.best_score},
+        )
+        model.load_state_dict(last_state)
+    return result
+
+
+def _evaluate(model, tasks, cfg: TrainConfig, pad_id: int, step: int, result: TrainResult) -> float | None:
+    scores = []
+    for pt in tasks:
+        if pt.dev is None:
+            continue
+        metrics = score_dev(model, pt, batch_size=cfg.eval_batch_size, pad_id=pad_id)
+        for name, value in metrics.items():
+            result.history.append(
+                {"step": step, "task": pt.task, "language": "en", "split": "dev", "metric": name,
+                 "value": value, "n_examples": len(pt.dev)}
+            )
+        scores.append(metrics[pt.primary_metric])
+    return float(np.mean(scores)) if scores else None
