@@ -19,7 +19,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from xstilts.results.tables import format_table, language_table
 
     cfg = load_config(args.config, args.overrides)
-    data_dir = Path(args.data_dir) if args.data_dir else (Path(cfg.data_dir) if cfg.data_dir else None)
+    data_dir = (
+        Path(args.data_dir) if args.data_dir else (Path(cfg.data_dir) if cfg.data_dir else None)
+    )
     if data_dir is not None and not data_dir.is_dir():
         raise XStiltsError(f"data directory not found: {data_dir}")
     out = Path(args.output_dir or cfg.output_dir or f"runs/{cfg.name}")
@@ -27,7 +29,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     rows = run(cfg, data_dir=data_dir, out_dir=out)
     if not rows.empty:
         metric = rows["metric"].iloc[0]
-        print(format_table(language_table(rows, metric=metric), metric=metric, n_seeds=rows["seed"].nunique()))
+        print(
+            format_table(
+                language_table(rows, metric=metric), metric=metric, n_seeds=rows["seed"].nunique()
+            )
+        )
     print(f"results: {out}  (rows: xstilts results {out})")
     return 0
 
@@ -48,10 +54,14 @@ def _cmd_tasks(args: argparse.Namespace) -> int:
             for s, langs in spec.splits.items()
         )
         bench = ", ".join(f"{b.value}={len(langs)}" for b, langs in spec.benchmarks.items()) or "-"
-        print(f"{spec.name:10} {spec.head.value:24} train={spec.english_source}/{spec.train_split:6} "
-              f"benchmarks: {bench:22} splits: {splits}")
+        print(
+            f"{spec.name:10} {spec.head.value:24} train={spec.english_source}/{spec.train_split:6} "
+            f"benchmarks: {bench:22} splits: {splits}"
+        )
         if args.verbose:
-            print(f"{'':10} {spec.description}; labels: {', '.join(spec.labels)}; metric: {spec.primary_metric}")
+            print(
+                f"{'':10} {spec.description}; labels: {', '.join(spec.labels)}; metric: {spec.primary_metric}"
+            )
             for b, langs in spec.benchmarks.items():
                 print(f"{'':10} {b.value}: {' '.join(langs)}")
     return 0
@@ -69,7 +79,11 @@ def _cmd_results(args: argparse.Namespace) -> int:
         print(f"wrote {len(rows)} rows to {args.csv}")
     zs = rows[rows["stage"] == "zero_shot"]
     for metric in sorted(zs["metric"].unique()):
-        print(format_table(language_table(rows, metric=metric), metric=metric, n_seeds=zs["seed"].nunique()))
+        print(
+            format_table(
+                language_table(rows, metric=metric), metric=metric, n_seeds=zs["seed"].nunique()
+            )
+        )
     return 0
 
 
@@ -83,7 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("config", help="run config YAML")
     r.add_argument("--data-dir", help="root of local data files (overrides data_dir)")
     r.add_argument("--output-dir", help="run directory (default: runs/<name>)")
-    r.add_argument("overrides", nargs="*", help="key=value overrides, e.g. target.training.epochs=1")
+    r.add_argument(
+        "overrides", nargs="*", help="key=value overrides, e.g. target.training.epochs=1"
+    )
     r.set_defaults(func=_cmd_run)
 
     d = sub.add_parser("demo", help="offline demo: real MiniLM, generated multilingual data")
@@ -104,7 +120,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     try:
         return args.func(args)
     except XStiltsError as e:

@@ -49,7 +49,9 @@ class TrainConfig:
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1
     max_grad_norm: float = 1.0
-    eval_every: int | None = None  # optimizer steps between English-dev evaluations; None: per epoch
+    eval_every: int | None = (
+        None  # optimizer steps between English-dev evaluations; None: per epoch
+    )
     eval_batch_size: int = 64
     max_dev_examples: int | None = 1000  # English dev subset used for model selection
     selection: ModelSelection = ModelSelection.BEST_EN_DEV
@@ -164,12 +166,10 @@ def _convert(tp: Any, value: Any, key: str, source: str) -> Any:
             return float(value)
         except ValueError:
             pass
-    if tp in (int, float, str, bool) and not (isinstance(value, tp) and not (
-        tp is int and isinstance(value, bool)
-    )):
-        raise ConfigError(
-            f"{source}: '{key}' must be {_type_name(tp)}, got {value!r}"
-        )
+    if tp in (int, float, str, bool) and not (
+        isinstance(value, tp) and not (tp is int and isinstance(value, bool))
+    ):
+        raise ConfigError(f"{source}: '{key}' must be {_type_name(tp)}, got {value!r}")
     return value
 
 
@@ -226,7 +226,9 @@ def apply_overrides(data: dict, overrides: list[str], *, source: str) -> dict:
             if child is None:
                 child = {}
             elif not isinstance(child, dict):
-                raise ConfigError(f"override '{item}': '{'.'.join(parts[: i + 1])}' is not a mapping")
+                raise ConfigError(
+                    f"override '{item}': '{'.'.join(parts[: i + 1])}' is not a mapping"
+                )
             node[part] = child = dict(child)
             node = child
         node[parts[-1]] = value

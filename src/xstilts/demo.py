@@ -30,7 +30,9 @@ def demo_config(data_dir: Path, out_dir: Path, seeds: list[int]) -> RunConfig:
         name="demo",
         model=ModelConfig(name_or_path=DEMO_MODEL, max_length=64),
         intermediate=IntermediateConfig(systems=((), ("demo_inter",)), training=training),
-        target=TargetConfig(task="demo_nli", training=training, evaluation=EvalConfig(split="test")),
+        target=TargetConfig(
+            task="demo_nli", training=training, evaluation=EvalConfig(split="test")
+        ),
         seeds=tuple(seeds),
         data_dir=str(data_dir),
         output_dir=str(out_dir),
@@ -47,9 +49,21 @@ def run_demo(out_dir: Path, *, seeds: list[int] | None = None) -> None:
     write_demo_data(data_dir)
     cfg = demo_config(data_dir, out_dir, seeds or [0])
     (out_dir / "demo-config.yaml").write_text(dump_config(cfg))
-    print(f"2/3 training {DEMO_MODEL}: baseline 'none' and intermediate 'demo_inter', then zero-shot")
+    print(
+        f"2/3 training {DEMO_MODEL}: baseline 'none' and intermediate 'demo_inter', then zero-shot"
+    )
     rows = run(cfg, data_dir=data_dir, out_dir=out_dir)
     print("3/3 zero-shot accuracy per language (target trained on English only)")
-    print(format_table(language_table(rows, metric="accuracy"), metric="accuracy", n_seeds=rows["seed"].nunique()))
-    print(f"\nresults written to {out_dir}/stages/*/rows.jsonl (all rows: xstilts results {out_dir})")
-    print(f"re-run the same config: xstilts run {out_dir / 'demo-config.yaml'} --output-dir {out_dir}")
+    print(
+        format_table(
+            language_table(rows, metric="accuracy"),
+            metric="accuracy",
+            n_seeds=rows["seed"].nunique(),
+        )
+    )
+    print(
+        f"\nresults written to {out_dir}/stages/*/rows.jsonl (all rows: xstilts results {out_dir})"
+    )
+    print(
+        f"re-run the same config: xstilts run {out_dir / 'demo-config.yaml'} --output-dir {out_dir}"
+    )

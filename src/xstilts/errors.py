@@ -21,7 +21,11 @@ class DataError(XStiltsError):
     """
 
     def __init__(
-        self, path: str | Path | None, message: str, *, line: int | None = None,
+        self,
+        path: str | Path | None,
+        message: str,
+        *,
+        line: int | None = None,
         field: str | None = None,
     ) -> None:
         self.path = None if path is None else str(path)

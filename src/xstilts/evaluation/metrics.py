@@ -8,7 +8,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 
-def accuracy(refs: Sequence[str], preds: Sequence[str], *, language: str | None = None) -> dict[str, float]:
+def accuracy(
+    refs: Sequence[str], preds: Sequence[str], *, language: str | None = None
+) -> dict[str, float]:
     """``evaluate.py`` ``accuracy``: share of exact label matches, times 100."""
     if len(refs) != len(preds):
         raise ValueError(f"{len(refs)} references but {len(preds)} predictions")

@@ -39,7 +39,11 @@ def tokenize_pairs(
     has_b = any(ex.text_b is not None for ex in examples)
     text_b = [ex.text_b or "" for ex in examples] if has_b else None
     enc = tokenizer(
-        text_a, text_b, truncation=True, max_length=max_length, padding=False,
+        text_a,
+        text_b,
+        truncation=True,
+        max_length=max_length,
+        padding=False,
         return_attention_mask=False,
     )
     tti = enc.get("token_type_ids")
@@ -72,7 +76,11 @@ def collate(features: PairFeatures, index: Sequence[int], pad_id: int) -> dict[s
 
 
 def train_batches(
-    lengths: np.ndarray, batch_size: int, rng: np.random.Generator, *, group_by_length: bool = True,
+    lengths: np.ndarray,
+    batch_size: int,
+    rng: np.random.Generator,
+    *,
+    group_by_length: bool = True,
     megabatch: int = 64,
 ) -> list[np.ndarray]:
     """One epoch of shuffled batches of example indices.

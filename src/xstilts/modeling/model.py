@@ -66,7 +66,9 @@ def resolve_model_path(name_or_path: str) -> str:
     return name_or_path
 
 
-def load_encoder(name_or_path: str, *, revision: str | None = None, trust_remote_code: bool = False):
+def load_encoder(
+    name_or_path: str, *, revision: str | None = None, trust_remote_code: bool = False
+):
     """Pretrained encoder and tokenizer from a hub id, local directory or alias."""
     from transformers import AutoModel, AutoTokenizer
 
@@ -91,8 +93,14 @@ def save_checkpoint(model: MultiTaskModel, tokenizer, out_dir: Path, meta: dict)
     """Write weights (safetensors), encoder config, tokenizer and label maps to ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
-    heads = {t: {"kind": h.kind.value, "labels": list(h.labels)} for t, h in model.head_info.items()}
-    save_file(state, str(out_dir / "model.safetensors"), metadata={"format": "pt", "heads": json.dumps(heads)})
+    heads = {
+        t: {"kind": h.kind.value, "labels": list(h.labels)} for t, h in model.head_info.items()
+    }
+    save_file(
+        state,
+        str(out_dir / "model.safetensors"),
+        metadata={"format": "pt", "heads": json.dumps(heads)},
+    )
     model.encoder.config.save_pretrained(out_dir / "encoder")
     tokenizer.save_pretrained(out_dir / "tokenizer")
     info = {"heads": heads, **meta}
@@ -104,9 +112,7 @@ def load_checkpoint(ckpt_dir: Path, *, dropout: float = 0.1):
     from transformers import AutoConfig, AutoModel, AutoTokenizer
 
     info = json.loads((ckpt_dir / "checkpoint.json").read_text())
-    heads = {
-        t: HeadInfo(HeadKind(h["kind"]), tuple(h["labels"])) for t, h in info["heads"].items()
-    }
+    heads = {t: HeadInfo(HeadKind(h["kind"]), tuple(h["labels"])) for t, h in info["heads"].items()}
     config = AutoConfig.from_pretrained(ckpt_dir / "encoder")
     encoder = AutoModel.from_config(config)
     model = MultiTaskModel(encoder, heads, dropout)
@@ -142,7 +148,9 @@ class TransferReport:
         return json.dumps(asdict(self), indent=2)
 
 
-def transfer_encoder(source_state: dict[str, torch.Tensor], model: MultiTaskModel, *, source: str) -> TransferReport:
+def transfer_encoder(
+    source_state: dict[str, torch.Tensor], model: MultiTaskModel, *, source: str
+) -> TransferReport:
     """Copy encoder weights from ``source_state`` into ``model``; never copy heads."""
     report = TransferReport(source=source)
     target = model.state_dict()

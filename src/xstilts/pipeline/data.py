@@ -29,7 +29,11 @@ def resolve_path(p: str | None, data_dir: Path | None) -> Path | None:
 def load_ref(ref: DataRef, data_dir: Path | None) -> LoadedSplit:
     spec = get_task(ref.task)
     return load_split(
-        spec, ref.split, ref.language, data_dir=data_dir, path=resolve_path(ref.path, data_dir),
+        spec,
+        ref.split,
+        ref.language,
+        data_dir=data_dir,
+        path=resolve_path(ref.path, data_dir),
         max_examples=ref.max_examples,
     )
 
@@ -55,8 +59,12 @@ def phase_data(spec: TaskSpec, td: TaskData, data_dir: Path | None) -> PhaseData
     train_examples, dev_examples = train.examples, None
     if td.dev_holdout:
         if td.dev is not None:
-            raise ConfigError(f"task '{spec.name}': give either data.dev or data.dev_holdout, not both")
-        train_examples, dev_examples = split_holdout(train.examples, td.dev_holdout, seed=HOLDOUT_SEED)
+            raise ConfigError(
+                f"task '{spec.name}': give either data.dev or data.dev_holdout, not both"
+            )
+        train_examples, dev_examples = split_holdout(
+            train.examples, td.dev_holdout, seed=HOLDOUT_SEED
+        )
     else:
         dev_ref = td.dev
         if dev_ref is None and train_ref.task == src and get_task(src).dev_split is not None:
@@ -76,8 +84,10 @@ def phase_data(spec: TaskSpec, td: TaskData, data_dir: Path | None) -> PhaseData
         if any(ex.label is None for ex in loaded.examples):
             raise ConfigError(f"{loaded.source}: training/dev data must be labelled")
     fingerprint = {
-        "train": train.fingerprint, "dev": dev.fingerprint if dev else None,
-        "dev_holdout": td.dev_holdout, "holdout_seed": HOLDOUT_SEED,
+        "train": train.fingerprint,
+        "dev": dev.fingerprint if dev else None,
+        "dev_holdout": td.dev_holdout,
+        "holdout_seed": HOLDOUT_SEED,
     }
     protocol = {
         "train_source": f"{train.task}/{train.split}/{train.language}",
@@ -112,11 +122,17 @@ def eval_data(spec: TaskSpec, ev: EvalConfig, data_dir: Path | None) -> dict[str
     out: dict[str, LoadedSplit] = {}
     for lang in eval_languages(spec, ev):
         out[lang] = load_split(
-            spec, ev.split, lang, data_dir=data_dir, path=resolve_path(ev.paths.get(lang), data_dir),
+            spec,
+            ev.split,
+            lang,
+            data_dir=data_dir,
+            path=resolve_path(ev.paths.get(lang), data_dir),
             max_examples=ev.max_examples,
         )
     if ev.labels_file is not None:
         from xstilts.tasks.labels import attach_labels
 
-        out = attach_labels(out, resolve_path(ev.labels_file, data_dir), spec=spec, data_dir=data_dir)
+        out = attach_labels(
+            out, resolve_path(ev.labels_file, data_dir), spec=spec, data_dir=data_dir
+        )
     return out

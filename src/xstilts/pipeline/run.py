@@ -30,7 +30,13 @@ from xstilts.modeling.model import (
 )
 from xstilts.pipeline.data import PhaseData, eval_data, phase_data
 from xstilts.pipeline.stages import Stage, make_stage, model_fingerprint, run_stage
-from xstilts.results.store import ResultRow, atomic_write_text, load_rows, write_predictions, write_rows
+from xstilts.results.store import (
+    ResultRow,
+    atomic_write_text,
+    load_rows,
+    write_predictions,
+    write_rows,
+)
 from xstilts.tasks.base import LoadedSplit, TaskSpec, get_task
 from xstilts.training.loop import PhaseTask, predict_logits, seed_everything, train
 
@@ -66,8 +72,10 @@ def plan_run(cfg: RunConfig, *, data_dir: Path | None, out_dir: Path) -> Plan:
             f"target '{target_spec.name}' trains on split '{ev.split}' and evaluates on it: the "
             "other languages' files of that split are translations of the training data"
         )
-    if cfg.target.training.target_dev_each_eval and train_ref is not None and (
-        train_ref.task == target_spec.name and train_ref.split == "dev"
+    if (
+        cfg.target.training.target_dev_each_eval
+        and train_ref is not None
+        and (train_ref.task == target_spec.name and train_ref.split == "dev")
     ):
         raise ConfigError("target_dev_each_eval would score translations of the training data")
     for system in cfg.intermediate.systems:
@@ -86,12 +94,21 @@ def plan_run(cfg: RunConfig, *, data_dir: Path | None, out_dir: Path) -> Plan:
     evaluation = eval_data(target_spec, ev, data_dir)
     model_path = resolve_model_path(cfg.model.name_or_path)
     return Plan(
-        cfg, data_dir, out_dir, model_path, model_fingerprint(model_path, cfg.model.revision),
-        inter, target_spec, target, evaluation,
+        cfg,
+        data_dir,
+        out_dir,
+        model_path,
+        model_fingerprint(model_path, cfg.model.revision),
+        inter,
+        target_spec,
+        target,
+        evaluation,
     )
 
 
-def run(cfg: RunConfig, *, data_dir: Path | None, out_dir: Path, echo: Callable[[str], None] = print) -> pd.DataFrame:
+def run(
+    cfg: RunConfig, *, data_dir: Path | None, out_dir: Path, echo: Callable[[str], None] = print
+) -> pd.DataFrame:
     """Run every (seed, system) of ``cfg``; return the zero-shot rows of this config."""
     plan = plan_run(cfg, data_dir=data_dir, out_dir=out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -124,29 +141,51 @@ def _train_inputs(tc: TrainConfig) -> dict:
 def _model_inputs(plan: Plan) -> dict:
     m = plan.cfg.model
     return {
-        "model": m.name_or_path, "model_files": plan.model_fp, "revision": m.revision,
-        "max_length": m.max_length, "head_dropout": m.head_dropout,
+        "model": m.name_or_path,
+        "model_files": plan.model_fp,
+        "revision": m.revision,
+        "max_length": m.max_length,
+        "head_dropout": m.head_dropout,
     }
 
 
 def _phase_task(pd_: PhaseData, tokenizer, max_length: int, spec: TaskSpec) -> PhaseTask:
     l2i = {lab: i for i, lab in enumerate(pd_.labels)}
     train_f = tokenize_pairs(pd_.train, tokenizer, max_length=max_length, label_to_id=l2i)
-    dev_f = tokenize_pairs(pd_.dev, tokenizer, max_length=max_length, label_to_id=l2i) if pd_.dev else None
+    dev_f = (
+        tokenize_pairs(pd_.dev, tokenizer, max_length=max_length, label_to_id=l2i)
+        if pd_.dev
+        else None
+    )
     return PhaseTask(pd_.task, train_f, dev_f, spec.metric, pd_.labels, spec.primary_metric)
 
 
-def _history_rows(plan: Plan, stage: Stage, history: list[dict], *, name: str, seed: int, protocol: dict) -> list[ResultRow]:
+def _history_rows(
+    plan: Plan, stage: Stage, history: list[dict], *, name: str, seed: int, protocol: dict
+) -> list[ResultRow]:
     rows = []
     for h in history:
         spec = get_task(h["task"])
-        rows.append(ResultRow(
-            run=plan.cfg.name, stage=stage.kind, stage_key=stage.key, task=h["task"],
-            language=h["language"], split=h["split"], metric=h["metric"], value=h["value"],
-            n_examples=h["n_examples"], seed=seed, model=plan.cfg.model.name_or_path,
-            intermediate=name, target=plan.target_spec.name, task_version=spec.version,
-            step=h["step"], protocol=protocol,
-        ))
+        rows.append(
+            ResultRow(
+                run=plan.cfg.name,
+                stage=stage.kind,
+                stage_key=stage.key,
+                task=h["task"],
+                language=h["language"],
+                split=h["split"],
+                metric=h["metric"],
+                value=h["value"],
+                n_examples=h["n_examples"],
+                seed=seed,
+                model=plan.cfg.model.name_or_path,
+                intermediate=name,
+                target=plan.target_spec.name,
+                task_version=spec.version,
+                step=h["step"],
+                protocol=protocol,
+            )
+        )
     return rows
 
 
@@ -162,8 +201,13 @@ def intermediate_stage(plan: Plan, system: tuple[str, ...], seed: int, echo) -> 
     cfg = plan.cfg
     tc = cfg.intermediate.training
     inputs = {
-        **_model_inputs(plan), "tasks": {t: {"version": get_task(t).version, **plan.intermediate[t].fingerprint} for t in system},
-        "training": _train_inputs(tc), "seed": seed, "xstilts_task_api": 1,
+        **_model_inputs(plan),
+        "tasks": {
+            t: {"version": get_task(t).version, **plan.intermediate[t].fingerprint} for t in system
+        },
+        "training": _train_inputs(tc),
+        "seed": seed,
+        "xstilts_task_api": 1,
     }
     stage = make_stage("intermediate", inputs, plan.out_dir)
     name = system_name(system)
@@ -174,20 +218,46 @@ def intermediate_stage(plan: Plan, system: tuple[str, ...], seed: int, echo) -> 
     def work(tmp: Path) -> dict:
         echo(f"[run ] intermediate {name} seed={seed} ({stage.key})")
         seed_everything(seed)
-        encoder, tokenizer = load_encoder(plan.model_path, revision=cfg.model.revision, trust_remote_code=cfg.model.trust_remote_code)
+        encoder, tokenizer = load_encoder(
+            plan.model_path,
+            revision=cfg.model.revision,
+            trust_remote_code=cfg.model.trust_remote_code,
+        )
         specs = {t: get_task(t) for t in system}
         heads = {t: HeadInfo(specs[t].head, plan.intermediate[t].labels) for t in system}
         model = MultiTaskModel(encoder, heads, cfg.model.head_dropout)
-        tasks = [_phase_task(plan.intermediate[t], tokenizer, cfg.model.max_length, specs[t]) for t in system]
-        protocol = {"phase": "intermediate", "model_selection": tc.selection.value,
-                    "data": {t: plan.intermediate[t].protocol for t in system}}
-        result = train(model, tokenizer, tasks, tc, seed=seed, out_dir=tmp,
-                       checkpoint_meta={"stage": stage.key, "tasks": list(system)}, desc=f"intermediate {name}")
-        write_rows(tmp, _history_rows(plan, stage, result.history, name=name, seed=seed, protocol=protocol))
-        return {"steps": result.steps, "best_step": result.best_step, "best_score": result.best_score}
+        tasks = [
+            _phase_task(plan.intermediate[t], tokenizer, cfg.model.max_length, specs[t])
+            for t in system
+        ]
+        protocol = {
+            "phase": "intermediate",
+            "model_selection": tc.selection.value,
+            "data": {t: plan.intermediate[t].protocol for t in system},
+        }
+        result = train(
+            model,
+            tokenizer,
+            tasks,
+            tc,
+            seed=seed,
+            out_dir=tmp,
+            checkpoint_meta={"stage": stage.key, "tasks": list(system)},
+            desc=f"intermediate {name}",
+        )
+        write_rows(
+            tmp, _history_rows(plan, stage, result.history, name=name, seed=seed, protocol=protocol)
+        )
+        return {
+            "steps": result.steps,
+            "best_step": result.best_step,
+            "best_score": result.best_score,
+        }
 
     info = run_stage(stage, work)
-    echo(f"       intermediate {name}: {info['steps']} steps, best English dev {info['best_score']}")
+    echo(
+        f"       intermediate {name}: {info['steps']} steps, best English dev {info['best_score']}"
+    )
     return stage
 
 
@@ -196,10 +266,14 @@ def target_stage(plan: Plan, inter: Stage | None, name: str, seed: int, echo) ->
     tc = cfg.target.training
     spec = plan.target_spec
     inputs = {
-        **_model_inputs(plan), "intermediate": inter.key if inter else None,
+        **_model_inputs(plan),
+        "intermediate": inter.key if inter else None,
         "intermediate_selection": cfg.intermediate.training.selection.value if inter else None,
-        "task": spec.name, "version": spec.version, "data": plan.target.fingerprint,
-        "training": _train_inputs(tc), "seed": seed,
+        "task": spec.name,
+        "version": spec.version,
+        "data": plan.target.fingerprint,
+        "training": _train_inputs(tc),
+        "seed": seed,
     }
     stage = make_stage("target", inputs, plan.out_dir)
     if stage.done:
@@ -209,30 +283,58 @@ def target_stage(plan: Plan, inter: Stage | None, name: str, seed: int, echo) ->
     def work(tmp: Path) -> dict:
         echo(f"[run ] target {spec.name} after {name} seed={seed} ({stage.key})")
         seed_everything(seed)
-        encoder, tokenizer = load_encoder(plan.model_path, revision=cfg.model.revision, trust_remote_code=cfg.model.trust_remote_code)
-        model = MultiTaskModel(encoder, {spec.name: HeadInfo(spec.head, spec.labels)}, cfg.model.head_dropout)
+        encoder, tokenizer = load_encoder(
+            plan.model_path,
+            revision=cfg.model.revision,
+            trust_remote_code=cfg.model.trust_remote_code,
+        )
+        model = MultiTaskModel(
+            encoder, {spec.name: HeadInfo(spec.head, spec.labels)}, cfg.model.head_dropout
+        )
         if inter is not None:
             src = _selected(inter.dir, cfg.intermediate.training.selection)
             src_model, _, _ = load_checkpoint(src)
-            report = transfer_encoder(src_model.state_dict(), model, source=str(src.relative_to(plan.out_dir)))
+            report = transfer_encoder(
+                src_model.state_dict(), model, source=str(src.relative_to(plan.out_dir))
+            )
             del src_model
         else:
             from xstilts.modeling.model import TransferReport
 
-            report = TransferReport(source=f"pretrained:{cfg.model.name_or_path}",
-                                    loaded=[k for k in model.state_dict() if k.startswith("encoder.")],
-                                    missing=[k for k in model.state_dict() if k.startswith("heads.")])
+            report = TransferReport(
+                source=f"pretrained:{cfg.model.name_or_path}",
+                loaded=[k for k in model.state_dict() if k.startswith("encoder.")],
+                missing=[k for k in model.state_dict() if k.startswith("heads.")],
+            )
         (tmp / "transfer_report.json").write_text(report.to_json())
         echo(f"       transfer: {report.summary()}")
         pt = _phase_task(plan.target, tokenizer, cfg.model.max_length, spec)
         on_eval = _target_dev_callback(plan, tokenizer) if tc.target_dev_each_eval else None
-        result = train(model, tokenizer, [pt], tc, seed=seed, out_dir=tmp, on_eval=on_eval,
-                       checkpoint_meta={"stage": stage.key, "tasks": [spec.name], "intermediate": name},
-                       desc=f"target {spec.name}")
-        protocol = {"phase": "target", "model_selection": tc.selection.value, **plan.target.protocol}
-        write_rows(tmp, _history_rows(plan, stage, result.history, name=name, seed=seed, protocol=protocol))
-        return {"steps": result.steps, "best_step": result.best_step, "best_score": result.best_score,
-                "transfer": report.summary()}
+        result = train(
+            model,
+            tokenizer,
+            [pt],
+            tc,
+            seed=seed,
+            out_dir=tmp,
+            on_eval=on_eval,
+            checkpoint_meta={"stage": stage.key, "tasks": [spec.name], "intermediate": name},
+            desc=f"target {spec.name}",
+        )
+        protocol = {
+            "phase": "target",
+            "model_selection": tc.selection.value,
+            **plan.target.protocol,
+        }
+        write_rows(
+            tmp, _history_rows(plan, stage, result.history, name=name, seed=seed, protocol=protocol)
+        )
+        return {
+            "steps": result.steps,
+            "best_step": result.best_step,
+            "best_score": result.best_score,
+            "transfer": report.summary(),
+        }
 
     info = run_stage(stage, work)
     echo(f"       target {spec.name}: {info['steps']} steps, best English dev {info['best_score']}")
@@ -246,19 +348,34 @@ def _target_dev_callback(plan: Plan, tokenizer):
     ev = dataclasses.replace(plan.cfg.target.evaluation, split="dev", labels_file=None, paths={})
     devs = eval_data(spec, ev, plan.data_dir)
     l2i = {lab: i for i, lab in enumerate(spec.labels)}
-    feats = {lang: tokenize_pairs(d.examples, tokenizer, max_length=plan.cfg.model.max_length, label_to_id=l2i)
-             for lang, d in devs.items()}
+    feats = {
+        lang: tokenize_pairs(
+            d.examples, tokenizer, max_length=plan.cfg.model.max_length, label_to_id=l2i
+        )
+        for lang, d in devs.items()
+    }
     pad = tokenizer.pad_token_id or 0
 
     def on_eval(step: int, model: MultiTaskModel) -> list[dict]:
         out = []
         for lang, f in feats.items():
-            logits = predict_logits(model, spec.name, f, batch_size=plan.cfg.target.evaluation.batch_size, pad_id=pad)
+            logits = predict_logits(
+                model, spec.name, f, batch_size=plan.cfg.target.evaluation.batch_size, pad_id=pad
+            )
             preds = [spec.labels[i] for i in logits.argmax(-1)]
             refs = [ex.label for ex in devs[lang].examples]
             for metric, value in spec.metric(refs, preds, language=lang).items():
-                out.append({"step": step, "task": spec.name, "language": lang, "split": "dev",
-                            "metric": metric, "value": value, "n_examples": len(refs)})
+                out.append(
+                    {
+                        "step": step,
+                        "task": spec.name,
+                        "language": lang,
+                        "split": "dev",
+                        "metric": metric,
+                        "value": value,
+                        "n_examples": len(refs),
+                    }
+                )
         return out
 
     return on_eval
@@ -270,9 +387,13 @@ def zero_shot_stage(plan: Plan, tgt: Stage, name: str, seed: int, echo) -> Stage
     ev = cfg.target.evaluation
     selection = cfg.target.training.selection
     inputs = {
-        "target": tgt.key, "selection": selection.value, "split": ev.split,
+        "target": tgt.key,
+        "selection": selection.value,
+        "split": ev.split,
         "data": {lang: d.fingerprint for lang, d in plan.evaluation.items()},
-        "labels_file": ev.labels_file, "version": spec.version, "max_length": cfg.model.max_length,
+        "labels_file": ev.labels_file,
+        "version": spec.version,
+        "max_length": cfg.model.max_length,
     }
     stage = make_stage("zero_shot", inputs, plan.out_dir)
     if stage.done:
@@ -280,41 +401,72 @@ def zero_shot_stage(plan: Plan, tgt: Stage, name: str, seed: int, echo) -> Stage
         return stage
 
     def work(tmp: Path) -> dict:
-        echo(f"[run ] zero-shot {spec.name} after {name} seed={seed}: {len(plan.evaluation)} languages")
+        echo(
+            f"[run ] zero-shot {spec.name} after {name} seed={seed}: {len(plan.evaluation)} languages"
+        )
         model, tokenizer, ckpt = load_checkpoint(_selected(tgt.dir, selection))
         l2i = {lab: i for i, lab in enumerate(spec.labels)}
         pad = tokenizer.pad_token_id or 0
         rows, unscored = [], []
         protocol = {
-            "phase": "zero_shot", "model_selection": selection.value, "selected_step": ckpt.get("step"),
-            "max_length": cfg.model.max_length, "benchmark": ev.benchmark.value,
-            "eval_max_examples": ev.max_examples, "labels_file": ev.labels_file,
+            "phase": "zero_shot",
+            "model_selection": selection.value,
+            "selected_step": ckpt.get("step"),
+            "max_length": cfg.model.max_length,
+            "benchmark": ev.benchmark.value,
+            "eval_max_examples": ev.max_examples,
+            "labels_file": ev.labels_file,
             **plan.target.protocol,
         }
         for lang, data in plan.evaluation.items():
-            feats = tokenize_pairs(data.examples, tokenizer, max_length=cfg.model.max_length, label_to_id=l2i)
-            logits = predict_logits(model, spec.name, feats, batch_size=ev.batch_size, pad_id=pad, desc=f"eval {lang}")
+            feats = tokenize_pairs(
+                data.examples, tokenizer, max_length=cfg.model.max_length, label_to_id=l2i
+            )
+            logits = predict_logits(
+                model, spec.name, feats, batch_size=ev.batch_size, pad_id=pad, desc=f"eval {lang}"
+            )
             preds = [spec.labels[i] for i in logits.argmax(-1)]
-            write_predictions(tmp / "predictions" / f"{spec.name}.{ev.split}.{lang}.jsonl", (
-                {"guid": ex.guid, "line": ex.line, "pred": p, "gold": ex.label}
-                for ex, p in zip(data.examples, preds)
-            ))
+            write_predictions(
+                tmp / "predictions" / f"{spec.name}.{ev.split}.{lang}.jsonl",
+                (
+                    {"guid": ex.guid, "line": ex.line, "pred": p, "gold": ex.label}
+                    for ex, p in zip(data.examples, preds)
+                ),
+            )
             if any(ex.label is None for ex in data.examples):
                 unscored.append(lang)
-                echo(f"       {lang}: {data.source} has no gold labels: predictions saved, not scored "
-                     "(give evaluation.labels_file)")
+                echo(
+                    f"       {lang}: {data.source} has no gold labels: predictions saved, not scored "
+                    "(give evaluation.labels_file)"
+                )
                 continue
             refs = [ex.label for ex in data.examples]
             for metric, value in spec.metric(refs, preds, language=lang).items():
-                rows.append(ResultRow(
-                    run=cfg.name, stage="zero_shot", stage_key=stage.key, task=spec.name, language=lang,
-                    split=ev.split, metric=metric, value=value, n_examples=len(refs), seed=seed,
-                    model=cfg.model.name_or_path, intermediate=name, target=spec.name,
-                    task_version=spec.version, protocol={**protocol, "eval_file": data.source},
-                ))
+                rows.append(
+                    ResultRow(
+                        run=cfg.name,
+                        stage="zero_shot",
+                        stage_key=stage.key,
+                        task=spec.name,
+                        language=lang,
+                        split=ev.split,
+                        metric=metric,
+                        value=value,
+                        n_examples=len(refs),
+                        seed=seed,
+                        model=cfg.model.name_or_path,
+                        intermediate=name,
+                        target=spec.name,
+                        task_version=spec.version,
+                        protocol={**protocol, "eval_file": data.source},
+                    )
+                )
         write_rows(tmp, rows)
-        return {"scored": sorted({r.language for r in rows}), "unscored": unscored,
-                "xstilts_version": __version__}
+        return {
+            "scored": sorted({r.language for r in rows}),
+            "unscored": unscored,
+            "xstilts_version": __version__,
+        }
 
     run_stage(stage, work)
     return stage

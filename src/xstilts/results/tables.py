@@ -5,7 +5,9 @@ from __future__ import annotations
 import pandas as pd
 
 
-def language_table(rows: pd.DataFrame, *, metric: str | None = None, baseline: str = "none") -> pd.DataFrame:
+def language_table(
+    rows: pd.DataFrame, *, metric: str | None = None, baseline: str = "none"
+) -> pd.DataFrame:
     """Mean over seeds of ``metric`` per (task, language) x system, plus ``Δ <system>`` columns
     (system minus ``baseline``) and an ``avg`` row per task over its languages."""
     zs = rows[rows["stage"] == "zero_shot"]
@@ -14,7 +16,9 @@ def language_table(rows: pd.DataFrame, *, metric: str | None = None, baseline: s
     zs = zs[zs["metric"] == metric]
     if zs.empty:
         return pd.DataFrame()
-    table = zs.pivot_table(index=["task", "language"], columns="intermediate", values="value", aggfunc="mean")
+    table = zs.pivot_table(
+        index=["task", "language"], columns="intermediate", values="value", aggfunc="mean"
+    )
     parts = []
     for task, sub in table.groupby(level="task", sort=True):
         sub = sub.copy()

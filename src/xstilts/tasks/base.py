@@ -10,15 +10,14 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import hashlib
-import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any
 
 from xstilts.errors import ConfigError, DataError
 from xstilts.tasks.languages import Benchmark, benchmark_languages
+from xstilts.tasks.readers.hub import hub_offline, load_hub_examples
 
 
 class HeadKind(str, Enum):
@@ -29,8 +28,6 @@ class HeadKind(str, Enum):
 
 # (path, language, split) -> examples
 Reader = Callable[[Path, str, str], list]
-# (rows, language) -> examples
-HubConverter = Callable[[Iterable[Mapping[str, Any]], str], list]
 # (refs, preds, *, language) -> {metric: value}
 Metric = Callable[..., dict[str, float]]
 
@@ -59,12 +56,13 @@ class LocalFormat:
 
 @dataclass(frozen=True)
 class HubFormat:
-    """A Hugging Face hub dataset: ``config`` may contain ``{lang}``."""
+    """A Hugging Face hub dataset: ``config`` may contain ``{lang}``; ``label_names`` maps the
+    hub's integer label ids to the task's label strings."""
 
     dataset: str
     config: str | None
     split_names: Mapping[str, str]
-    convert: HubConverter
+    label_names: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -122,7 +120,9 @@ def get_task(name: str) -> TaskSpec:
     if name not in _REGISTRY:
         close = difflib.get_close_matches(name, _REGISTRY, n=1)
         hint = f" (did you mean '{close[0]}'?)" if close else ""
-        raise ConfigError(f"unknown task '{name}'{hint}; registered: {', '.join(sorted(_REGISTRY))}")
+        raise ConfigError(
+            f"unknown task '{name}'{hint}; registered: {', '.join(sorted(_REGISTRY))}"
+        )
     return _REGISTRY[name]
 
 
@@ -163,10 +163,6 @@ def file_fingerprint(path: Path) -> str:
     return h.hexdigest()
 
 
-def hub_offline() -> bool:
-    return any(os.environ.get(v, "0") not in ("", "0") for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
-
-
 def load_split(
     spec: TaskSpec,
     split: str,
@@ -182,11 +178,15 @@ def load_split(
         path = Path(path)
         if not path.is_file():
             raise DataError(path, "file not found")
-        fmt = next((f for f in spec.local if f.matches(path)), spec.local[0] if spec.local else None)
+        fmt = next(
+            (f for f in spec.local if f.matches(path)), spec.local[0] if spec.local else None
+        )
         if fmt is None:
             raise ConfigError(f"task '{spec.name}' has no local file reader")
         examples = fmt.reader(path, language, split)
-        return _finish(spec, split, language, examples, str(path), file_fingerprint(path), max_examples)
+        return _finish(
+            spec, split, language, examples, str(path), file_fingerprint(path), max_examples
+        )
     tried: list[str] = []
     if data_dir is not None:
         for fmt in spec.local:
@@ -195,17 +195,21 @@ def load_split(
                 if cand.is_file():
                     examples = fmt.reader(cand, language, split)
                     return _finish(
-                        spec, split, language, examples, str(cand), file_fingerprint(cand),
+                        spec,
+                        split,
+                        language,
+                        examples,
+                        str(cand),
+                        file_fingerprint(cand),
                         max_examples,
                     )
     if spec.hub and not hub_offline():
-        from xstilts.tasks.hubload import load_hub_rows
-
         hub = spec.hub[0]
         config = hub.config.format(lang=language) if hub.config else None
         hub_split = hub.split_names.get(split, split)
-        rows = load_hub_rows(hub.dataset, config, hub_split)
-        examples = hub.convert(rows, language)
+        examples = load_hub_examples(
+            hub.dataset, config, hub_split, language=language, label_names=hub.label_names
+        )
         source = f"hf://{hub.dataset}/{config or ''}/{hub_split}"
         return _finish(spec, split, language, examples, source, source, max_examples)
     where = f"under {data_dir}" if data_dir is not None else "(no data_dir given)"
@@ -219,7 +223,12 @@ def load_split(
 
 
 def _finish(
-    spec: TaskSpec, split: str, language: str, examples: list, source: str, fingerprint: str,
+    spec: TaskSpec,
+    split: str,
+    language: str,
+    examples: list,
+    source: str,
+    fingerprint: str,
     max_examples: int | None,
 ) -> LoadedSplit:
     if not examples:
@@ -228,8 +237,10 @@ def _finish(
         label = getattr(ex, "label", None)
         if label is not None and label not in spec.labels:
             raise DataError(
-                source, f"{label!r} is not in the label set of '{spec.name}' {list(spec.labels)}",
-                line=getattr(ex, "line", None), field="label",
+                source,
+                f"{label!r} is not in the label set of '{spec.name}' {list(spec.labels)}",
+                line=getattr(ex, "line", None),
+                field="label",
             )
     if max_examples is not None:
         examples = examples[:max_examples]

@@ -11,18 +11,16 @@ from xstilts.evaluation.metrics import accuracy
 from xstilts.tasks.base import HeadKind, HubFormat, LocalFormat, TaskSpec, register
 from xstilts.tasks.languages import XTREME, XTREME_R
 from xstilts.tasks.readers import nli
-from xstilts.tasks.readers.hub import examples_from_hub_rows
 
 NLI3 = nli.NLI_LABELS
 CLS = HeadKind.SEQUENCE_CLASSIFICATION
 EN = ("en",)
 
 
-def _hub(dataset: str, config: str | None, splits: dict[str, str], labels: tuple[str, ...] | None) -> HubFormat:
-    def convert(rows, language):
-        return examples_from_hub_rows(rows, dataset=dataset, language=language, label_names=labels)
-
-    return HubFormat(dataset, config, splits, convert)
+def _hub(
+    dataset: str, config: str | None, splits: dict[str, str], labels: tuple[str, ...] | None
+) -> HubFormat:
+    return HubFormat(dataset, config, splits, labels)
 
 
 def _glue_tsv(path, lang, split):
@@ -33,89 +31,208 @@ def _jsonl(path, lang, split):
     return nli.read_nli_jsonl(path, language=lang)
 
 
-register(TaskSpec(
-    name="mnli", description="MultiNLI (English), XNLI's training source", head=CLS, labels=NLI3,
-    version="1", metric=accuracy,
-    splits={"train": EN, "dev_matched": EN, "dev_mismatched": EN},
-    local=(
-        LocalFormat("glue-tsv", ("MNLI/{split}.tsv", "mnli/{split}.tsv", "glue/MNLI/{split}.tsv"), _glue_tsv),
-        LocalFormat("jsonl", ("multinli_1.0/multinli_1.0_{split}.jsonl", "mnli/{split}.jsonl"), _jsonl),
-    ),
-    hub=(_hub("nyu-mll/glue", "mnli", {"dev_matched": "validation_matched",
-                                       "dev_mismatched": "validation_mismatched"}, NLI3),),
-    dev_split="dev_matched",
-))
+register(
+    TaskSpec(
+        name="mnli",
+        description="MultiNLI (English), XNLI's training source",
+        head=CLS,
+        labels=NLI3,
+        version="1",
+        metric=accuracy,
+        splits={"train": EN, "dev_matched": EN, "dev_mismatched": EN},
+        local=(
+            LocalFormat(
+                "glue-tsv",
+                ("MNLI/{split}.tsv", "mnli/{split}.tsv", "glue/MNLI/{split}.tsv"),
+                _glue_tsv,
+            ),
+            LocalFormat(
+                "jsonl", ("multinli_1.0/multinli_1.0_{split}.jsonl", "mnli/{split}.jsonl"), _jsonl
+            ),
+        ),
+        hub=(
+            _hub(
+                "nyu-mll/glue",
+                "mnli",
+                {"dev_matched": "validation_matched", "dev_mismatched": "validation_mismatched"},
+                NLI3,
+            ),
+        ),
+        dev_split="dev_matched",
+    )
+)
 
-register(TaskSpec(
-    name="snli", description="Stanford NLI (English)", head=CLS, labels=NLI3, version="1",
-    metric=accuracy, splits={"train": EN, "dev": EN, "test": EN},
-    local=(
-        LocalFormat("jsonl", ("snli_1.0/snli_1.0_{split}.jsonl", "snli/{split}.jsonl"), _jsonl),
-        LocalFormat("txt", ("snli_1.0/snli_1.0_{split}.txt",), _glue_tsv),
-    ),
-    hub=(_hub("stanfordnlp/snli", None, {"dev": "validation"}, NLI3),),
-))
+register(
+    TaskSpec(
+        name="snli",
+        description="Stanford NLI (English)",
+        head=CLS,
+        labels=NLI3,
+        version="1",
+        metric=accuracy,
+        splits={"train": EN, "dev": EN, "test": EN},
+        local=(
+            LocalFormat("jsonl", ("snli_1.0/snli_1.0_{split}.jsonl", "snli/{split}.jsonl"), _jsonl),
+            LocalFormat("txt", ("snli_1.0/snli_1.0_{split}.txt",), _glue_tsv),
+        ),
+        hub=(_hub("stanfordnlp/snli", None, {"dev": "validation"}, NLI3),),
+    )
+)
 
 for _r in (1, 2, 3):
-    register(TaskSpec(
-        name=f"anli_r{_r}", description=f"Adversarial NLI round {_r} (English)", head=CLS,
-        labels=NLI3, version="1", metric=accuracy, splits={"train": EN, "dev": EN, "test": EN},
-        local=(LocalFormat("jsonl", (f"anli_v1.0/R{_r}/{{split}}.jsonl", f"anli/R{_r}/{{split}}.jsonl"), _jsonl),),
-        hub=(_hub("facebook/anli", None, {s: f"{s}_r{_r}" for s in ("train", "dev", "test")}, NLI3),),
-    ))
+    register(
+        TaskSpec(
+            name=f"anli_r{_r}",
+            description=f"Adversarial NLI round {_r} (English)",
+            head=CLS,
+            labels=NLI3,
+            version="1",
+            metric=accuracy,
+            splits={"train": EN, "dev": EN, "test": EN},
+            local=(
+                LocalFormat(
+                    "jsonl",
+                    (f"anli_v1.0/R{_r}/{{split}}.jsonl", f"anli/R{_r}/{{split}}.jsonl"),
+                    _jsonl,
+                ),
+            ),
+            hub=(
+                _hub(
+                    "facebook/anli", None, {s: f"{s}_r{_r}" for s in ("train", "dev", "test")}, NLI3
+                ),
+            ),
+        )
+    )
 
-register(TaskSpec(
-    name="sick", description="SICK entailment (English; SemEval_set TRAIN/TRIAL/TEST)", head=CLS,
-    labels=NLI3, version="1", metric=accuracy, splits={"train": EN, "dev": EN, "test": EN},
-    local=(LocalFormat("sick-txt", ("SICK.txt", "sick/SICK.txt", "en-nli/sick/SICK.txt"),
-                       lambda p, lang, split: nli.read_sick(p, split=split)),),
-    hub=(_hub("RobZamp/sick", None, {"dev": "validation"}, NLI3),),
-))
+register(
+    TaskSpec(
+        name="sick",
+        description="SICK entailment (English; SemEval_set TRAIN/TRIAL/TEST)",
+        head=CLS,
+        labels=NLI3,
+        version="1",
+        metric=accuracy,
+        splits={"train": EN, "dev": EN, "test": EN},
+        local=(
+            LocalFormat(
+                "sick-txt",
+                ("SICK.txt", "sick/SICK.txt", "en-nli/sick/SICK.txt"),
+                lambda p, lang, split: nli.read_sick(p, split=split),
+            ),
+        ),
+        hub=(_hub("RobZamp/sick", None, {"dev": "validation"}, NLI3),),
+    )
+)
 
-register(TaskSpec(
-    name="rte", description="SuperGLUE RTE (English)", head=CLS, labels=nli.RTE_LABELS,
-    version="1", metric=accuracy, splits={"train": EN, "dev": EN, "test": EN},
-    local=(LocalFormat("superglue-jsonl", ("superglue-rte/{split}.jsonl", "en-nli/superglue-rte/{split}.jsonl",
-                                           "RTE/{split}.jsonl"), _jsonl, {"dev": "val"}),),
-    hub=(_hub("aps/super_glue", "rte", {"dev": "validation"}, nli.RTE_LABELS),),
-))
+register(
+    TaskSpec(
+        name="rte",
+        description="SuperGLUE RTE (English)",
+        head=CLS,
+        labels=nli.RTE_LABELS,
+        version="1",
+        metric=accuracy,
+        splits={"train": EN, "dev": EN, "test": EN},
+        local=(
+            LocalFormat(
+                "superglue-jsonl",
+                (
+                    "superglue-rte/{split}.jsonl",
+                    "en-nli/superglue-rte/{split}.jsonl",
+                    "RTE/{split}.jsonl",
+                ),
+                _jsonl,
+                {"dev": "val"},
+            ),
+        ),
+        hub=(_hub("aps/super_glue", "rte", {"dev": "validation"}, nli.RTE_LABELS),),
+    )
+)
 
 _CB_LABELS = ("entailment", "contradiction", "neutral")  # SuperGLUE's label order
-register(TaskSpec(
-    name="cb", description="SuperGLUE CommitmentBank (English)", head=CLS, labels=_CB_LABELS,
-    version="1", metric=accuracy, splits={"train": EN, "dev": EN, "test": EN},
-    local=(LocalFormat("superglue-jsonl", ("superglue-cb/{split}.jsonl", "en-nli/superglue-cb/{split}.jsonl",
-                                           "CB/{split}.jsonl"), _jsonl, {"dev": "val"}),),
-    hub=(_hub("aps/super_glue", "cb", {"dev": "validation"}, _CB_LABELS),),
-))
+register(
+    TaskSpec(
+        name="cb",
+        description="SuperGLUE CommitmentBank (English)",
+        head=CLS,
+        labels=_CB_LABELS,
+        version="1",
+        metric=accuracy,
+        splits={"train": EN, "dev": EN, "test": EN},
+        local=(
+            LocalFormat(
+                "superglue-jsonl",
+                (
+                    "superglue-cb/{split}.jsonl",
+                    "en-nli/superglue-cb/{split}.jsonl",
+                    "CB/{split}.jsonl",
+                ),
+                _jsonl,
+                {"dev": "val"},
+            ),
+        ),
+        hub=(_hub("aps/super_glue", "cb", {"dev": "validation"}, _CB_LABELS),),
+    )
+)
 
-register(TaskSpec(
-    name="xnli", description="XNLI: 15-language NLI, trained on English MNLI", head=CLS, labels=NLI3,
-    version="1", metric=accuracy,
-    splits={"dev": XTREME["xnli"], "test": XTREME["xnli"]},
-    local=(
-        LocalFormat("xtreme-tsv", ("xtreme-xnli/{split}-{lang}.tsv", "xnli/{split}-{lang}.tsv",
-                                   "XNLI/{split}-{lang}.tsv"),
-                    lambda p, lang, split: nli.read_xnli_xtreme_tsv(p, language=lang)),
-        LocalFormat("xnli-1.0", ("XNLI-1.0/xnli.{split}.tsv", "xnli.{split}.tsv"),
-                    lambda p, lang, split: nli.read_xnli_original_tsv(p, language=lang)),
-    ),
-    hub=(_hub("facebook/xnli", "{lang}", {"dev": "validation"}, NLI3),),
-    train_source="mnli", dev_split=None,
-))
+register(
+    TaskSpec(
+        name="xnli",
+        description="XNLI: 15-language NLI, trained on English MNLI",
+        head=CLS,
+        labels=NLI3,
+        version="1",
+        metric=accuracy,
+        splits={"dev": XTREME["xnli"], "test": XTREME["xnli"]},
+        local=(
+            LocalFormat(
+                "xtreme-tsv",
+                (
+                    "xtreme-xnli/{split}-{lang}.tsv",
+                    "xnli/{split}-{lang}.tsv",
+                    "XNLI/{split}-{lang}.tsv",
+                ),
+                lambda p, lang, split: nli.read_xnli_xtreme_tsv(p, language=lang),
+            ),
+            LocalFormat(
+                "xnli-1.0",
+                ("XNLI-1.0/xnli.{split}.tsv", "xnli.{split}.tsv"),
+                lambda p, lang, split: nli.read_xnli_original_tsv(p, language=lang),
+            ),
+        ),
+        hub=(_hub("facebook/xnli", "{lang}", {"dev": "validation"}, NLI3),),
+        train_source="mnli",
+        dev_split=None,
+    )
+)
 
 assert XTREME_R["xnli"] == XTREME["xnli"]
 
-register(TaskSpec(
-    name="pawsx", description="PAWS-X: 7-language paraphrase identification", head=CLS,
-    labels=nli.PAWSX_LABELS, version="1", metric=accuracy,
-    splits={"train": EN, "dev": XTREME["pawsx"], "test": XTREME["pawsx"]},
-    local=(
-        LocalFormat("xtreme-tsv", ("xtreme-pawsx/{split}-{lang}.tsv", "pawsx/{split}-{lang}.tsv",
-                                   "PAWS-X/{split}-{lang}.tsv"),
-                    lambda p, lang, split: nli.read_pawsx_tsv(p, language=lang)),
-        LocalFormat("x-final", ("x-final/{lang}/{split}_2k.tsv", "x-final/{lang}/{split}.tsv"),
-                    lambda p, lang, split: nli.read_pawsx_tsv(p, language=lang)),
-    ),
-    hub=(_hub("google/xtreme", "PAWS-X.{lang}", {"dev": "validation"}, nli.PAWSX_LABELS),),
-))
+register(
+    TaskSpec(
+        name="pawsx",
+        description="PAWS-X: 7-language paraphrase identification",
+        head=CLS,
+        labels=nli.PAWSX_LABELS,
+        version="1",
+        metric=accuracy,
+        splits={"train": EN, "dev": XTREME["pawsx"], "test": XTREME["pawsx"]},
+        local=(
+            LocalFormat(
+                "xtreme-tsv",
+                (
+                    "xtreme-pawsx/{split}-{lang}.tsv",
+                    "pawsx/{split}-{lang}.tsv",
+                    "PAWS-X/{split}-{lang}.tsv",
+                ),
+                lambda p, lang, split: nli.read_pawsx_tsv(p, language=lang),
+            ),
+            LocalFormat(
+                "x-final",
+                ("x-final/{lang}/{split}_2k.tsv", "x-final/{lang}/{split}.tsv"),
+                lambda p, lang, split: nli.read_pawsx_tsv(p, language=lang),
+            ),
+        ),
+        hub=(_hub("google/xtreme", "PAWS-X.{lang}", {"dev": "validation"}, nli.PAWSX_LABELS),),
+    )
+)

@@ -18,7 +18,11 @@ from xstilts.errors import DataError
 from xstilts.tasks.base import LoadedSplit, TaskSpec, load_split
 from xstilts.tasks.readers import nli
 
-_TEXT_COLUMNS = (("sentence1_en", "sentence2_en"), ("sentence1", "sentence2"), ("premise", "hypothesis"))
+_TEXT_COLUMNS = (
+    ("sentence1_en", "sentence2_en"),
+    ("sentence1", "sentence2"),
+    ("premise", "hypothesis"),
+)
 
 
 def _text_columns(path: Path) -> tuple[str, ...]:
@@ -30,11 +34,18 @@ def _text_columns(path: Path) -> tuple[str, ...]:
     for cols in _TEXT_COLUMNS:
         if all(c in header for c in cols):
             return cols
-    raise DataError(path, f"no text columns to check alignment against (header: {header})", line=1, field="header")
+    raise DataError(
+        path,
+        f"no text columns to check alignment against (header: {header})",
+        line=1,
+        field="header",
+    )
 
 
 def _labelled(split: LoadedSplit, examples: list, path: Path) -> LoadedSplit:
-    return dataclasses.replace(split, examples=examples, fingerprint=f"{split.fingerprint}+labels:{path}")
+    return dataclasses.replace(
+        split, examples=examples, fingerprint=f"{split.fingerprint}+labels:{path}"
+    )
 
 
 def attach_labels(
@@ -48,16 +59,22 @@ def attach_labels(
             if not path.is_file():
                 continue  # stays unlabelled: reported as unscored, never scored on placeholders
             rows = nli.read_label_file(path, text_columns=_text_columns(path), labels=spec.labels)
-            ex = nli.apply_label_file(split.examples, rows, path=path, check_text=True, allow_prefix=True)
+            ex = nli.apply_label_file(
+                split.examples, rows, path=path, check_text=True, allow_prefix=True
+            )
             out[lang] = _labelled(split, ex, path)
         return out
-    rows = nli.read_label_file(labels_file, text_columns=_text_columns(labels_file), labels=spec.labels)
+    rows = nli.read_label_file(
+        labels_file, text_columns=_text_columns(labels_file), labels=spec.labels
+    )
     first = next(iter(splits.values()))
     english = splits.get("en")
     if english is None:  # the text check needs the English file even when it is not evaluated
         english = load_split(spec, first.split, "en", data_dir=data_dir)
         english = dataclasses.replace(english, examples=english.examples[: len(first.examples)])
-    labelled_en = nli.apply_label_file(english.examples, rows, path=labels_file, check_text=True, allow_prefix=True)
+    labelled_en = nli.apply_label_file(
+        english.examples, rows, path=labels_file, check_text=True, allow_prefix=True
+    )
     gold = [ex.label for ex in labelled_en]
     for lang, split in splits.items():
         if len(split.examples) != len(english.examples):

@@ -52,7 +52,12 @@ def seed_everything(seed: int) -> None:
 
 @torch.inference_mode()
 def predict_logits(
-    model: MultiTaskModel, task: str, features: PairFeatures, *, batch_size: int, pad_id: int,
+    model: MultiTaskModel,
+    task: str,
+    features: PairFeatures,
+    *,
+    batch_size: int,
+    pad_id: int,
     desc: str | None = None,
 ) -> np.ndarray:
     """Logits ``[n, num_labels]`` in example order; batches sorted by length for speed."""
@@ -72,7 +77,9 @@ def predict_logits(
     return out
 
 
-def score_dev(model: MultiTaskModel, pt: PhaseTask, *, batch_size: int, pad_id: int) -> dict[str, float]:
+def score_dev(
+    model: MultiTaskModel, pt: PhaseTask, *, batch_size: int, pad_id: int
+) -> dict[str, float]:
     assert pt.dev is not None
     logits = predict_logits(model, pt.task, pt.dev, batch_size=batch_size, pad_id=pad_id)
     preds = [pt.labels[i] for i in logits.argmax(-1)]
@@ -112,7 +119,10 @@ def train(
     for name, p in model.named_parameters():
         (no_decay if p.ndim < 2 or "LayerNorm" in name or "layer_norm" in name else decay).append(p)
     optim = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        [
+            {"params": decay, "weight_decay": cfg.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ],
         lr=cfg.lr,
     )
     warmup = int(cfg.warmup_ratio * total_updates)
@@ -127,7 +137,9 @@ def train(
     def epoch_plan() -> list[tuple[int, np.ndarray]]:
         plan = []
         for ti, t in enumerate(tasks):
-            for b in train_batches(t.train.lengths, cfg.batch_size, rng, group_by_length=cfg.group_by_length):
+            for b in train_batches(
+                t.train.lengths, cfg.batch_size, rng, group_by_length=cfg.group_by_length
+            ):
                 plan.append((ti, b))
         order = rng.permutation(len(plan))
         return [plan[i] for i in order]
@@ -165,7 +177,12 @@ def train(
                     result.best_score, result.best_step = score, step
                     best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
                 if cfg.keep_periodic:
-                    save_checkpoint(model, tokenizer, out_dir / f"step-{step}", {**checkpoint_meta, "step": step})
+                    save_checkpoint(
+                        model,
+                        tokenizer,
+                        out_dir / f"step-{step}",
+                        {**checkpoint_meta, "step": step},
+                    )
             if step >= total_updates:
                 break
     pbar.close()
@@ -175,14 +192,18 @@ def train(
         last_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         model.load_state_dict(best_state)
         save_checkpoint(
-            model, tokenizer, out_dir / "best",
+            model,
+            tokenizer,
+            out_dir / "best",
             {**checkpoint_meta, "step": result.best_step, "dev_score": result.best_score},
         )
         model.load_state_dict(last_state)
     return result
 
 
-def _evaluate(model, tasks, cfg: TrainConfig, pad_id: int, step: int, result: TrainResult) -> float | None:
+def _evaluate(
+    model, tasks, cfg: TrainConfig, pad_id: int, step: int, result: TrainResult
+) -> float | None:
     scores = []
     for pt in tasks:
         if pt.dev is None:
@@ -190,8 +211,15 @@ def _evaluate(model, tasks, cfg: TrainConfig, pad_id: int, step: int, result: Tr
         metrics = score_dev(model, pt, batch_size=cfg.eval_batch_size, pad_id=pad_id)
         for name, value in metrics.items():
             result.history.append(
-                {"step": step, "task": pt.task, "language": "en", "split": "dev", "metric": name,
-                 "value": value, "n_examples": len(pt.dev)}
+                {
+                    "step": step,
+                    "task": pt.task,
+                    "language": "en",
+                    "split": "dev",
+                    "metric": name,
+                    "value": value,
+                    "n_examples": len(pt.dev),
+                }
             )
         scores.append(metrics[pt.primary_metric])
     return float(np.mean(scores)) if scores else None

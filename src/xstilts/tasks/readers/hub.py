@@ -33,7 +33,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from xstilts.errors import ConfigError, DataError
 from xstilts.tasks.examples import PairExample
-from xstilts.tasks.readers.nli import NLI_LABELS, PAWSX_LABELS
+from xstilts.tasks.readers.nli import NLI_LABELS, PAWSX_LABELS, RTE_LABELS
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +62,10 @@ _SCHEMAS: dict[str, _HubSchema] = {
     "google-research-datasets/paws-x": _HubSchema(
         "sentence1", "sentence2", "label", "id", PAWSX_LABELS
     ),
+    # SuperGLUE RTE / CB: label ids follow the ClassLabel names passed by the task spec.
+    "aps/super_glue": _HubSchema("premise", "hypothesis", "label", "idx", RTE_LABELS),
+    # SICK on the hub: sentence_A / sentence_B, 0 entailment, 1 neutral, 2 contradiction.
+    "RobZamp/sick": _HubSchema("sentence_A", "sentence_B", "label", "id", NLI_LABELS),
 }
 _XTREME_XNLI = _HubSchema(
     "sentence1", "sentence2", "gold_label", None, NLI_LABELS, language_column="language"

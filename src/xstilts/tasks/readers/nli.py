@@ -98,7 +98,7 @@ def _tsv_rows(path: Path, text: str, *, quoting: int) -> list[tuple[int, list[st
                 if row:
                     rows.append((reader.line_num, row))
         except csv.Error as e:
-            raise DataError(path, f"unreadable row: {e}", line=reader.line_num + 1) from None
+            raise DataError(path, f"unreadable row: {e}", line=reader.line_num) from None
         return rows
     reader = csv.reader(
         io.StringIO(text, newline=""), delimiter="\t", quoting=quoting, doublequote=True
@@ -457,11 +457,14 @@ def _read_pawsx(
     path: str | Path, language: str, quoting: Quoting, require_header: bool
 ) -> list[PairExample]:
     p, text = _read_text(path)
-    lines = _physical_lines(text)
-    has_header = bool(lines) and tuple(lines[0].split("\t")) == PAWSX_HEADER
-    if require_header and lines and not has_header:
-        raise DataError(p, f"expected the header {_PAWSX_HEADER_TEXT!r}", line=1, field="columns")
     rows = _tsv_rows(p, text, quoting=_quoting(text, quoting))
+    if not rows:
+        raise _empty(p)
+    has_header = tuple(rows[0][1]) == PAWSX_HEADER
+    if require_header and not has_header:
+        raise DataError(
+            p, f"expected the header {_PAWSX_HEADER_TEXT!r}", line=rows[0][0], field="columns"
+        )
     if not has_header:
         return _headerless_pairs(p, rows, language=language, labels=PAWSX_LABELS)
     examples = []
@@ -540,6 +543,7 @@ def read_label_file(
     label_column: str = "label",
     text_columns: Sequence[str] = ("sentence1_en", "sentence2_en"),
     labels: Collection[str] | None = None,
+    quoting: Quoting = "auto",
 ) -> list[LabelRow]:
     """Read a tab-separated labels file with a header, one row per example, in example order.
 
@@ -547,10 +551,13 @@ def read_label_file(
     sentence1_my sentence2_my``), the XNLI English test pairs with their gold labels in the row
     order of XTREME's ``test-xx.tsv``. ``text_columns`` are kept for the alignment check in
     :func:`apply_label_file` (pass ``()`` to keep none). When ``labels`` is given every label
-    must be in it. Quote characters are literal text. Every row must have the header's width.
+    must be in it. Every row must have the header's width. ``quoting`` is as in
+    :func:`read_pawsx_tsv`: ``"auto"`` reads csv quoting only when every field containing a
+    quote is csv-quoted (the PAWS-X Hugging Face exports ``test-xx.labeled.tsv`` with header
+    ``id sentence1 sentence2 label``), else quotes are literal text (myXNLI).
     """
     p, text = _read_text(path)
-    rows = _tsv_rows(p, text, quoting=csv.QUOTE_NONE)
+    rows = _tsv_rows(p, text, quoting=_quoting(text, quoting))
     if not rows:
         raise _empty(p)
     hline, header = rows[0]
@@ -576,9 +583,9 @@ _SPACES = re.compile(r"\s+")
 def normalise_text(text: str) -> str:
     """Normalise text for alignment checks only (never for model input).
 
-    Lower-cases, maps curly quotes (’ ‘ “ ”) to straight ones, deletes U+FFFD replacement
-    characters (a mis-decoded byte in one copy is simply absent in the other), collapses runs
-    of whitespace and strips the ends.
+    Lower-cases, maps curly quotes (U+2018, U+2019, U+201C, U+201D) to straight ones, deletes
+    U+FFFD replacement characters (a mis-decoded byte in one copy is simply absent in the
+    other), collapses runs of whitespace and strips the ends.
     """
     text = text.translate(_QUOTE_GLYPHS).replace("\ufffd", "").lower()
     return _SPACES.sub(" ", text).strip()
