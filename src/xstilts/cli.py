@@ -93,13 +93,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = p.add_subparsers(dest="command", required=True)
 
-    r = sub.add_parser("run", help="intermediate -> target -> zero-shot for every system and seed")
+    r = sub.add_parser(
+        "run",
+        help="intermediate -> target -> zero-shot for every system and seed",
+        usage="xstilts run CONFIG.yaml [--data-dir DIR] [--output-dir DIR] [key=value ...]",
+        epilog="key=value overrides (value parsed as YAML), e.g. target.training.epochs=1 seeds=[1,2]",
+    )
     r.add_argument("config", help="run config YAML")
     r.add_argument("--data-dir", help="root of local data files (overrides data_dir)")
     r.add_argument("--output-dir", help="run directory (default: runs/<name>)")
-    r.add_argument(
-        "overrides", nargs="*", help="key=value overrides, e.g. target.training.epochs=1"
-    )
     r.set_defaults(func=_cmd_run)
 
     d = sub.add_parser("demo", help="offline demo: real MiniLM, generated multilingual data")
@@ -119,7 +121,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    # key=value overrides may come before or after options, so they are collected by hand
+    args, extra = parser.parse_known_args(argv)
+    if args.command == "run":
+        args.overrides = [x for x in extra if "=" in x and not x.startswith("-")]
+        extra = [x for x in extra if x not in args.overrides]
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
