@@ -1,4 +1,4 @@
-"""Sentence(-pair) features: tokenise once, pad per batch, batch by length.
+"""Sentence(-pair) classification features: tokenise once, pad per batch.
 
 Dynamic padding plus length grouping is where most CPU time is saved against the HF examples'
 pad-to-``max_length``: a batch costs O(batch * longest-in-batch) instead of O(batch * 128).
@@ -12,16 +12,18 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from xstilts.features.base import Family, pad_rows, register_family
+from xstilts.tasks.base import HeadKind
 from xstilts.tasks.examples import PairExample
 
 
 @dataclass
 class PairFeatures:
-    """Unpadded token ids of a list of examples, in example order."""
+    """Unpadded token ids of a list of examples, in example order (one row per example)."""
 
     input_ids: list[list[int]]
     token_type_ids: list[list[int]] | None
-    labels: np.ndarray | None  # [n] label ids, -100 where the example has no gold label
+    labels: np.ndarray  # [n] label ids, -100 where the example has no gold label
 
     def __len__(self) -> int:
         return len(self.input_ids)
@@ -55,55 +57,33 @@ def tokenize_pairs(
 
 
 def collate(features: PairFeatures, index: Sequence[int], pad_id: int) -> dict[str, torch.Tensor]:
-    """Pad the examples at ``index`` to the longest of them."""
+    """Pad the rows at ``index`` to the longest of them."""
     rows = [features.input_ids[i] for i in index]
     width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)  # [batch, seq]
-    mask = torch.zeros((len(rows), width), dtype=torch.long)  # [batch, seq]
-    for j, r in enumerate(rows):
-        ids[j, : len(r)] = torch.tensor(r, dtype=torch.long)
-        mask[j, : len(r)] = 1
-    batch = {"input_ids": ids, "attention_mask": mask}
+    ids = pad_rows(rows, width, pad_id)  # [batch, seq]
+    mask = (torch.arange(width)[None, :] < torch.tensor([len(r) for r in rows])[:, None]).long()
+    batch = {"input_ids": ids, "attention_mask": mask}  # mask: [batch, seq]
     if features.token_type_ids is not None:
-        tt = torch.zeros((len(rows), width), dtype=torch.long)
-        for j, i in enumerate(index):
-            t = features.token_type_ids[i]
-            tt[j, : len(t)] = torch.tensor(t, dtype=torch.long)
-        batch["token_type_ids"] = tt
-    if features.labels is not None:
-        batch["labels"] = torch.from_numpy(features.labels[np.asarray(index)])
+        batch["token_type_ids"] = pad_rows([features.token_type_ids[i] for i in index], width, 0)
+    batch["labels"] = torch.from_numpy(features.labels[np.asarray(index)])
     return batch
 
 
-def train_batches(
-    lengths: np.ndarray,
-    batch_size: int,
-    rng: np.random.Generator,
-    *,
-    group_by_length: bool = True,
-    megabatch: int = 64,
-) -> list[np.ndarray]:
-    """One epoch of shuffled batches of example indices.
+class PairClassification(Family):
+    head = HeadKind.SEQUENCE_CLASSIFICATION
 
-    With ``group_by_length``, indices are shuffled, cut into megabatches of ``megabatch`` batches,
-    sorted by length inside each megabatch, cut into batches, and the batch order is shuffled:
-    batches hold similar lengths (little padding) while the epoch stays random.
-    """
-    perm = rng.permutation(len(lengths))
-    if not group_by_length:
-        return [perm[i : i + batch_size] for i in range(0, len(perm), batch_size)]
-    size = batch_size * megabatch
-    batches: list[np.ndarray] = []
-    for start in range(0, len(perm), size):
-        mb = perm[start : start + size]
-        mb = mb[np.argsort(-lengths[mb], kind="stable")]
-        batches.extend(mb[i : i + batch_size] for i in range(0, len(mb), batch_size))
-    order = rng.permutation(len(batches))
-    return [batches[i] for i in order]
+    def encode(self, examples, tokenizer, *, max_length, labels):
+        l2i = {lab: i for i, lab in enumerate(labels)}
+        return tokenize_pairs(examples, tokenizer, max_length=max_length, label_to_id=l2i)
+
+    def collate(self, features, index, pad_id):
+        return collate(features, index, pad_id)
+
+    def decode(self, features, outputs, examples, labels):
+        return [labels[int(np.argmax(o))] for o in outputs]
+
+    def references(self, examples):
+        return [ex.label for ex in examples]
 
 
-def eval_batches(lengths: np.ndarray, batch_size: int) -> list[np.ndarray]:
-    """Batches of indices sorted by length (longest first), for inference; order is restored
-    by the caller through the indices."""
-    order = np.argsort(-lengths, kind="stable")
-    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+register_family(PairClassification())

@@ -19,7 +19,7 @@ import torch
 from xstilts import __version__
 from xstilts.config import ModelSelection, RunConfig, TaskData, TrainConfig, dump_config, to_dict
 from xstilts.errors import ConfigError
-from xstilts.features.pairs import tokenize_pairs
+from xstilts.features.base import family_for
 from xstilts.modeling.model import (
     HeadInfo,
     MultiTaskModel,
@@ -38,7 +38,7 @@ from xstilts.results.store import (
     write_rows,
 )
 from xstilts.tasks.base import LoadedSplit, TaskSpec, get_task
-from xstilts.training.loop import PhaseTask, predict_logits, seed_everything, train
+from xstilts.training.loop import PhaseTask, predict, seed_everything, train
 
 log = logging.getLogger(__name__)
 
@@ -150,14 +150,16 @@ def _model_inputs(plan: Plan) -> dict:
 
 
 def _phase_task(pd_: PhaseData, tokenizer, max_length: int, spec: TaskSpec) -> PhaseTask:
-    l2i = {lab: i for i, lab in enumerate(pd_.labels)}
-    train_f = tokenize_pairs(pd_.train, tokenizer, max_length=max_length, label_to_id=l2i)
+    family = family_for(spec.head)
+    train_f = family.encode(pd_.train, tokenizer, max_length=max_length, labels=pd_.labels)
     dev_f = (
-        tokenize_pairs(pd_.dev, tokenizer, max_length=max_length, label_to_id=l2i)
+        family.encode(pd_.dev, tokenizer, max_length=max_length, labels=pd_.labels)
         if pd_.dev
         else None
     )
-    return PhaseTask(pd_.task, train_f, dev_f, spec.metric, pd_.labels, spec.primary_metric)
+    return PhaseTask(
+        pd_.task, family, train_f, dev_f, pd_.dev, spec.metric, pd_.labels, spec.primary_metric
+    )
 
 
 def _history_rows(
@@ -347,10 +349,10 @@ def _target_dev_callback(plan: Plan, tokenizer):
     spec = plan.target_spec
     ev = dataclasses.replace(plan.cfg.target.evaluation, split="dev", labels_file=None, paths={})
     devs = eval_data(spec, ev, plan.data_dir)
-    l2i = {lab: i for i, lab in enumerate(spec.labels)}
+    family = family_for(spec.head)
     feats = {
-        lang: tokenize_pairs(
-            d.examples, tokenizer, max_length=plan.cfg.model.max_length, label_to_id=l2i
+        lang: family.encode(
+            d.examples, tokenizer, max_length=plan.cfg.model.max_length, labels=spec.labels
         )
         for lang, d in devs.items()
     }
@@ -359,11 +361,18 @@ def _target_dev_callback(plan: Plan, tokenizer):
     def on_eval(step: int, model: MultiTaskModel) -> list[dict]:
         out = []
         for lang, f in feats.items():
-            logits = predict_logits(
-                model, spec.name, f, batch_size=plan.cfg.target.evaluation.batch_size, pad_id=pad
+            examples = devs[lang].examples
+            preds = predict(
+                model,
+                spec.name,
+                family,
+                f,
+                examples,
+                spec.labels,
+                batch_size=plan.cfg.target.evaluation.batch_size,
+                pad_id=pad,
             )
-            preds = [spec.labels[i] for i in logits.argmax(-1)]
-            refs = [ex.label for ex in devs[lang].examples]
+            refs = family.references(examples)
             for metric, value in spec.metric(refs, preds, language=lang).items():
                 out.append(
                     {
@@ -405,7 +414,7 @@ def zero_shot_stage(plan: Plan, tgt: Stage, name: str, seed: int, echo) -> Stage
             f"[run ] zero-shot {spec.name} after {name} seed={seed}: {len(plan.evaluation)} languages"
         )
         model, tokenizer, ckpt = load_checkpoint(_selected(tgt.dir, selection))
-        l2i = {lab: i for i, lab in enumerate(spec.labels)}
+        family = family_for(spec.head)
         pad = tokenizer.pad_token_id or 0
         rows, unscored = [], []
         protocol = {
@@ -419,28 +428,32 @@ def zero_shot_stage(plan: Plan, tgt: Stage, name: str, seed: int, echo) -> Stage
             **plan.target.protocol,
         }
         for lang, data in plan.evaluation.items():
-            feats = tokenize_pairs(
-                data.examples, tokenizer, max_length=cfg.model.max_length, label_to_id=l2i
+            feats = family.encode(
+                data.examples, tokenizer, max_length=cfg.model.max_length, labels=spec.labels
             )
-            logits = predict_logits(
-                model, spec.name, feats, batch_size=ev.batch_size, pad_id=pad, desc=f"eval {lang}"
+            preds = predict(
+                model,
+                spec.name,
+                family,
+                feats,
+                data.examples,
+                spec.labels,
+                batch_size=ev.batch_size,
+                pad_id=pad,
+                desc=f"eval {lang}",
             )
-            preds = [spec.labels[i] for i in logits.argmax(-1)]
             write_predictions(
                 tmp / "predictions" / f"{spec.name}.{ev.split}.{lang}.jsonl",
-                (
-                    {"guid": ex.guid, "line": ex.line, "pred": p, "gold": ex.label}
-                    for ex, p in zip(data.examples, preds)
-                ),
+                (family.record(ex, p) for ex, p in zip(data.examples, preds)),
             )
-            if any(ex.label is None for ex in data.examples):
+            refs = family.references(data.examples)
+            if any(r is None for r in refs):
                 unscored.append(lang)
                 echo(
                     f"       {lang}: {data.source} has no gold labels: predictions saved, not scored "
                     "(give evaluation.labels_file)"
                 )
                 continue
-            refs = [ex.label for ex in data.examples]
             for metric, value in spec.metric(refs, preds, language=lang).items():
                 rows.append(
                     ResultRow(

@@ -19,7 +19,7 @@ import torch
 from tqdm.auto import tqdm
 
 from xstilts.config import ModelSelection, TrainConfig
-from xstilts.features.pairs import PairFeatures, collate, eval_batches, train_batches
+from xstilts.features.base import Family, Features, eval_batches, train_batches
 from xstilts.modeling.model import MultiTaskModel, save_checkpoint
 
 
@@ -28,8 +28,10 @@ class PhaseTask:
     """One task of a training phase: its features and how to score its dev set."""
 
     task: str
-    train: PairFeatures
-    dev: PairFeatures | None
+    family: Family
+    train: Features
+    dev: Features | None
+    dev_examples: Sequence | None
     metric: Callable[..., dict[str, float]]
     labels: tuple[str, ...]
     primary_metric: str = "accuracy"
@@ -51,40 +53,65 @@ def seed_everything(seed: int) -> None:
 
 
 @torch.inference_mode()
-def predict_logits(
+def predict_outputs(
     model: MultiTaskModel,
     task: str,
-    features: PairFeatures,
+    family: Family,
+    features: Features,
     *,
     batch_size: int,
     pad_id: int,
     desc: str | None = None,
-) -> np.ndarray:
-    """Logits ``[n, num_labels]`` in example order; batches sorted by length for speed."""
+) -> list[np.ndarray]:
+    """Raw per-row outputs (e.g. logits) in row order; batches sorted by length for speed."""
     was_training = model.training
     model.eval()
-    out: np.ndarray | None = None
+    out: list[np.ndarray | None] = [None] * len(features)
     batches = eval_batches(features.lengths, batch_size)
-    for idx in tqdm(batches, desc=desc, leave=False, disable=desc is None or None):
-        batch = collate(features, idx, pad_id)
+    for idx in tqdm(batches, desc=desc, leave=False, disable=True if desc is None else None):
+        batch = family.collate(features, idx, pad_id)
         batch.pop("labels", None)
-        logits = model(task, **batch).float().numpy()  # [batch, num_labels]
-        if out is None:
-            out = np.zeros((len(features), logits.shape[1]), dtype=np.float32)
-        out[idx] = logits
+        logits = model(task, **batch)
+        for i, o in zip(idx, family.outputs(logits, batch)):
+            out[i] = o
     model.train(was_training)
-    assert out is not None
-    return out
+    return out  # type: ignore[return-value]
+
+
+def predict(
+    model: MultiTaskModel,
+    task: str,
+    family: Family,
+    features: Features,
+    examples: Sequence,
+    labels: tuple[str, ...],
+    *,
+    batch_size: int,
+    pad_id: int,
+    desc: str | None = None,
+) -> list:
+    """One decoded prediction per example."""
+    outputs = predict_outputs(
+        model, task, family, features, batch_size=batch_size, pad_id=pad_id, desc=desc
+    )
+    return family.decode(features, outputs, examples, labels)
 
 
 def score_dev(
     model: MultiTaskModel, pt: PhaseTask, *, batch_size: int, pad_id: int
 ) -> dict[str, float]:
-    assert pt.dev is not None
-    logits = predict_logits(model, pt.task, pt.dev, batch_size=batch_size, pad_id=pad_id)
-    preds = [pt.labels[i] for i in logits.argmax(-1)]
-    refs = [pt.labels[i] for i in pt.dev.labels]
-    return pt.metric(refs, preds, language="en")
+    assert pt.dev is not None and pt.dev_examples is not None
+    preds = predict(
+        model,
+        pt.task,
+        pt.family,
+        pt.dev,
+        pt.dev_examples,
+        pt.labels,
+        batch_size=batch_size,
+        pad_id=pad_id,
+    )
+    return pt.metric(pt.family.references(pt.dev_examples), preds, language="en")
 
 
 def train(
@@ -149,14 +176,13 @@ def train(
     model.train()
     step, micro = 0, 0
     pbar = tqdm(total=total_updates, desc=desc, leave=False, disable=None)
-    loss_fn = torch.nn.CrossEntropyLoss()
     while step < total_updates:
         for ti, idx in epoch_plan():
             pt = tasks[ti]
-            batch = collate(pt.train, idx, pad_id)
+            batch = pt.family.collate(pt.train, idx, pad_id)
             labels = batch.pop("labels")
-            logits = model(pt.task, **batch)  # [batch, num_labels]
-            loss = loss_fn(logits, labels) / cfg.grad_accum
+            logits = model(pt.task, **batch)
+            loss = pt.family.loss(logits, labels) / cfg.grad_accum
             loss.backward()
             result.examples_seen += len(idx)
             micro += 1
