@@ -66,6 +66,19 @@ class Family(ABC):
     def references(self, examples: Sequence) -> list[Any]:
         """Gold references per example (None entries where unlabelled)."""
 
+    def unknown_labels(self, refs: Sequence[Any], labels: tuple[str, ...]) -> list[str]:
+        """Gold labels outside ``labels`` (refs are labels, or lists of labels for tagging);
+        families without a label set (QA, retrieval) return []."""
+        if not labels:
+            return []
+        known = set(labels)
+        bad: set[str] = set()
+        for r in refs:
+            for x in r if isinstance(r, (list, tuple)) else [r]:
+                if isinstance(x, str) and x not in known:
+                    bad.add(x)
+        return sorted(bad)
+
     def record(self, example: Any, prediction: Any) -> dict[str, Any]:
         """A JSON-serialisable per-example prediction record."""
         return {
@@ -86,11 +99,21 @@ def register_family(family: Family) -> Family:
 
 def family_for(head: HeadKind) -> Family:
     _load()
+    if head not in FAMILIES:
+        raise NotImplementedError(f"no featuriser registered for head kind '{head.value}'")
     return FAMILIES[head]
 
 
 def _load() -> None:
-    from xstilts.features import pairs  # noqa: F401
+    """Import every featuriser module of ``xstilts.features`` (each registers its family)."""
+    import importlib
+    import pkgutil
+
+    import xstilts.features as pkg
+
+    for mod in pkgutil.iter_modules(pkg.__path__):
+        if mod.name != "base" and not mod.name.startswith("_"):
+            importlib.import_module(f"xstilts.features.{mod.name}")
 
 
 def train_batches(

@@ -31,12 +31,39 @@ class ClassificationHead(nn.Module):
         return self.out_proj(self.dropout(x))  # [batch, num_labels]
 
 
-HeadFactory = Callable[[int, int, float], nn.Module]  # (hidden, num_labels, dropout) -> head
+# (hidden, num_labels, dropout) -> head. A head's forward is
+# ``head(hidden_states, attention_mask, **extra) -> logits`` where ``hidden_states`` is the last
+# layer ``[batch, seq, hidden]``, or the tuple of every layer (HF ``hidden_states``, 0 =
+# embeddings) when the head sets ``all_hidden_states = True``; ``extra`` are the non-encoder
+# keys of the family's batch (e.g. ``num_choices``).
+HeadFactory = Callable[[int, int, float], nn.Module]
 
-HEADS: dict[HeadKind, HeadFactory] = {
-    HeadKind.SEQUENCE_CLASSIFICATION: ClassificationHead,
-}
+HEADS: dict[HeadKind, HeadFactory] = {}
+
+
+def register_head(kind: HeadKind, factory: HeadFactory) -> HeadFactory:
+    HEADS[kind] = factory
+    return factory
+
+
+register_head(HeadKind.SEQUENCE_CLASSIFICATION, ClassificationHead)
+
+
+def _load() -> None:
+    """Import every ``xstilts.modeling.heads_*`` module (each registers its heads)."""
+    import importlib
+    import pkgutil
+
+    import xstilts.modeling as pkg
+
+    for mod in pkgutil.iter_modules(pkg.__path__):
+        if mod.name.startswith("heads_"):
+            importlib.import_module(f"xstilts.modeling.{mod.name}")
 
 
 def build_head(kind: HeadKind, hidden: int, num_labels: int, dropout: float) -> nn.Module:
+    if kind not in HEADS:
+        _load()
+    if kind not in HEADS:
+        raise NotImplementedError(f"no head registered for head kind '{kind.value}'")
     return HEADS[kind](hidden, num_labels, dropout)

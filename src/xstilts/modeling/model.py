@@ -43,12 +43,16 @@ class MultiTaskModel(nn.Module):
             {t: build_head(h.kind, hidden, len(h.labels), dropout) for t, h in heads.items()}
         )
 
-    def forward(self, task: str, input_ids, attention_mask, token_type_ids=None) -> torch.Tensor:
-        kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
-        if token_type_ids is not None:
-            kwargs["token_type_ids"] = token_type_ids
-        hidden = self.encoder(**kwargs).last_hidden_state  # [batch, seq, hidden]
-        return self.heads[task](hidden, attention_mask)
+    # Batch keys the encoder takes; every other key is handed to the head.
+    ENCODER_KEYS = ("input_ids", "attention_mask", "token_type_ids")
+
+    def forward(self, task: str, **batch) -> torch.Tensor:
+        head = self.heads[task]
+        inputs = {k: batch.pop(k) for k in self.ENCODER_KEYS if k in batch}
+        all_layers = getattr(head, "all_hidden_states", False)
+        out = self.encoder(**inputs, output_hidden_states=all_layers)
+        hidden = out.hidden_states if all_layers else out.last_hidden_state  # [batch, seq, hidden]
+        return head(hidden, inputs["attention_mask"], **batch)
 
 
 def resolve_model_path(name_or_path: str) -> str:

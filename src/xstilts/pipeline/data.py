@@ -11,6 +11,7 @@ from pathlib import Path
 
 from xstilts.config import DataRef, EvalConfig, TaskData
 from xstilts.errors import ConfigError
+from xstilts.features.base import family_for
 from xstilts.tasks.base import LoadedSplit, TaskSpec, get_task, load_split, split_holdout
 
 HOLDOUT_SEED = 0  # the held-out dev slice is the same for every run seed, so runs compare
@@ -72,17 +73,19 @@ def phase_data(spec: TaskSpec, td: TaskData, data_dir: Path | None) -> PhaseData
         if dev_ref is not None:
             dev = load_ref(dev_ref, data_dir)
             dev_examples = dev.examples
+    family = family_for(spec.head)
     for loaded in (train, dev):
         if loaded is None:
             continue
-        extra = sorted({ex.label for ex in loaded.examples if ex.label not in spec.labels})
+        refs = family.references(loaded.examples)
+        if any(r is None for r in refs):
+            raise ConfigError(f"{loaded.source}: training/dev data must be labelled")
+        extra = family.unknown_labels(refs, spec.labels)
         if extra:
             raise ConfigError(
                 f"task '{spec.name}' trained on '{loaded.task}' ({loaded.source}): labels {extra} "
                 f"are not in the label set {list(spec.labels)}"
             )
-        if any(ex.label is None for ex in loaded.examples):
-            raise ConfigError(f"{loaded.source}: training/dev data must be labelled")
     fingerprint = {
         "train": train.fingerprint,
         "dev": dev.fingerprint if dev else None,

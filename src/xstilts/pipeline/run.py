@@ -90,7 +90,11 @@ def plan_run(cfg: RunConfig, *, data_dir: Path | None, out_dir: Path) -> Plan:
     for task in sorted({t for s in cfg.intermediate.systems for t in s}):
         td = cfg.intermediate.data.get(task, TaskData())
         inter[task] = phase_data(get_task(task), td, data_dir)
-    target = phase_data(target_spec, cfg.target.data, data_dir)
+    target = (
+        phase_data(target_spec, cfg.target.data, data_dir)
+        if target_spec.trainable
+        else PhaseData(target_spec.name, target_spec.labels, [], None, {}, {"trained": False})
+    )
     evaluation = eval_data(target_spec, ev, data_dir)
     model_path = resolve_model_path(cfg.model.name_or_path)
     return Plan(
@@ -120,7 +124,10 @@ def run(
         for system in cfg.intermediate.systems:
             name = system_name(system)
             inter = intermediate_stage(plan, system, seed, echo) if system else None
-            tgt = target_stage(plan, inter, name, seed, echo)
+            if plan.target_spec.trainable:
+                tgt = target_stage(plan, inter, name, seed, echo)
+            else:  # evaluated straight from the (intermediate or pretrained) encoder
+                tgt = inter
             zs = zero_shot_stage(plan, tgt, name, seed, echo)
             keys.append(zs.key)
     rows = load_rows(out_dir / "stages")
@@ -390,13 +397,36 @@ def _target_dev_callback(plan: Plan, tokenizer):
     return on_eval
 
 
-def zero_shot_stage(plan: Plan, tgt: Stage, name: str, seed: int, echo) -> Stage:
+def _evaluation_model(plan: Plan, source: Stage | None):
+    """The model to evaluate: the selected target checkpoint, or, for an untrained target,
+    the intermediate (or pretrained) encoder with the target's parameter-free head."""
+    cfg, spec = plan.cfg, plan.target_spec
+    if spec.trainable:
+        assert source is not None
+        return load_checkpoint(_selected(source.dir, cfg.target.training.selection))
+    heads = {spec.name: HeadInfo(spec.head, spec.labels)}
+    if source is None:
+        encoder, tokenizer = load_encoder(
+            plan.model_path,
+            revision=cfg.model.revision,
+            trust_remote_code=cfg.model.trust_remote_code,
+        )
+        return MultiTaskModel(encoder, heads, cfg.model.head_dropout), tokenizer, {"step": None}
+    src_model, tokenizer, info = load_checkpoint(
+        _selected(source.dir, cfg.intermediate.training.selection)
+    )
+    model = MultiTaskModel(src_model.encoder, heads, cfg.model.head_dropout)
+    return model, tokenizer, info
+
+
+def zero_shot_stage(plan: Plan, tgt: Stage | None, name: str, seed: int, echo) -> Stage:
     cfg = plan.cfg
     spec = plan.target_spec
     ev = cfg.target.evaluation
     selection = cfg.target.training.selection
     inputs = {
-        "target": tgt.key,
+        "target": tgt.key if tgt is not None else None,
+        "encoder": None if tgt is not None else _model_inputs(plan),
         "selection": selection.value,
         "split": ev.split,
         "data": {lang: d.fingerprint for lang, d in plan.evaluation.items()},
@@ -413,7 +443,7 @@ def zero_shot_stage(plan: Plan, tgt: Stage, name: str, seed: int, echo) -> Stage
         echo(
             f"[run ] zero-shot {spec.name} after {name} seed={seed}: {len(plan.evaluation)} languages"
         )
-        model, tokenizer, ckpt = load_checkpoint(_selected(tgt.dir, selection))
+        model, tokenizer, ckpt = _evaluation_model(plan, tgt)
         family = family_for(spec.head)
         pad = tokenizer.pad_token_id or 0
         rows, unscored = [], []

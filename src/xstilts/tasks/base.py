@@ -21,9 +21,17 @@ from xstilts.tasks.readers.hub import hub_offline, load_hub_examples
 
 
 class HeadKind(str, Enum):
-    """Output head family; the modeling registry builds heads keyed by this."""
+    """Output head family; heads (``modeling/heads.py``) and featurisers (``features/``) are
+    registered per kind."""
 
     SEQUENCE_CLASSIFICATION = "sequence_classification"
+    TOKEN_TAGGING = "token_tagging"
+    MULTIPLE_CHOICE = "multiple_choice"
+    SPAN_EXTRACTION = "span_extraction"
+    # no trained head: representations of an encoder layer, compared by similarity
+    RETRIEVAL = "retrieval"
+    # two towers sharing the encoder, trained with in-batch negatives (LAReQA, Mewsli-X)
+    DUAL_ENCODER = "dual_encoder"
 
 
 # (path, language, split) -> examples
@@ -77,6 +85,9 @@ class TaskSpec:
     local: tuple[LocalFormat, ...] = ()
     hub: tuple[HubFormat, ...] = ()
     train_source: str | None = None  # task providing English training data (None: itself)
+    # False for tasks evaluated straight from an encoder with no target training (Tatoeba,
+    # BUCC): the pipeline skips the target stage and evaluates the intermediate checkpoint.
+    trainable: bool = True
     train_split: str = "train"
     dev_split: str | None = "dev"
     primary_metric: str = "accuracy"
@@ -131,9 +142,21 @@ def all_tasks() -> list[TaskSpec]:
     return [_REGISTRY[k] for k in sorted(_REGISTRY)]
 
 
+# Modules of this package that hold no task registrations.
+_NOT_FAMILIES = {"base", "examples", "languages", "labels"}
+
+
 def _load_families() -> None:
-    # Importing a family module registers its specs; one import per family, nothing else.
-    from xstilts.tasks import classification, demo  # noqa: F401
+    """Import every task-family module of ``xstilts.tasks`` once; importing registers its
+    specs, so a new family is one new file and nothing else."""
+    import importlib
+    import pkgutil
+
+    import xstilts.tasks as pkg
+
+    for mod in pkgutil.iter_modules(pkg.__path__):
+        if not mod.ispkg and mod.name not in _NOT_FAMILIES and not mod.name.startswith("_"):
+            importlib.import_module(f"xstilts.tasks.{mod.name}")
 
 
 # --------------------------------------------------------------------------- data loading
