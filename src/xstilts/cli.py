@@ -117,6 +117,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("dir")
     s.add_argument("--csv", help="also write all rows to this CSV file")
     s.set_defaults(func=_cmd_results)
+
+    import importlib
+    import pkgutil
+
+    import xstilts.commands as commands
+
+    for mod in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        importlib.import_module(f"xstilts.commands.{mod.name}").register(sub)
     return p
 
 
