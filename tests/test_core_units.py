@@ -222,3 +222,32 @@ def test_target_language_dev_scores_at_each_evaluation(tiny_model, demo_data, tm
     # each step: the English-dev selection score and the target-language dev score
     assert (hist.groupby("step").size() == 2).all()
     assert isinstance(hist, pd.DataFrame)
+
+
+def test_glue_qqp_and_sst2_readers_and_hub_rows(tmp_path):
+    from xstilts.tasks.readers.glue import read_qqp_tsv, read_sst2_tsv
+    from xstilts.tasks.readers.hub import examples_from_hub_rows
+
+    qqp = tmp_path / "QQP" / "dev.tsv"
+    qqp.parent.mkdir()
+    qqp.write_text(
+        "id\tqid1\tqid2\tquestion1\tquestion2\tis_duplicate\n"
+        '7\t1\t2\tHow do I learn "Python"?\tWhat is the best way to learn Python?\t1\n'
+        "8\t3\t4\tWhy is the sky blue?\tHow far is the moon?\t0\n"
+    )
+    ex = read_qqp_tsv(qqp)
+    assert [(e.guid, e.text_a, e.label, e.line) for e in ex] == [
+        ("7", 'How do I learn "Python"?', "1", 2),
+        ("8", "Why is the sky blue?", "0", 3),
+    ]
+    assert load_split(get_task("qqp"), "dev", "en", data_dir=tmp_path).examples == ex
+    sst = tmp_path / "SST-2" / "train.tsv"
+    sst.parent.mkdir()
+    sst.write_text("sentence\tlabel\na gripping , funny film \t1\ndull \t2\n")
+    with pytest.raises(DataError, match=r"train.tsv:3: field 'label': '2' is not in the label set"):
+        read_sst2_tsv(sst)
+    rows = [{"sentence": "fine", "label": 1, "idx": 0}]
+    (e,) = examples_from_hub_rows(
+        rows, dataset="nyu-mll/glue", language="en", label_names=("0", "1")
+    )
+    assert (e.text_a, e.text_b, e.label) == ("fine", None, "1")

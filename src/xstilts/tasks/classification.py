@@ -10,7 +10,7 @@ from __future__ import annotations
 from xstilts.evaluation.metrics import accuracy
 from xstilts.tasks.base import HeadKind, HubFormat, LocalFormat, TaskSpec, register
 from xstilts.tasks.languages import XTREME, XTREME_R
-from xstilts.tasks.readers import nli
+from xstilts.tasks.readers import glue, nli
 
 NLI3 = nli.NLI_LABELS
 CLS = HeadKind.SEQUENCE_CLASSIFICATION
@@ -234,5 +234,45 @@ register(
             ),
         ),
         hub=(_hub("google/xtreme", "PAWS-X.{lang}", {"dev": "validation"}, nli.PAWSX_LABELS),),
+    )
+)
+
+register(
+    TaskSpec(
+        name="qqp",
+        description="Quora Question Pairs (GLUE; English paraphrase), intermediate task",
+        head=CLS,
+        labels=glue.BINARY,
+        version="1",
+        metric=accuracy,
+        splits={"train": EN, "dev": EN, "test": EN},
+        local=(
+            LocalFormat(
+                "glue-tsv",
+                ("QQP/{split}.tsv", "qqp/{split}.tsv", "glue/QQP/{split}.tsv"),
+                lambda p, lang, split: glue.read_qqp_tsv(p, language=lang),
+            ),
+        ),
+        hub=(_hub("nyu-mll/glue", "qqp", {"dev": "validation"}, glue.BINARY),),
+    )
+)
+
+register(
+    TaskSpec(
+        name="sst2",
+        description="SST-2 (GLUE; English sentiment, single sentences), intermediate task",
+        head=CLS,
+        labels=glue.BINARY,
+        version="1",
+        metric=accuracy,
+        splits={"train": EN, "dev": EN, "test": EN},
+        local=(
+            LocalFormat(
+                "glue-tsv",
+                ("SST-2/{split}.tsv", "sst2/{split}.tsv", "glue/SST-2/{split}.tsv"),
+                lambda p, lang, split: glue.read_sst2_tsv(p, language=lang),
+            ),
+        ),
+        hub=(_hub("nyu-mll/glue", "sst2", {"dev": "validation"}, glue.BINARY),),
     )
 )

@@ -44,7 +44,7 @@ _TRUE = {"1", "true", "yes", "on"}
 @dataclasses.dataclass(frozen=True)
 class _HubSchema:
     text_a: str
-    text_b: str
+    text_b: str | None
     label: str
     guid: str | None
     label_names: tuple[str, ...]
@@ -65,12 +65,15 @@ _SCHEMAS: dict[str, _HubSchema] = {
     # SuperGLUE RTE / CB: label ids follow the ClassLabel names passed by the task spec.
     "aps/super_glue": _HubSchema("premise", "hypothesis", "label", "idx", RTE_LABELS),
     # SICK on the hub: sentence_A / sentence_B, 0 entailment, 1 neutral, 2 contradiction.
-    "RobZamp/sick": _HubSchema("sentence_A", "sentence_B", "label", "id", NLI_LABELS),
+    "robzamp/sick": _HubSchema("sentence_A", "sentence_B", "label", "id", NLI_LABELS),
 }
 _XTREME_XNLI = _HubSchema(
     "sentence1", "sentence2", "gold_label", None, NLI_LABELS, language_column="language"
 )
 _XTREME_PAWSX = _HubSchema("sentence1", "sentence2", "label", None, PAWSX_LABELS)
+# Other GLUE configs than MNLI, recognised from their columns (label ids 0/1 -> "0"/"1").
+_GLUE_QQP = _HubSchema("question1", "question2", "label", "idx", PAWSX_LABELS)
+_GLUE_SST2 = _HubSchema("sentence", None, "label", "idx", PAWSX_LABELS)
 _ALIASES = {
     "glue": "nyu-mll/glue",
     "multi_nli": "nyu-mll/multi_nli",
@@ -146,6 +149,10 @@ def examples_from_hub_rows(
         raise DataError(source, "empty dataset (no rows)")
     if name == "google/xtreme":
         schema = _XTREME_XNLI if "gold_label" in first else _XTREME_PAWSX
+    elif name == "nyu-mll/glue" and "question1" in first:
+        schema = _GLUE_QQP
+    elif name == "nyu-mll/glue" and "sentence" in first:
+        schema = _GLUE_SST2
     else:
         schema = _SCHEMAS[name]
     names = tuple(label_names) if label_names is not None else schema.label_names
@@ -158,13 +165,15 @@ def examples_from_hub_rows(
             seen_languages.add(str(lang))
             if lang != language:
                 continue
-        texts = []
-        for key in (schema.text_a, schema.text_b):
+        texts: list[str | None] = [None, None]
+        for j, key in enumerate((schema.text_a, schema.text_b)):
+            if key is None:
+                continue
             value = row.get(key)
             if not isinstance(value, str):
                 what = "missing column" if key not in row else f"not a string: {value!r}"
                 raise DataError(source, what, line=i, field=key)
-            texts.append(value)
+            texts[j] = value
         if schema.label in row:
             label = _label(row[schema.label], names, source=source, row=i, field=schema.label)
         else:
