@@ -122,18 +122,29 @@ def run(
     keys = []
     for seed in cfg.seeds:
         for system in cfg.intermediate.systems:
-            name = system_name(system)
-            inter = intermediate_stage(plan, system, seed, echo) if system else None
-            if plan.target_spec.trainable:
-                tgt = target_stage(plan, inter, name, seed, echo)
-            else:  # evaluated straight from the (intermediate or pretrained) encoder
-                tgt = inter
-            zs = zero_shot_stage(plan, tgt, name, seed, echo)
-            keys.append(zs.key)
+            for job in cell_jobs(plan, system, seed, echo):
+                execute(job, echo)
+            keys.append(job.stage.key)
     rows = load_rows(out_dir / "stages")
     rows = rows[(rows["stage"] == "zero_shot") & rows["stage_key"].isin(keys)]
     atomic_write_text(out_dir / "runs.json", json.dumps({"zero_shot_stage_keys": keys}, indent=2))
     return rows.reset_index(drop=True)
+
+
+def cell_jobs(plan: Plan, system: tuple[str, ...], seed: int, echo=print) -> list[StageJob]:
+    """The stage jobs of one (system, seed) cell, in dependency order (zero-shot last)."""
+    name = system_name(system)
+    jobs = []
+    inter = None
+    if system:
+        jobs.append(intermediate_job(plan, system, seed, echo))
+        inter = jobs[-1].stage
+    tgt = inter  # untrained targets are evaluated straight from the encoder
+    if plan.target_spec.trainable:
+        jobs.append(target_job(plan, inter, name, seed, echo))
+        tgt = jobs[-1].stage
+    jobs.append(zero_shot_job(plan, tgt, name, seed, echo))
+    return jobs
 
 
 # --------------------------------------------------------------------------- shared helpers
@@ -206,7 +217,35 @@ def _selected(stage_dir: Path, selection: ModelSelection) -> Path:
 # --------------------------------------------------------------------------- the three stages
 
 
-def intermediate_stage(plan: Plan, system: tuple[str, ...], seed: int, echo) -> Stage:
+@dataclass
+class StageJob:
+    """A stage with its key computed and the work that would produce it.
+
+    ``work(tmp_dir) -> info`` runs only when the stage is not done; ``deps`` are the stages it
+    reads. Building a job is cheap and runs nothing, so a grid can plan and count stages.
+    """
+
+    stage: Stage
+    label: str
+    work: Callable[[Path], dict]
+    deps: tuple[Stage, ...] = ()
+    report: Callable[[dict], str | None] = lambda info: None
+
+
+def execute(job: StageJob, echo: Callable[[str], None] = print) -> dict:
+    """Run ``job`` unless its stage is done (then say so); return its stage info."""
+    if job.stage.done:
+        echo(f"[skip] {job.label} ({job.stage.key}) already done")
+        return job.stage.info()
+    echo(f"[run ] {job.label} ({job.stage.key})")
+    info = run_stage(job.stage, job.work)
+    msg = job.report(info)
+    if msg:
+        echo(f"       {msg}")
+    return info
+
+
+def intermediate_job(plan: Plan, system: tuple[str, ...], seed: int, echo) -> StageJob:
     cfg = plan.cfg
     tc = cfg.intermediate.training
     inputs = {
@@ -220,12 +259,8 @@ def intermediate_stage(plan: Plan, system: tuple[str, ...], seed: int, echo) -> 
     }
     stage = make_stage("intermediate", inputs, plan.out_dir)
     name = system_name(system)
-    if stage.done:
-        echo(f"[skip] intermediate {name} seed={seed} ({stage.key}) already done")
-        return stage
 
     def work(tmp: Path) -> dict:
-        echo(f"[run ] intermediate {name} seed={seed} ({stage.key})")
         seed_everything(seed)
         encoder, tokenizer = load_encoder(
             plan.model_path,
@@ -263,14 +298,17 @@ def intermediate_stage(plan: Plan, system: tuple[str, ...], seed: int, echo) -> 
             "best_score": result.best_score,
         }
 
-    info = run_stage(stage, work)
-    echo(
-        f"       intermediate {name}: {info['steps']} steps, best English dev {info['best_score']}"
+    return StageJob(
+        stage,
+        f"intermediate {name} seed={seed}",
+        work,
+        report=lambda info: (
+            f"intermediate {name}: {info['steps']} steps, best English dev {info['best_score']}"
+        ),
     )
-    return stage
 
 
-def target_stage(plan: Plan, inter: Stage | None, name: str, seed: int, echo) -> Stage:
+def target_job(plan: Plan, inter: Stage | None, name: str, seed: int, echo) -> StageJob:
     cfg = plan.cfg
     tc = cfg.target.training
     spec = plan.target_spec
@@ -285,12 +323,8 @@ def target_stage(plan: Plan, inter: Stage | None, name: str, seed: int, echo) ->
         "seed": seed,
     }
     stage = make_stage("target", inputs, plan.out_dir)
-    if stage.done:
-        echo(f"[skip] target {spec.name} after {name} seed={seed} ({stage.key}) already done")
-        return stage
 
     def work(tmp: Path) -> dict:
-        echo(f"[run ] target {spec.name} after {name} seed={seed} ({stage.key})")
         seed_everything(seed)
         encoder, tokenizer = load_encoder(
             plan.model_path,
@@ -316,7 +350,6 @@ def target_stage(plan: Plan, inter: Stage | None, name: str, seed: int, echo) ->
                 missing=[k for k in model.state_dict() if k.startswith("heads.")],
             )
         (tmp / "transfer_report.json").write_text(report.to_json())
-        echo(f"       transfer: {report.summary()}")
         pt = _phase_task(plan.target, tokenizer, cfg.model.max_length, spec)
         on_eval = _target_dev_callback(plan, tokenizer) if tc.target_dev_each_eval else None
         result = train(
@@ -345,9 +378,16 @@ def target_stage(plan: Plan, inter: Stage | None, name: str, seed: int, echo) ->
             "transfer": report.summary(),
         }
 
-    info = run_stage(stage, work)
-    echo(f"       target {spec.name}: {info['steps']} steps, best English dev {info['best_score']}")
-    return stage
+    return StageJob(
+        stage,
+        f"target {spec.name} after {name} seed={seed}",
+        work,
+        deps=(inter,) if inter is not None else (),
+        report=lambda info: (
+            f"target {spec.name}: {info['steps']} steps, "
+            f"best English dev {info['best_score']}; transfer: {info['transfer']}"
+        ),
+    )
 
 
 def _target_dev_callback(plan: Plan, tokenizer):
@@ -419,7 +459,7 @@ def _evaluation_model(plan: Plan, source: Stage | None):
     return model, tokenizer, info
 
 
-def zero_shot_stage(plan: Plan, tgt: Stage | None, name: str, seed: int, echo) -> Stage:
+def zero_shot_job(plan: Plan, tgt: Stage | None, name: str, seed: int, echo) -> StageJob:
     cfg = plan.cfg
     spec = plan.target_spec
     ev = cfg.target.evaluation
@@ -435,14 +475,8 @@ def zero_shot_stage(plan: Plan, tgt: Stage | None, name: str, seed: int, echo) -
         "max_length": cfg.model.max_length,
     }
     stage = make_stage("zero_shot", inputs, plan.out_dir)
-    if stage.done:
-        echo(f"[skip] zero-shot {spec.name} after {name} seed={seed} ({stage.key}) already done")
-        return stage
 
     def work(tmp: Path) -> dict:
-        echo(
-            f"[run ] zero-shot {spec.name} after {name} seed={seed}: {len(plan.evaluation)} languages"
-        )
         model, tokenizer, ckpt = _evaluation_model(plan, tgt)
         family = family_for(spec.head)
         pad = tokenizer.pad_token_id or 0
@@ -511,5 +545,14 @@ def zero_shot_stage(plan: Plan, tgt: Stage | None, name: str, seed: int, echo) -
             "xstilts_version": __version__,
         }
 
-    run_stage(stage, work)
-    return stage
+    return StageJob(
+        stage,
+        f"zero-shot {spec.name} after {name} seed={seed} ({len(plan.evaluation)} languages)",
+        work,
+        deps=(tgt,) if tgt is not None else (),
+        report=lambda info: (
+            f"unscored (no gold labels): {', '.join(info['unscored'])}"
+            if info.get("unscored")
+            else None
+        ),
+    )
