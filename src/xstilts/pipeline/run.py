@@ -38,7 +38,7 @@ from xstilts.results.store import (
     write_rows,
 )
 from xstilts.tasks.base import LoadedSplit, TaskSpec, get_task
-from xstilts.training.loop import PhaseTask, predict, seed_everything, train
+from xstilts.training.loop import PhaseTask, Sampling, predict, seed_everything, train
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +90,7 @@ def plan_run(cfg: RunConfig, *, data_dir: Path | None, out_dir: Path) -> Plan:
     for task in sorted({t for s in cfg.intermediate.systems for t in s}):
         td = cfg.intermediate.data.get(task, TaskData())
         inter[task] = phase_data(get_task(task), td, data_dir)
+    check_shared_heads(cfg, inter)
     target = (
         phase_data(target_spec, cfg.target.data, data_dir)
         if target_spec.trainable
@@ -209,6 +210,39 @@ def _history_rows(
     return rows
 
 
+def _head_names(shared: dict[str, tuple[str, ...]], system: tuple[str, ...]) -> dict[str, str]:
+    """Task -> head name: the shared head's name for grouped tasks, else the task itself."""
+    head_of = {t: t for t in system}
+    for head, members in shared.items():
+        for t in members:
+            if t in head_of:
+                head_of[t] = head
+    return head_of
+
+
+def check_shared_heads(cfg: RunConfig, inter: dict[str, PhaseData]) -> None:
+    """Tasks told to share a head must exist in a system and agree on head kind and labels."""
+    seen: dict[str, str] = {}
+    for head, members in cfg.intermediate.shared_heads.items():
+        if head in inter and head not in members:
+            raise ConfigError(f"shared head '{head}' has the name of a task outside the group")
+        for t in members:
+            if t not in inter:
+                raise ConfigError(f"shared head '{head}' names task '{t}' that is in no system")
+            if t in seen:
+                raise ConfigError(f"task '{t}' is in two shared heads: '{seen[t]}' and '{head}'")
+            seen[t] = head
+        first = members[0]
+        for t in members[1:]:
+            a, b = get_task(first), get_task(t)
+            if a.head != b.head or inter[first].labels != inter[t].labels:
+                raise ConfigError(
+                    f"'{t}' cannot share head '{head}' with '{first}': "
+                    f"{b.head.value} {list(inter[t].labels)} vs {a.head.value} "
+                    f"{list(inter[first].labels)}"
+                )
+
+
 def _selected(stage_dir: Path, selection: ModelSelection) -> Path:
     best = stage_dir / "best"
     return best if selection is ModelSelection.BEST_EN_DEV and best.is_dir() else stage_dir / "last"
@@ -257,6 +291,16 @@ def intermediate_job(plan: Plan, system: tuple[str, ...], seed: int, echo) -> St
         "seed": seed,
         "xstilts_task_api": 1,
     }
+    ic = cfg.intermediate
+    head_of = _head_names(ic.shared_heads, system)
+    if len(system) > 1:  # sampling only matters when tasks are mixed
+        inputs["sampling"] = {
+            "kind": ic.sampler.value,
+            "temperature": ic.temperature,
+            "size_cap": ic.size_cap,
+        }
+    if any(head_of[t] != t for t in system):
+        inputs["shared_heads"] = head_of
     stage = make_stage("intermediate", inputs, plan.out_dir)
     name = system_name(system)
 
@@ -268,16 +312,19 @@ def intermediate_job(plan: Plan, system: tuple[str, ...], seed: int, echo) -> St
             trust_remote_code=cfg.model.trust_remote_code,
         )
         specs = {t: get_task(t) for t in system}
-        heads = {t: HeadInfo(specs[t].head, plan.intermediate[t].labels) for t in system}
+        heads = {head_of[t]: HeadInfo(specs[t].head, plan.intermediate[t].labels) for t in system}
         model = MultiTaskModel(encoder, heads, cfg.model.head_dropout)
         tasks = [
             _phase_task(plan.intermediate[t], tokenizer, cfg.model.max_length, specs[t])
             for t in system
         ]
+        for pt in tasks:
+            pt.head = head_of[pt.task]
         protocol = {
             "phase": "intermediate",
             "model_selection": tc.selection.value,
             "data": {t: plan.intermediate[t].protocol for t in system},
+            **({k: v for k, v in inputs.items() if k in ("sampling", "shared_heads")}),
         }
         result = train(
             model,
@@ -288,6 +335,7 @@ def intermediate_job(plan: Plan, system: tuple[str, ...], seed: int, echo) -> St
             out_dir=tmp,
             checkpoint_meta={"stage": stage.key, "tasks": list(system)},
             desc=f"intermediate {name}",
+            sampling=Sampling(ic.sampler, ic.temperature, ic.size_cap),
         )
         write_rows(
             tmp, _history_rows(plan, stage, result.history, name=name, seed=seed, protocol=protocol)

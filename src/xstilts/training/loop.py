@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 from xstilts.config import ModelSelection, TrainConfig
 from xstilts.features.base import Family, Features, eval_batches, train_batches
 from xstilts.modeling.model import MultiTaskModel, save_checkpoint
+from xstilts.training.samplers import Sampler, interleave, task_probabilities
 
 
 @dataclass
@@ -35,6 +36,20 @@ class PhaseTask:
     metric: Callable[..., dict[str, float]]
     labels: tuple[str, ...]
     primary_metric: str = "accuracy"
+    head: str | None = None  # head name when the head is shared by several tasks
+
+    @property
+    def head_name(self) -> str:
+        return self.head or self.task
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How the tasks of a multi-task phase are interleaved (``training/samplers.py``)."""
+
+    kind: Sampler = Sampler.PROPORTIONAL
+    temperature: float = 2.0
+    size_cap: int | None = None
 
 
 @dataclass
@@ -103,7 +118,7 @@ def score_dev(
     assert pt.dev is not None and pt.dev_examples is not None
     preds = predict(
         model,
-        pt.task,
+        pt.head_name,
         pt.family,
         pt.dev,
         pt.dev_examples,
@@ -125,6 +140,7 @@ def train(
     checkpoint_meta: dict,
     on_eval: Callable[[int, MultiTaskModel], list[dict]] | None = None,
     desc: str = "train",
+    sampling: Sampling = Sampling(),
 ) -> TrainResult:
     """Train ``model`` on ``tasks``; write ``best/`` (if selecting on dev) and ``last/``.
 
@@ -161,15 +177,25 @@ def train(
 
     sched = torch.optim.lr_scheduler.LambdaLR(optim, lr_lambda)
 
+    def task_epoch(t: PhaseTask) -> list[np.ndarray]:
+        return train_batches(
+            t.train.lengths, cfg.batch_size, rng, group_by_length=cfg.group_by_length
+        )
+
     def epoch_plan() -> list[tuple[int, np.ndarray]]:
-        plan = []
-        for ti, t in enumerate(tasks):
-            for b in train_batches(
-                t.train.lengths, cfg.batch_size, rng, group_by_length=cfg.group_by_length
-            ):
-                plan.append((ti, b))
-        order = rng.permutation(len(plan))
-        return [plan[i] for i in order]
+        if sampling.kind is Sampler.PROPORTIONAL and sampling.size_cap is None:
+            # every batch of every task once per epoch, in random order
+            plan = [(ti, b) for ti, t in enumerate(tasks) for b in task_epoch(t)]
+            order = rng.permutation(len(plan))
+            return [plan[i] for i in order]
+        probs = task_probabilities(
+            [len(t.train) for t in tasks],
+            sampling.kind,
+            temperature=sampling.temperature,
+            cap=sampling.size_cap,
+        )
+        epochs = [lambda t=t: task_epoch(t) for t in tasks]
+        return interleave(epochs, probs, batches_per_epoch, rng)
 
     result = TrainResult(steps=0, best_step=None, best_score=None)
     best_state: dict[str, torch.Tensor] | None = None
@@ -181,7 +207,7 @@ def train(
             pt = tasks[ti]
             batch = pt.family.collate(pt.train, idx, pad_id)
             labels = batch.pop("labels")
-            logits = model(pt.task, **batch)
+            logits = model(pt.head_name, **batch)
             loss = pt.family.loss(logits, labels) / cfg.grad_accum
             loss.backward()
             result.examples_seen += len(idx)
