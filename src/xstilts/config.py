@@ -20,6 +20,7 @@ import yaml
 
 from xstilts.errors import ConfigError
 from xstilts.tasks.languages import Benchmark
+from xstilts.training.samplers import Sampler
 
 
 class ModelSelection(str, Enum):
@@ -89,6 +90,54 @@ class IntermediateConfig:
     systems: tuple[tuple[str, ...], ...] = ((),)
     data: dict[str, TaskData] = field(default_factory=dict)
     training: TrainConfig = TrainConfig()
+    # Multi-task sampling of the tasks of one system (see training/samplers.py); with the
+    # default ``proportional`` and no cap, an epoch is every batch of every task, shuffled.
+    sampler: Sampler = Sampler.PROPORTIONAL
+    temperature: float = 2.0
+    size_cap: int | None = None  # cap on a task's size when computing sampling weights
+    # Head name -> tasks that share one head (same head kind and label set), e.g. ANLI+:
+    # {nli: [anli_r1, anli_r2, anli_r3, mnli, snli]}. Other tasks get a head of their own.
+    shared_heads: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+class Pooling(str, Enum):
+    """How a retrieval representation is pooled from one layer's token states."""
+
+    MEAN = "mean"  # mean over every token of the attention mask, special tokens included
+    FIRST = "first"  # the first token ([CLS] / <s>)
+
+
+class LayerSelection(str, Enum):
+    """How the layer of an untrained retrieval representation is chosen (recorded per row)."""
+
+    DEFAULT = "default"  # ``layer`` if given, else the reference / relative-depth rule
+    ORACLE = "oracle"  # best mean score over the evaluated languages, picked on the test pairs
+
+
+@dataclass(frozen=True)
+class RetrievalConfig:
+    """Representation and search of the retrieval tasks (Tatoeba, BUCC, LAReQA, Mewsli-X)."""
+
+    # Index into HF ``hidden_states`` (0 = embeddings); None: the task's reference layer for
+    # known models, else the same relative depth (see docs/retrieval.md).
+    layer: int | None = None
+    pooling: Pooling | None = None  # None: the task's reference pooling
+    layer_selection: LayerSelection = LayerSelection.DEFAULT
+    sweep_layers: bool = False  # also one row per layer (metric names suffixed ``@layerN``)
+    cache_dir: str | None = None  # embedding cache; None: ``<output_dir>/cache/embeddings``
+    batch_tokens: int = 16384  # padded tokens per inference batch (speed only)
+    bucc_neighbourhood: int = 4  # k of the k-NN margin (xtreme's ``mine_bitext``)
+    max_candidates: int | None = None  # Mewsli-X: first N entities of the candidate file
+
+
+@dataclass(frozen=True)
+class EncoderSource:
+    """An encoder trained on another (trainable) task, after the intermediate stage, on which
+    an untrained target is evaluated (XTREME-R: Tatoeba on the SQuAD-fine-tuned encoder)."""
+
+    task: str
+    data: TaskData = TaskData()
+    training: TrainConfig = TrainConfig()
 
 
 @dataclass(frozen=True)
@@ -100,6 +149,7 @@ class EvalConfig:
     labels_file: str | None = None  # separate gold labels aligned by row (XTREME strips them)
     paths: dict[str, str] = field(default_factory=dict)  # language -> explicit file
     batch_size: int = 128
+    retrieval: RetrievalConfig = RetrievalConfig()
 
 
 @dataclass(frozen=True)
@@ -108,6 +158,9 @@ class TargetConfig:
     data: TaskData = TaskData()
     training: TrainConfig = TrainConfig()
     evaluation: EvalConfig = EvalConfig()
+    # untrained targets only: evaluate on this task's target-trained encoder instead of the
+    # intermediate (or pretrained) one
+    encoder_from: EncoderSource | None = None
 
 
 @dataclass(frozen=True)
