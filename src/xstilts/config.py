@@ -83,6 +83,25 @@ class TaskData:
     dev_holdout: int = 0
 
 
+class MLMMode(str, Enum):
+    BEFORE = "before"  # a continued masked-LM phase before everything else (baseline included)
+    MIXED = "mixed"  # masked-LM as one more sampled task of every intermediate system
+
+
+@dataclass(frozen=True)
+class MLMConfig:
+    """Masked-LM on a plain-text corpus (one sentence or document per line)."""
+
+    corpus: str
+    language: str = "en"
+    mode: MLMMode = MLMMode.BEFORE
+    max_examples: int | None = None
+    # the continued phase has no dev set: it keeps its last checkpoint
+    training: TrainConfig = TrainConfig(
+        epochs=1.0, selection=ModelSelection.LAST, max_dev_examples=None
+    )
+
+
 @dataclass(frozen=True)
 class IntermediateConfig:
     # Each system is a list of English intermediate tasks trained together; [] is the
@@ -98,6 +117,7 @@ class IntermediateConfig:
     # Head name -> tasks that share one head (same head kind and label set), e.g. ANLI+:
     # {nli: [anli_r1, anli_r2, anli_r3, mnli, snli]}. Other tasks get a head of their own.
     shared_heads: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    mlm: MLMConfig | None = None
 
 
 class Pooling(str, Enum):

@@ -42,6 +42,9 @@ class MultiTaskModel(nn.Module):
         self.heads = nn.ModuleDict(
             {t: build_head(h.kind, hidden, len(h.labels), dropout) for t, h in heads.items()}
         )
+        for head in self.heads.values():
+            if getattr(head, "tie_input_embeddings", False):
+                head.tie(encoder.get_input_embeddings())
 
     # Batch keys the encoder takes; every other key is handed to the head.
     ENCODER_KEYS = ("input_ids", "attention_mask", "token_type_ids")

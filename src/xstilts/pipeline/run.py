@@ -12,17 +12,29 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import torch
 
 from xstilts import __version__
-from xstilts.config import ModelSelection, RunConfig, TaskData, TrainConfig, dump_config, to_dict
+from xstilts.config import (
+    DataRef,
+    EvalConfig,
+    MLMMode,
+    ModelSelection,
+    RunConfig,
+    TaskData,
+    TrainConfig,
+    dump_config,
+    to_dict,
+)
 from xstilts.errors import ConfigError
 from xstilts.features.base import family_for
 from xstilts.modeling.model import (
     HeadInfo,
     MultiTaskModel,
+    TransferReport,
     load_checkpoint,
     load_encoder,
     resolve_model_path,
@@ -37,7 +49,7 @@ from xstilts.results.store import (
     write_predictions,
     write_rows,
 )
-from xstilts.tasks.base import LoadedSplit, TaskSpec, get_task
+from xstilts.tasks.base import HeadKind, LoadedSplit, TaskSpec, get_task
 from xstilts.training.loop import PhaseTask, Sampling, predict, seed_everything, train
 
 log = logging.getLogger(__name__)
@@ -60,6 +72,13 @@ class Plan:
     target_spec: TaskSpec
     target: PhaseData
     evaluation: dict[str, LoadedSplit]  # language -> evaluation examples
+    # untrained target evaluated on another task's target-trained encoder (target.encoder_from)
+    encoder_source: PhaseData | None = None
+    retrieval_aux: Any = None  # retrieval.evaluate.Aux: data beyond the evaluated split
+
+
+def _retrieval_head(spec: TaskSpec) -> bool:
+    return spec.head in (HeadKind.RETRIEVAL, HeadKind.DUAL_ENCODER)
 
 
 def plan_run(cfg: RunConfig, *, data_dir: Path | None, out_dir: Path) -> Plan:
@@ -90,6 +109,14 @@ def plan_run(cfg: RunConfig, *, data_dir: Path | None, out_dir: Path) -> Plan:
     for task in sorted({t for s in cfg.intermediate.systems for t in s}):
         td = cfg.intermediate.data.get(task, TaskData())
         inter[task] = phase_data(get_task(task), td, data_dir)
+    if cfg.intermediate.mlm is not None:
+        mc = cfg.intermediate.mlm
+        ref = DataRef(
+            task="mlm", path=mc.corpus, language=mc.language, max_examples=mc.max_examples
+        )
+        inter["mlm"] = phase_data(get_task("mlm"), TaskData(train=ref), data_dir)
+        if mc.mode is MLMMode.BEFORE and mc.training.selection is not ModelSelection.LAST:
+            raise ConfigError("intermediate.mlm.training.selection must be 'last' (no MLM dev set)")
     check_shared_heads(cfg, inter)
     target = (
         phase_data(target_spec, cfg.target.data, data_dir)
@@ -97,6 +124,20 @@ def plan_run(cfg: RunConfig, *, data_dir: Path | None, out_dir: Path) -> Plan:
         else PhaseData(target_spec.name, target_spec.labels, [], None, {}, {"trained": False})
     )
     evaluation = eval_data(target_spec, ev, data_dir)
+    encoder_source = None
+    if cfg.target.encoder_from is not None:
+        src_spec = get_task(cfg.target.encoder_from.task)
+        if target_spec.trainable or not src_spec.trainable:
+            raise ConfigError(
+                "target.encoder_from evaluates an untrained target on a trained task's encoder: "
+                f"'{target_spec.name}' must be untrained and '{src_spec.name}' trainable"
+            )
+        encoder_source = phase_data(src_spec, cfg.target.encoder_from.data, data_dir)
+    retrieval_aux = None
+    if _retrieval_head(target_spec):
+        from xstilts.retrieval.evaluate import prepare
+
+        retrieval_aux = prepare(target_spec, ev, evaluation, data_dir)
     model_path = resolve_model_path(cfg.model.name_or_path)
     return Plan(
         cfg,
@@ -108,6 +149,8 @@ def plan_run(cfg: RunConfig, *, data_dir: Path | None, out_dir: Path) -> Plan:
         target_spec,
         target,
         evaluation,
+        encoder_source=encoder_source,
+        retrieval_aux=retrieval_aux,
     )
 
 
@@ -136,13 +179,20 @@ def cell_jobs(plan: Plan, system: tuple[str, ...], seed: int, echo=print) -> lis
     """The stage jobs of one (system, seed) cell, in dependency order (zero-shot last)."""
     name = system_name(system)
     jobs = []
-    inter = None
+    base = inter = None
+    mlm = plan.cfg.intermediate.mlm
+    if mlm is not None and mlm.mode is MLMMode.BEFORE:  # every system, the baseline included
+        jobs.append(mlm_job(plan, seed, echo))
+        base = jobs[-1].stage
     if system:
-        jobs.append(intermediate_job(plan, system, seed, echo))
+        jobs.append(intermediate_job(plan, system, seed, echo, base=base))
         inter = jobs[-1].stage
-    tgt = inter  # untrained targets are evaluated straight from the encoder
+    tgt = inter or base  # untrained targets are evaluated straight from the encoder
     if plan.target_spec.trainable:
-        jobs.append(target_job(plan, inter, name, seed, echo))
+        jobs.append(target_job(plan, inter, name, seed, echo, base=base))
+        tgt = jobs[-1].stage
+    elif plan.encoder_source is not None:
+        jobs.append(encoder_source_job(plan, inter, name, seed, echo, base=base))
         tgt = jobs[-1].stage
     jobs.append(zero_shot_job(plan, tgt, name, seed, echo))
     return jobs
@@ -208,6 +258,86 @@ def _history_rows(
             )
         )
     return rows
+
+
+def _mlm_training(cfg: RunConfig) -> TrainConfig:
+    return cfg.intermediate.mlm.training if cfg.intermediate.mlm else TrainConfig()
+
+
+def _start_model(
+    plan: Plan, heads: dict[str, HeadInfo], source: Stage | None, selection: ModelSelection
+) -> tuple[MultiTaskModel, object, TransferReport]:
+    """A model with fresh ``heads`` on the pretrained encoder, or on the encoder of
+    ``source``'s selected checkpoint (heads never transfer); masked-LM heads start from the
+    pretrained LM head when the model has one."""
+    cfg = plan.cfg
+    encoder, tokenizer = load_encoder(
+        plan.model_path, revision=cfg.model.revision, trust_remote_code=cfg.model.trust_remote_code
+    )
+    model = MultiTaskModel(encoder, heads, cfg.model.head_dropout)
+    if source is not None:
+        src = _selected(source.dir, selection)
+        src_model, _, _ = load_checkpoint(src)
+        report = transfer_encoder(
+            src_model.state_dict(), model, source=str(src.relative_to(plan.out_dir))
+        )
+        del src_model
+    else:
+        report = TransferReport(
+            source=f"pretrained:{cfg.model.name_or_path}",
+            loaded=[k for k in model.state_dict() if k.startswith("encoder.")],
+            missing=[k for k in model.state_dict() if k.startswith("heads.")],
+        )
+    for name, head in model.heads.items():
+        if model.head_info[name].kind is HeadKind.MASKED_LM:
+            from xstilts.modeling.heads_mlm import load_pretrained_lm_head
+
+            got = load_pretrained_lm_head(head, plan.model_path)
+            prefix = f"heads.{name}."
+            report.loaded += [prefix + g for g in got]
+            report.missing = [k for k in report.missing if k.removeprefix(prefix) not in got]
+    return model, tokenizer, report
+
+
+def mlm_job(plan: Plan, seed: int, echo) -> StageJob:
+    """Continued masked-LM training of the pretrained encoder on a plain-text corpus."""
+    cfg = plan.cfg
+    mc = cfg.intermediate.mlm
+    assert mc is not None
+    data = plan.intermediate["mlm"]
+    inputs = {
+        **_model_inputs(plan),
+        "corpus": data.fingerprint,
+        "training": _train_inputs(mc.training),
+        "seed": seed,
+    }
+    stage = make_stage("mlm", inputs, plan.out_dir)
+
+    def work(tmp: Path) -> dict:
+        seed_everything(seed)
+        model, tokenizer, report = _start_model(
+            plan, {"mlm": HeadInfo(HeadKind.MASKED_LM, ())}, None, ModelSelection.LAST
+        )
+        (tmp / "transfer_report.json").write_text(report.to_json())
+        pt = _phase_task(data, tokenizer, cfg.model.max_length, get_task("mlm"))
+        result = train(
+            model,
+            tokenizer,
+            [pt],
+            mc.training,
+            seed=seed,
+            out_dir=tmp,
+            checkpoint_meta={"stage": stage.key, "tasks": ["mlm"]},
+            desc="masked-LM",
+        )
+        return {"steps": result.steps, "best_step": None, "best_score": None}
+
+    return StageJob(
+        stage,
+        f"masked-LM on {data.protocol['train_file']} seed={seed}",
+        work,
+        report=lambda info: f"masked-LM: {info['steps']} steps",
+    )
 
 
 def _head_names(shared: dict[str, tuple[str, ...]], system: tuple[str, ...]) -> dict[str, str]:
@@ -279,10 +409,17 @@ def execute(job: StageJob, echo: Callable[[str], None] = print) -> dict:
     return info
 
 
-def intermediate_job(plan: Plan, system: tuple[str, ...], seed: int, echo) -> StageJob:
+def intermediate_job(
+    plan: Plan, system: tuple[str, ...], seed: int, echo, base: Stage | None = None
+) -> StageJob:
     cfg = plan.cfg
     tc = cfg.intermediate.training
+    name = system_name(system)
+    mlm = cfg.intermediate.mlm
+    if mlm is not None and mlm.mode is MLMMode.MIXED:
+        system = (*system, "mlm")  # masked-LM as one more sampled task
     inputs = {
+        "base": base.key if base else None,
         **_model_inputs(plan),
         "tasks": {
             t: {"version": get_task(t).version, **plan.intermediate[t].fingerprint} for t in system
@@ -302,18 +439,13 @@ def intermediate_job(plan: Plan, system: tuple[str, ...], seed: int, echo) -> St
     if any(head_of[t] != t for t in system):
         inputs["shared_heads"] = head_of
     stage = make_stage("intermediate", inputs, plan.out_dir)
-    name = system_name(system)
 
     def work(tmp: Path) -> dict:
         seed_everything(seed)
-        encoder, tokenizer = load_encoder(
-            plan.model_path,
-            revision=cfg.model.revision,
-            trust_remote_code=cfg.model.trust_remote_code,
-        )
         specs = {t: get_task(t) for t in system}
         heads = {head_of[t]: HeadInfo(specs[t].head, plan.intermediate[t].labels) for t in system}
-        model = MultiTaskModel(encoder, heads, cfg.model.head_dropout)
+        model, tokenizer, report = _start_model(plan, heads, base, _mlm_training(cfg).selection)
+        (tmp / "transfer_report.json").write_text(report.to_json())
         tasks = [
             _phase_task(plan.intermediate[t], tokenizer, cfg.model.max_length, specs[t])
             for t in system
@@ -356,13 +488,16 @@ def intermediate_job(plan: Plan, system: tuple[str, ...], seed: int, echo) -> St
     )
 
 
-def target_job(plan: Plan, inter: Stage | None, name: str, seed: int, echo) -> StageJob:
+def target_job(
+    plan: Plan, inter: Stage | None, name: str, seed: int, echo, base: Stage | None = None
+) -> StageJob:
     cfg = plan.cfg
     tc = cfg.target.training
     spec = plan.target_spec
     inputs = {
         **_model_inputs(plan),
         "intermediate": inter.key if inter else None,
+        "base": base.key if base and not inter else None,
         "intermediate_selection": cfg.intermediate.training.selection.value if inter else None,
         "task": spec.name,
         "version": spec.version,
@@ -374,29 +509,11 @@ def target_job(plan: Plan, inter: Stage | None, name: str, seed: int, echo) -> S
 
     def work(tmp: Path) -> dict:
         seed_everything(seed)
-        encoder, tokenizer = load_encoder(
-            plan.model_path,
-            revision=cfg.model.revision,
-            trust_remote_code=cfg.model.trust_remote_code,
+        source = inter or base
+        selection = (cfg.intermediate.training if inter else _mlm_training(cfg)).selection
+        model, tokenizer, report = _start_model(
+            plan, {spec.name: HeadInfo(spec.head, spec.labels)}, source, selection
         )
-        model = MultiTaskModel(
-            encoder, {spec.name: HeadInfo(spec.head, spec.labels)}, cfg.model.head_dropout
-        )
-        if inter is not None:
-            src = _selected(inter.dir, cfg.intermediate.training.selection)
-            src_model, _, _ = load_checkpoint(src)
-            report = transfer_encoder(
-                src_model.state_dict(), model, source=str(src.relative_to(plan.out_dir))
-            )
-            del src_model
-        else:
-            from xstilts.modeling.model import TransferReport
-
-            report = TransferReport(
-                source=f"pretrained:{cfg.model.name_or_path}",
-                loaded=[k for k in model.state_dict() if k.startswith("encoder.")],
-                missing=[k for k in model.state_dict() if k.startswith("heads.")],
-            )
         (tmp / "transfer_report.json").write_text(report.to_json())
         pt = _phase_task(plan.target, tokenizer, cfg.model.max_length, spec)
         on_eval = _target_dev_callback(plan, tokenizer) if tc.target_dev_each_eval else None
@@ -436,6 +553,45 @@ def target_job(plan: Plan, inter: Stage | None, name: str, seed: int, echo) -> S
             f"best English dev {info['best_score']}; transfer: {info['transfer']}"
         ),
     )
+
+
+def encoder_source_job(
+    plan: Plan, inter: Stage | None, name: str, seed: int, echo, base: Stage | None = None
+) -> StageJob:
+    """The target stage of ``target.encoder_from``'s task (the same stage, and key, as a run
+    with that task as its target), whose encoder the untrained target is evaluated on."""
+    src = plan.cfg.target.encoder_from
+    assert src is not None and plan.encoder_source is not None
+    target = dataclasses.replace(
+        plan.cfg.target,
+        task=src.task,
+        data=src.data,
+        training=src.training,
+        evaluation=EvalConfig(),
+        encoder_from=None,
+    )
+    sub = dataclasses.replace(
+        plan,
+        cfg=dataclasses.replace(plan.cfg, target=target),
+        target_spec=get_task(src.task),
+        target=plan.encoder_source,
+    )
+    return target_job(sub, inter, name, seed, echo, base=base)
+
+
+def _source_selection(plan: Plan, source: Stage) -> ModelSelection:
+    """Which checkpoint of ``source`` an untrained target is evaluated on."""
+    cfg = plan.cfg
+    if source.kind == "target" and cfg.target.encoder_from is not None:
+        return cfg.target.encoder_from.training.selection
+    return cfg.intermediate.training.selection
+
+
+def _encoder_id(plan: Plan, source: Stage | None, selection: ModelSelection) -> str:
+    """Names the weights being evaluated (stage keys hash every input), for embedding caches."""
+    if source is None:
+        return f"pretrained:{plan.model_fp}"
+    return f"{source.kind}-{source.key}/{_selected(source.dir, selection).name}"
 
 
 def _target_dev_callback(plan: Plan, tokenizer):
@@ -501,7 +657,7 @@ def _evaluation_model(plan: Plan, source: Stage | None):
         )
         return MultiTaskModel(encoder, heads, cfg.model.head_dropout), tokenizer, {"step": None}
     src_model, tokenizer, info = load_checkpoint(
-        _selected(source.dir, cfg.intermediate.training.selection)
+        _selected(source.dir, _source_selection(plan, source))
     )
     model = MultiTaskModel(src_model.encoder, heads, cfg.model.head_dropout)
     return model, tokenizer, info
@@ -522,6 +678,12 @@ def zero_shot_job(plan: Plan, tgt: Stage | None, name: str, seed: int, echo) -> 
         "version": spec.version,
         "max_length": cfg.model.max_length,
     }
+    if _retrieval_head(spec):  # only here, so other tasks' stage keys are unchanged
+        from xstilts.retrieval.evaluate import stage_inputs
+
+        inputs["retrieval"] = stage_inputs(ev.retrieval, plan.retrieval_aux)
+        if not spec.trainable and tgt is not None:
+            inputs["retrieval"]["source_selection"] = _source_selection(plan, tgt).value
     stage = make_stage("zero_shot", inputs, plan.out_dir)
 
     def work(tmp: Path) -> dict:
@@ -539,7 +701,11 @@ def zero_shot_job(plan: Plan, tgt: Stage | None, name: str, seed: int, echo) -> 
             "labels_file": ev.labels_file,
             **plan.target.protocol,
         }
-        for lang, data in plan.evaluation.items():
+        if _retrieval_head(spec):
+            rows = _retrieval_rows(
+                plan, stage, tgt, model, tokenizer, name, seed, protocol, tmp, echo
+            )
+        for lang, data in plan.evaluation.items() if not _retrieval_head(spec) else ():
             feats = family.encode(
                 data.examples, tokenizer, max_length=cfg.model.max_length, labels=spec.labels
             )
@@ -604,3 +770,74 @@ def zero_shot_job(plan: Plan, tgt: Stage | None, name: str, seed: int, echo) -> 
             else None
         ),
     )
+
+
+def _retrieval_rows(
+    plan: Plan,
+    stage: Stage,
+    source: Stage | None,
+    model,
+    tokenizer,
+    name: str,
+    seed: int,
+    protocol: dict,
+    tmp: Path,
+    echo,
+) -> list[ResultRow]:
+    """Rows of a retrieval target: every language at once through ``xstilts.retrieval``
+    (pooled candidates, BUCC's sample split, layer sweeps, the embedding cache)."""
+    from xstilts.retrieval.encode import EmbeddingCache, Encoder
+    from xstilts.retrieval.evaluate import evaluate
+
+    cfg, spec, ev = plan.cfg, plan.target_spec, plan.cfg.target.evaluation
+    rc = ev.retrieval
+    selection = (
+        cfg.target.training.selection
+        if spec.trainable or source is None
+        else _source_selection(plan, source)
+    )
+    encoder_id = _encoder_id(plan, source, selection)
+    cache = EmbeddingCache(
+        Path(rc.cache_dir) if rc.cache_dir else plan.out_dir / "cache" / "embeddings"
+    )
+    encoder = Encoder(
+        model, tokenizer, spec.name, encoder_id, cfg.model.max_length, rc.batch_tokens, cache
+    )
+    outcome = evaluate(
+        spec,
+        plan.evaluation,
+        encoder,
+        rc,
+        split=ev.split,
+        model_name=cfg.model.name_or_path,
+        aux=plan.retrieval_aux,
+        echo=echo,
+    )
+    for fname, records in outcome.predictions.items():
+        write_predictions(tmp / "predictions" / fname, records)
+    base = {**protocol, "encoder": encoder_id, "encoder_selection": selection.value}
+    if not spec.trainable:
+        base["model_selection"] = selection.value  # of the encoder's stage, not a target's
+        if cfg.target.encoder_from is not None:
+            base["encoder_task"] = cfg.target.encoder_from.task
+            base.update({f"encoder_{k}": v for k, v in plan.encoder_source.protocol.items()})
+    return [
+        ResultRow(
+            run=cfg.name,
+            stage="zero_shot",
+            stage_key=stage.key,
+            task=spec.name,
+            language=r.language,
+            split=ev.split,
+            metric=r.metric,
+            value=r.value,
+            n_examples=r.n_examples,
+            seed=seed,
+            model=cfg.model.name_or_path,
+            intermediate=name,
+            target=spec.name,
+            task_version=spec.version,
+            protocol={**base, "eval_file": plan.evaluation[r.language].source, **r.protocol},
+        )
+        for r in outcome.rows
+    ]

@@ -32,6 +32,8 @@ class HeadKind(str, Enum):
     RETRIEVAL = "retrieval"
     # two towers sharing the encoder, trained with in-batch negatives (LAReQA, Mewsli-X)
     DUAL_ENCODER = "dual_encoder"
+    # masked-LM on plain text: continued pre-training, or mixed into intermediate training
+    MASKED_LM = "masked_lm"
 
 
 # (path, language, split) -> examples

@@ -25,3 +25,13 @@ class PairExample:
     label: str | None
     language: str
     line: int | None = None
+
+
+@dataclass(frozen=True)
+class TextExample:
+    """A line of plain text (masked-LM corpora)."""
+
+    guid: str
+    text: str
+    language: str
+    line: int | None = None
