@@ -28,6 +28,12 @@ class ModelSelection(str, Enum):
 
     BEST_EN_DEV = "best_en_dev"
     LAST = "last"
+    # weights averaged over the checkpoints of every evaluation step
+    AVERAGE = "average"
+    # Keung et al. 2020's oracle: per target language, the step best on one half of that
+    # language's dev set ("dev_a"), reported on test or on the other half ("dev_b") — never
+    # on the half it selected on. Always labelled as an oracle in the rows.
+    ORACLE_TARGET_DEV = "oracle_target_dev"
 
 
 @dataclass(frozen=True)

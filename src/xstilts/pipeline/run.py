@@ -40,7 +40,7 @@ from xstilts.modeling.model import (
     resolve_model_path,
     transfer_encoder,
 )
-from xstilts.pipeline.data import PhaseData, eval_data, phase_data
+from xstilts.pipeline.data import PhaseData, eval_data, eval_languages, phase_data
 from xstilts.pipeline.stages import Stage, make_stage, model_fingerprint, run_stage
 from xstilts.results.store import (
     ResultRow,
@@ -109,6 +109,26 @@ def plan_run(cfg: RunConfig, *, data_dir: Path | None, out_dir: Path) -> Plan:
     for task in sorted({t for s in cfg.intermediate.systems for t in s}):
         td = cfg.intermediate.data.get(task, TaskData())
         inter[task] = phase_data(get_task(task), td, data_dir)
+    if cfg.target.training.selection is ModelSelection.ORACLE_TARGET_DEV:
+        if "dev" not in target_spec.splits:
+            raise ConfigError(
+                f"oracle_target_dev selection: task '{target_spec.name}' has no dev split"
+            )
+        if (
+            train_ref is not None
+            and train_ref.task == target_spec.name
+            and train_ref.split == "dev"
+        ):
+            raise ConfigError(
+                "oracle_target_dev selection would select on translations of the training data"
+            )
+        missing = [
+            lang
+            for lang in eval_languages(target_spec, ev)
+            if lang not in target_spec.splits["dev"]
+        ]
+        if missing:
+            raise ConfigError(f"oracle_target_dev selection: no dev split for {missing}")
     if cfg.intermediate.mlm is not None:
         mc = cfg.intermediate.mlm
         ref = DataRef(
@@ -133,12 +153,12 @@ def plan_run(cfg: RunConfig, *, data_dir: Path | None, out_dir: Path) -> Plan:
                 f"'{target_spec.name}' must be untrained and '{src_spec.name}' trainable"
             )
         encoder_source = phase_data(src_spec, cfg.target.encoder_from.data, data_dir)
+    model_path = resolve_model_path(cfg.model.name_or_path)
     retrieval_aux = None
     if _retrieval_head(target_spec):
         from xstilts.retrieval.evaluate import prepare
 
-        retrieval_aux = prepare(target_spec, ev, evaluation, data_dir)
-    model_path = resolve_model_path(cfg.model.name_or_path)
+        retrieval_aux = prepare(target_spec, ev, evaluation, data_dir, model=cfg.model)
     return Plan(
         cfg,
         data_dir,
@@ -374,8 +394,33 @@ def check_shared_heads(cfg: RunConfig, inter: dict[str, PhaseData]) -> None:
 
 
 def _selected(stage_dir: Path, selection: ModelSelection) -> Path:
+    """The checkpoint a selection mode uses (the oracle picks per language, see
+    ``_oracle_steps``; its fallback here is the English-dev best)."""
+    if selection is ModelSelection.AVERAGE:
+        return stage_dir / "average"
     best = stage_dir / "best"
-    return best if selection is ModelSelection.BEST_EN_DEV and best.is_dir() else stage_dir / "last"
+    return best if selection is not ModelSelection.LAST and best.is_dir() else stage_dir / "last"
+
+
+def oracle_halves(n: int) -> tuple[list[int], list[int]]:
+    """Indices of the two halves of an n-example dev set: even rows select ("dev_a"), odd rows
+    report ("dev_b"). Fixed and seed-independent, and parallel across XNLI-style languages."""
+    return list(range(0, n, 2)), list(range(1, n, 2))
+
+
+def _oracle_steps(stage_dir: Path, metric: str) -> dict[str, int]:
+    """Per language, the training step whose ``dev_a`` score is best (earliest on ties)."""
+    from xstilts.results.store import ROWS_FILE
+
+    best: dict[str, tuple[float, int]] = {}
+    for line in (stage_dir / ROWS_FILE).read_text(encoding="utf-8").splitlines():
+        r = json.loads(line)
+        if r["split"] != "dev_a" or r["metric"] != metric:
+            continue
+        cur = best.get(r["language"])
+        if cur is None or r["value"] > cur[0]:
+            best[r["language"]] = (r["value"], r["step"])
+    return {lang: step for lang, (_, step) in best.items()}
 
 
 # --------------------------------------------------------------------------- the three stages
@@ -516,7 +561,12 @@ def target_job(
         )
         (tmp / "transfer_report.json").write_text(report.to_json())
         pt = _phase_task(plan.target, tokenizer, cfg.model.max_length, spec)
-        on_eval = _target_dev_callback(plan, tokenizer) if tc.target_dev_each_eval else None
+        oracle = tc.selection is ModelSelection.ORACLE_TARGET_DEV
+        on_eval = (
+            _target_dev_callback(plan, tokenizer, half="dev_a" if oracle else None)
+            if tc.target_dev_each_eval or oracle
+            else None
+        )
         result = train(
             model,
             tokenizer,
@@ -594,12 +644,20 @@ def _encoder_id(plan: Plan, source: Stage | None, selection: ModelSelection) -> 
     return f"{source.kind}-{source.key}/{_selected(source.dir, selection).name}"
 
 
-def _target_dev_callback(plan: Plan, tokenizer):
+def _target_dev_callback(plan: Plan, tokenizer, *, half: str | None = None):
     """Scores of every target language's dev set at each evaluation step (for later analysis
-    of model selection); loaded once."""
+    of model selection, and for the oracle selection, which scores half ``dev_a``); loaded
+    once."""
     spec = plan.target_spec
     ev = dataclasses.replace(plan.cfg.target.evaluation, split="dev", labels_file=None, paths={})
     devs = eval_data(spec, ev, plan.data_dir)
+    if half == "dev_a":
+        devs = {
+            lang: dataclasses.replace(
+                d, examples=[d.examples[i] for i in oracle_halves(len(d.examples))[0]]
+            )
+            for lang, d in devs.items()
+        }
     family = family_for(spec.head)
     feats = {
         lang: family.encode(
@@ -630,7 +688,7 @@ def _target_dev_callback(plan: Plan, tokenizer):
                         "step": step,
                         "task": spec.name,
                         "language": lang,
-                        "split": "dev",
+                        "split": half or "dev",
                         "metric": metric,
                         "value": value,
                         "n_examples": len(refs),
@@ -705,12 +763,33 @@ def zero_shot_job(plan: Plan, tgt: Stage | None, name: str, seed: int, echo) -> 
             rows = _retrieval_rows(
                 plan, stage, tgt, model, tokenizer, name, seed, protocol, tmp, echo
             )
+        oracle = spec.trainable and selection is ModelSelection.ORACLE_TARGET_DEV
+        steps = _oracle_steps(tgt.dir, spec.primary_metric) if oracle else {}
+        step_models: dict[int, MultiTaskModel] = {}
         for lang, data in plan.evaluation.items() if not _retrieval_head(spec) else ():
+            lang_model, split, examples, lang_protocol = model, ev.split, data.examples, protocol
+            if oracle:  # the step best on this language's dev_a; never reported on dev_a
+                if lang not in steps:
+                    raise ConfigError(f"oracle selection: no dev_a score for language '{lang}'")
+                step = steps[lang]
+                if step not in step_models:
+                    step_models[step] = load_checkpoint(tgt.dir / f"step-{step}")[0]
+                lang_model = step_models[step]
+                lang_protocol = {
+                    **protocol,
+                    "selected_step": step,
+                    "oracle": True,
+                    "selected_on": "dev_a",
+                }
+                if ev.split == "dev":
+                    examples = [examples[i] for i in oracle_halves(len(examples))[1]]
+                    split = "dev_b"
+            data = dataclasses.replace(data, examples=examples)
             feats = family.encode(
                 data.examples, tokenizer, max_length=cfg.model.max_length, labels=spec.labels
             )
             preds = predict(
-                model,
+                lang_model,
                 spec.name,
                 family,
                 feats,
@@ -721,7 +800,7 @@ def zero_shot_job(plan: Plan, tgt: Stage | None, name: str, seed: int, echo) -> 
                 desc=f"eval {lang}",
             )
             write_predictions(
-                tmp / "predictions" / f"{spec.name}.{ev.split}.{lang}.jsonl",
+                tmp / "predictions" / f"{spec.name}.{split}.{lang}.jsonl",
                 (family.record(ex, p) for ex, p in zip(data.examples, preds)),
             )
             refs = family.references(data.examples)
@@ -740,7 +819,7 @@ def zero_shot_job(plan: Plan, tgt: Stage | None, name: str, seed: int, echo) -> 
                         stage_key=stage.key,
                         task=spec.name,
                         language=lang,
-                        split=ev.split,
+                        split=split,
                         metric=metric,
                         value=value,
                         n_examples=len(refs),
@@ -749,7 +828,7 @@ def zero_shot_job(plan: Plan, tgt: Stage | None, name: str, seed: int, echo) -> 
                         intermediate=name,
                         target=spec.name,
                         task_version=spec.version,
-                        protocol={**protocol, "eval_file": data.source},
+                        protocol={**lang_protocol, "eval_file": data.source},
                     )
                 )
         write_rows(tmp, rows)

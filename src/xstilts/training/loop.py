@@ -199,6 +199,10 @@ def train(
 
     result = TrainResult(steps=0, best_step=None, best_score=None)
     best_state: dict[str, torch.Tensor] | None = None
+    # running sum of the weights at every evaluation step, for ModelSelection.AVERAGE
+    avg_state: dict[str, torch.Tensor] | None = None
+    n_avg = 0
+    keep_periodic = cfg.keep_periodic or cfg.selection is ModelSelection.ORACLE_TARGET_DEV
     model.train()
     step, micro = 0, 0
     pbar = tqdm(total=total_updates, desc=desc, leave=False, disable=None)
@@ -228,7 +232,15 @@ def train(
                 if score is not None and (result.best_score is None or score > result.best_score):
                     result.best_score, result.best_step = score, step
                     best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-                if cfg.keep_periodic:
+                if cfg.selection is ModelSelection.AVERAGE:
+                    state = model.state_dict()
+                    if avg_state is None:
+                        avg_state = {k: v.detach().double().clone() for k, v in state.items()}
+                    else:
+                        for k, v in state.items():
+                            avg_state[k] += v.detach().double()
+                    n_avg += 1
+                if keep_periodic:
                     save_checkpoint(
                         model,
                         tokenizer,
@@ -240,6 +252,15 @@ def train(
     pbar.close()
     result.steps = step
     save_checkpoint(model, tokenizer, out_dir / "last", {**checkpoint_meta, "step": step})
+    if avg_state is not None:
+        last_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        model.load_state_dict(
+            {k: (v / n_avg).to(last_state[k].dtype) for k, v in avg_state.items()}
+        )
+        save_checkpoint(
+            model, tokenizer, out_dir / "average", {**checkpoint_meta, "averaged_steps": n_avg}
+        )
+        model.load_state_dict(last_state)
     if best_state is not None:
         last_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         model.load_state_dict(best_state)
