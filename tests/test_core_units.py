@@ -251,3 +251,16 @@ def test_glue_qqp_and_sst2_readers_and_hub_rows(tmp_path):
         rows, dataset="nyu-mll/glue", language="en", label_names=("0", "1")
     )
     assert (e.text_a, e.text_b, e.label) == ("fine", None, "1")
+
+
+def test_training_data_in_another_source_language_by_path(demo_data, tmp_path):
+    from xstilts.errors import ConfigError
+
+    spec = get_task("demo_nli")
+    de = demo_data / "demo-nli" / "test-de.tsv"  # stands in for a translate-train file
+    loaded = load_split(spec, "train", "de", data_dir=None, path=de)
+    assert loaded.language == "de" and loaded.examples[0].language == "de"
+    with pytest.raises(ConfigError, match="unknown language code 'xx'"):
+        load_split(spec, "train", "xx", data_dir=None, path=de)
+    with pytest.raises(Exception, match="no language 'de'"):
+        load_split(spec, "train", "de", data_dir=demo_data)

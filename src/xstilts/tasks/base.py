@@ -118,6 +118,16 @@ class TaskSpec:
             )
 
 
+def known_languages() -> set[str]:
+    """Every language code of the benchmark tables, plus those of registered task splits."""
+    from xstilts.tasks.languages import TABLES
+
+    codes = {lang for table in TABLES.values() for langs in table.values() for lang in langs}
+    for spec in _REGISTRY.values():
+        codes.update(lang for langs in spec.splits.values() for lang in langs)
+    return codes
+
+
 _REGISTRY: dict[str, TaskSpec] = {}
 
 
@@ -197,8 +207,16 @@ def load_split(
     path: Path | None = None,
     max_examples: int | None = None,
 ) -> LoadedSplit:
-    """Find and read one split: explicit path, then the data directory, then the hub."""
-    spec.check_language(split, language)
+    """Find and read one split: explicit path, then the data directory, then the hub.
+
+    With an explicit path the language may be any XTREME language code, whatever the task's
+    split table says: training data in another source language, or machine-translated
+    training data (a file per language), is given this way.
+    """
+    if path is None:
+        spec.check_language(split, language)
+    elif language not in known_languages():
+        raise ConfigError(f"unknown language code '{language}' for {path}")
     if path is not None:
         path = Path(path)
         if not path.is_file():
