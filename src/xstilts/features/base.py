@@ -79,6 +79,11 @@ class Family(ABC):
                     bad.add(x)
         return sorted(bad)
 
+    def split_protocol(self, examples: Sequence) -> dict[str, Any]:
+        """Protocol keys describing how an evaluation split was read (e.g. the UD treebank and
+        tokenisation mode of tagging data); recorded in every row of that split."""
+        return {}
+
     def record(self, example: Any, prediction: Any) -> dict[str, Any]:
         """A JSON-serialisable per-example prediction record."""
         return {

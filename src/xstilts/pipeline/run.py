@@ -238,16 +238,17 @@ def _model_inputs(plan: Plan) -> dict:
     }
 
 
-def _phase_task(pd_: PhaseData, tokenizer, max_length: int, spec: TaskSpec) -> PhaseTask:
+def _phase_task(
+    pd_: PhaseData, tokenizer, max_length: int, spec: TaskSpec, max_dev: int | None = None
+) -> PhaseTask:
+    """Features of one task of a phase; model selection scores the first ``max_dev`` dev
+    examples (the English dev subset, fixed across runs)."""
     family = family_for(spec.head)
     train_f = family.encode(pd_.train, tokenizer, max_length=max_length, labels=pd_.labels)
-    dev_f = (
-        family.encode(pd_.dev, tokenizer, max_length=max_length, labels=pd_.labels)
-        if pd_.dev
-        else None
-    )
+    dev = pd_.dev[:max_dev] if pd_.dev and max_dev is not None else pd_.dev
+    dev_f = family.encode(dev, tokenizer, max_length=max_length, labels=pd_.labels) if dev else None
     return PhaseTask(
-        pd_.task, family, train_f, dev_f, pd_.dev, spec.metric, pd_.labels, spec.primary_metric
+        pd_.task, family, train_f, dev_f, dev, spec.metric, pd_.labels, spec.primary_metric
     )
 
 
@@ -492,7 +493,13 @@ def intermediate_job(
         model, tokenizer, report = _start_model(plan, heads, base, _mlm_training(cfg).selection)
         (tmp / "transfer_report.json").write_text(report.to_json())
         tasks = [
-            _phase_task(plan.intermediate[t], tokenizer, cfg.model.max_length, specs[t])
+            _phase_task(
+                plan.intermediate[t],
+                tokenizer,
+                cfg.model.max_length,
+                specs[t],
+                tc.max_dev_examples,
+            )
             for t in system
         ]
         for pt in tasks:
@@ -560,7 +567,7 @@ def target_job(
             plan, {spec.name: HeadInfo(spec.head, spec.labels)}, source, selection
         )
         (tmp / "transfer_report.json").write_text(report.to_json())
-        pt = _phase_task(plan.target, tokenizer, cfg.model.max_length, spec)
+        pt = _phase_task(plan.target, tokenizer, cfg.model.max_length, spec, tc.max_dev_examples)
         oracle = tc.selection is ModelSelection.ORACLE_TARGET_DEV
         on_eval = (
             _target_dev_callback(plan, tokenizer, half="dev_a" if oracle else None)
@@ -828,7 +835,11 @@ def zero_shot_job(plan: Plan, tgt: Stage | None, name: str, seed: int, echo) -> 
                         intermediate=name,
                         target=spec.name,
                         task_version=spec.version,
-                        protocol={**lang_protocol, "eval_file": data.source},
+                        protocol={
+                            **lang_protocol,
+                            "eval_file": data.source,
+                            **family.split_protocol(data.examples),
+                        },
                     )
                 )
         write_rows(tmp, rows)

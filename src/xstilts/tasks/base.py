@@ -73,6 +73,9 @@ class HubFormat:
     config: str | None
     split_names: Mapping[str, str]
     label_names: tuple[str, ...] | None = None
+    # (split, language) -> (examples, source): for families whose hub rows are not sentence
+    # pairs (tagging, QA …); None uses the sentence-pair converter of ``readers/hub.py``.
+    loader: Callable[[str, str], tuple[list, str]] | None = None
 
 
 @dataclass(frozen=True)
@@ -248,6 +251,9 @@ def load_split(
                     )
     if spec.hub and not hub_offline():
         hub = spec.hub[0]
+        if hub.loader is not None:
+            examples, source = hub.loader(split, language)
+            return _finish(spec, split, language, examples, source, source, max_examples)
         config = hub.config.format(lang=language) if hub.config else None
         hub_split = hub.split_names.get(split, split)
         examples = load_hub_examples(
