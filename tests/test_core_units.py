@@ -264,3 +264,26 @@ def test_training_data_in_another_source_language_by_path(demo_data, tmp_path):
         load_split(spec, "train", "xx", data_dir=None, path=de)
     with pytest.raises(Exception, match="no language 'de'"):
         load_split(spec, "train", "de", data_dir=demo_data)
+
+
+def test_missing_language_skipped_with_reason_or_refused(tiny_model, demo_data, tmp_path):
+    import shutil
+
+    from xstilts.config import RunConfig, from_dict
+    from xstilts.errors import MissingDataError
+    from xstilts.pipeline.run import plan_run, run
+
+    data = tmp_path / "data"
+    shutil.copytree(demo_data, data)
+    (data / "demo-nli" / "test-fr.tsv").unlink()
+    raw = {"name": "m", "model": {"name_or_path": str(tiny_model), "max_length": 32},
+           "target": {"task": "demo_nli", "training": {"epochs": 1, "batch_size": 32}}}
+    with pytest.raises(MissingDataError, match="language 'fr'"):
+        plan_run(from_dict(RunConfig, raw), data_dir=data, out_dir=tmp_path / "o")
+    raw["target"]["evaluation"] = {"missing": "skip"}
+    lines = []
+    rows = run(from_dict(RunConfig, raw), data_dir=data, out_dir=tmp_path / "o", echo=lines.append)
+    assert "fr" not in set(rows["language"]) and len(set(rows["language"])) == 4
+    assert any("fr: missing, not evaluated" in x for x in lines)
+    zs = next((tmp_path / "o" / "stages").glob("zero_shot-*"))
+    assert "fr" in json.loads((zs / "stage.json").read_text())["missing"]

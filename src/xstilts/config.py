@@ -166,6 +166,11 @@ class EncoderSource:
     training: TrainConfig = TrainConfig()
 
 
+class MissingPolicy(str, Enum):
+    ERROR = "error"  # a language without its evaluation file stops the run before it starts
+    SKIP = "skip"  # it is left out, and the reason is recorded in the stage and printed
+
+
 @dataclass(frozen=True)
 class EvalConfig:
     split: str = "test"
@@ -175,6 +180,7 @@ class EvalConfig:
     labels_file: str | None = None  # separate gold labels aligned by row (XTREME strips them)
     paths: dict[str, str] = field(default_factory=dict)  # language -> explicit file
     batch_size: int = 128
+    missing: MissingPolicy = MissingPolicy.ERROR
     retrieval: RetrievalConfig = RetrievalConfig()
 
 

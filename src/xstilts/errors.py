@@ -36,3 +36,7 @@ class DataError(XStiltsError):
             where += f":{line}"
         what = f"field '{field}': " if field else ""
         super().__init__(f"{where}: {what}{message}")
+
+
+class MissingDataError(DataError):
+    """No file (and no reachable hub dataset) for a task split in a language."""

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from xstilts.config import DataRef, EvalConfig, TaskData
-from xstilts.errors import ConfigError
+from xstilts.config import DataRef, EvalConfig, MissingPolicy, TaskData
+from xstilts.errors import ConfigError, MissingDataError
 from xstilts.features.base import family_for
 from xstilts.tasks.base import LoadedSplit, TaskSpec, get_task, load_split, split_holdout
 
@@ -120,18 +120,32 @@ def eval_languages(spec: TaskSpec, ev: EvalConfig) -> tuple[str, ...]:
     return tuple(langs)
 
 
-def eval_data(spec: TaskSpec, ev: EvalConfig, data_dir: Path | None) -> dict[str, LoadedSplit]:
-    """Every evaluation language of the target task, with labels attached from a labels file."""
+def eval_data(
+    spec: TaskSpec, ev: EvalConfig, data_dir: Path | None, *, missing: dict[str, str] | None = None
+) -> dict[str, LoadedSplit]:
+    """Every evaluation language of the target task, with labels attached from a labels file.
+
+    With ``evaluation.missing: skip`` a language whose file does not exist is left out and
+    its reason stored in ``missing`` (language -> message); malformed files always fail.
+    """
     out: dict[str, LoadedSplit] = {}
     for lang in eval_languages(spec, ev):
-        out[lang] = load_split(
-            spec,
-            ev.split,
-            lang,
-            data_dir=data_dir,
-            path=resolve_path(ev.paths.get(lang), data_dir),
-            max_examples=ev.max_examples,
-        )
+        try:
+            out[lang] = load_split(
+                spec,
+                ev.split,
+                lang,
+                data_dir=data_dir,
+                path=resolve_path(ev.paths.get(lang), data_dir),
+                max_examples=ev.max_examples,
+            )
+        except MissingDataError as e:
+            if ev.missing is not MissingPolicy.SKIP:
+                raise
+            if missing is not None:
+                missing[lang] = str(e)
+    if not out:
+        raise ConfigError(f"task '{spec.name}': no evaluation language has a '{ev.split}' file")
     if ev.labels_file is not None:
         from xstilts.tasks.labels import attach_labels
 

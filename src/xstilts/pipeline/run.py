@@ -72,6 +72,7 @@ class Plan:
     target_spec: TaskSpec
     target: PhaseData
     evaluation: dict[str, LoadedSplit]  # language -> evaluation examples
+    missing: dict[str, str] = dataclasses.field(default_factory=dict)  # language -> why absent
     # untrained target evaluated on another task's target-trained encoder (target.encoder_from)
     encoder_source: PhaseData | None = None
     retrieval_aux: Any = None  # retrieval.evaluate.Aux: data beyond the evaluated split
@@ -143,7 +144,8 @@ def plan_run(cfg: RunConfig, *, data_dir: Path | None, out_dir: Path) -> Plan:
         if target_spec.trainable
         else PhaseData(target_spec.name, target_spec.labels, [], None, {}, {"trained": False})
     )
-    evaluation = eval_data(target_spec, ev, data_dir)
+    missing: dict[str, str] = {}
+    evaluation = eval_data(target_spec, ev, data_dir, missing=missing)
     encoder_source = None
     if cfg.target.encoder_from is not None:
         src_spec = get_task(cfg.target.encoder_from.task)
@@ -169,6 +171,7 @@ def plan_run(cfg: RunConfig, *, data_dir: Path | None, out_dir: Path) -> Plan:
         target_spec,
         target,
         evaluation,
+        missing=missing,
         encoder_source=encoder_source,
         retrieval_aux=retrieval_aux,
     )
@@ -739,6 +742,7 @@ def zero_shot_job(plan: Plan, tgt: Stage | None, name: str, seed: int, echo) -> 
         "selection": selection.value,
         "split": ev.split,
         "data": {lang: d.fingerprint for lang, d in plan.evaluation.items()},
+        "missing": sorted(plan.missing) or None,
         "labels_file": ev.labels_file,
         "version": spec.version,
         "max_length": cfg.model.max_length,
@@ -842,10 +846,13 @@ def zero_shot_job(plan: Plan, tgt: Stage | None, name: str, seed: int, echo) -> 
                         },
                     )
                 )
+        for lang, why in plan.missing.items():
+            echo(f"       {lang}: missing, not evaluated ({why})")
         write_rows(tmp, rows)
         return {
             "scored": sorted({r.language for r in rows}),
             "unscored": unscored,
+            "missing": plan.missing,
             "xstilts_version": __version__,
         }
 

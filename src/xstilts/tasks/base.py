@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 
-from xstilts.errors import ConfigError, DataError
+from xstilts.errors import ConfigError, DataError, MissingDataError
 from xstilts.tasks.languages import Benchmark, benchmark_languages
 from xstilts.tasks.readers.hub import hub_offline, load_hub_examples
 
@@ -264,7 +264,7 @@ def load_split(
     where = f"under {data_dir}" if data_dir is not None else "(no data_dir given)"
     hub_note = " and the HF hub is offline" if spec.hub else ""
     tried_note = f" (tried {', '.join(tried[:4])}{' …' if len(tried) > 4 else ''})" if tried else ""
-    raise DataError(
+    raise MissingDataError(
         None,
         f"no file for task '{spec.name}' split '{split}' language '{language}' {where}"
         f"{tried_note}{hub_note}",
