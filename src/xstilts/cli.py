@@ -28,7 +28,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     cfg = replace(cfg, data_dir=str(data_dir) if data_dir else None, output_dir=str(out))
     rows = run(cfg, data_dir=data_dir, out_dir=out)
     if not rows.empty:
-        metric = rows["metric"].iloc[0]
+        from xstilts.tasks.base import get_task
+
+        metric = get_task(cfg.target.task).primary_metric
+        if metric not in set(rows["metric"]):
+            metric = rows["metric"].iloc[0]
         print(
             format_table(
                 language_table(rows, metric=metric), metric=metric, n_seeds=rows["seed"].nunique()

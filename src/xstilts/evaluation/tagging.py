@@ -14,7 +14,9 @@ version this package requires) then reads them as follows (``get_entities``):
 * ``CCONJ`` and ``SCONJ`` share the type ``CONJ``; in ``CCONJ SCONJ`` the ``S`` restarts the span
   without closing the ``CCONJ`` one, so only the span (``CONJ``, 1, 1) is produced and the
   ``CCONJ`` token is dropped from both gold and prediction;
-* sentences are concatenated with an ``O`` between them, so spans never cross sentences.
+* sentences are concatenated with an ``O`` between them; that ``O`` has chunk type ``_``, the
+  same as a prefix-less ``X`` tag, so a run of ``X`` at the end of one sentence joins an ``X``
+  run at the start of the next (spans of every other tag never cross sentences).
 
 The span F1 of POS tags is therefore not token accuracy; it is XTREME's headline UD-POS number all
 the same. :func:`pos_accuracy` is the token accuracy that xstilts reports *beside* it, clearly

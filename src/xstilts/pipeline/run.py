@@ -161,6 +161,7 @@ def plan_run(cfg: RunConfig, *, data_dir: Path | None, out_dir: Path) -> Plan:
         from xstilts.retrieval.evaluate import prepare
 
         retrieval_aux = prepare(target_spec, ev, evaluation, data_dir, model=cfg.model)
+    _check_translation_leaks(target_spec, ev.split, target, inter, encoder_source, data_dir)
     return Plan(
         cfg,
         data_dir,
@@ -175,6 +176,34 @@ def plan_run(cfg: RunConfig, *, data_dir: Path | None, out_dir: Path) -> Plan:
         encoder_source=encoder_source,
         retrieval_aux=retrieval_aux,
     )
+
+
+def _absolute(source: str) -> str:
+    """A file source as an absolute path (hub sources unchanged), so later analysis finds it
+    from anywhere."""
+    return source if "://" in source else str(Path(source).resolve())
+
+
+def _check_translation_leaks(
+    spec: TaskSpec,
+    split: str,
+    target: PhaseData,
+    inter: dict[str, PhaseData],
+    encoder_source: PhaseData | None,
+    data_dir: Path | None,
+) -> None:
+    """Refuse to train on anything the evaluated split is a translation of (XCOPA val is COPA
+    val translated: COPA val and its Balanced-COPA mirrors must not be trained or selected on)."""
+    from xstilts.tasks.choice import check_no_translation_leak
+
+    phases = {"target train": target.train, "target dev": target.dev or []}
+    for t, p in inter.items():
+        phases[f"intermediate task '{t}' train"] = p.train
+        phases[f"intermediate task '{t}' dev"] = p.dev or []
+    if encoder_source is not None:
+        phases["encoder_from train"] = encoder_source.train
+        phases["encoder_from dev"] = encoder_source.dev or []
+    check_no_translation_leak(spec.name, split, phases, data_dir=data_dir)
 
 
 def run(
@@ -750,7 +779,7 @@ def zero_shot_job(plan: Plan, tgt: Stage | None, name: str, seed: int, echo) -> 
     if _retrieval_head(spec):  # only here, so other tasks' stage keys are unchanged
         from xstilts.retrieval.evaluate import stage_inputs
 
-        inputs["retrieval"] = stage_inputs(ev.retrieval, plan.retrieval_aux)
+        inputs["retrieval"] = stage_inputs(spec, ev.retrieval, plan.retrieval_aux)
         if not spec.trainable and tgt is not None:
             inputs["retrieval"]["source_selection"] = _source_selection(plan, tgt).value
     stage = make_stage("zero_shot", inputs, plan.out_dir)
@@ -841,7 +870,7 @@ def zero_shot_job(plan: Plan, tgt: Stage | None, name: str, seed: int, echo) -> 
                         task_version=spec.version,
                         protocol={
                             **lang_protocol,
-                            "eval_file": data.source,
+                            "eval_file": _absolute(data.source),
                             **family.split_protocol(data.examples),
                         },
                     )

@@ -291,7 +291,7 @@ def _evaluate(
                     "split": "dev",
                     "metric": name,
                     "value": value,
-                    "n_examples": len(pt.dev),
+                    "n_examples": len(pt.dev_examples),
                 }
             )
         scores.append(metrics[pt.primary_metric])

@@ -1,0 +1,153 @@
+"""Run every analysis of the report on one :class:`Results` and keep the tables together."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from xstilts.analysis.deltas import compute_deltas
+from xstilts.analysis.gains import covariate_table, who_gains
+from xstilts.analysis.inputs import Results
+from xstilts.analysis.selection import selection_diagnostic, selection_summary
+from xstilts.analysis.summary import language_table, order_systems, paper_table
+from xstilts.analysis.variance import compare_variance, spread_languages, spread_seeds
+from xstilts.errors import ConfigError
+from xstilts.tasks.languages import Benchmark
+
+
+@dataclass(frozen=True)
+class Options:
+    baseline: str = "none"
+    benchmark: Benchmark = Benchmark.XTREME_R
+    n_boot: int = 2000  # bootstrap resamples for every CI and bootstrap p-value
+    seed: int = 0  # seeds every generator: the same inputs and seed give the same report
+    level: float = 0.95  # confidence level of every interval
+    alpha: float = 0.05  # significance level after Holm correction, for the Findings
+    english: str = "en"
+    max_words: int = 20000  # words per language for tokenizer statistics
+
+
+@dataclass
+class Analysis:
+    options: Options
+    results: Results
+    systems: list[str]  # baseline first
+    tasks: list[str]
+    scores: pd.DataFrame  # task, language, system, seed, score
+    paper: pd.DataFrame
+    languages: dict[str, pd.DataFrame]  # task -> per-language table
+    deltas: pd.DataFrame
+    score_ci: pd.DataFrame
+    spread_languages: pd.DataFrame
+    spread_seeds: pd.DataFrame
+    variance: pd.DataFrame
+    covariates: pd.DataFrame
+    gains: pd.DataFrame
+    gain_points: pd.DataFrame
+    selection: pd.DataFrame
+    selection_summary: pd.DataFrame
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def families(self) -> list[str]:
+        """The families within which p-values are Holm-adjusted, as stated in the report."""
+        out = []
+        for task in self.tasks:
+            n_d = int((self.deltas["task"] == task).sum()) if len(self.deltas) else 0
+            n_v = 2 * int((self.variance["task"] == task).sum()) if len(self.variance) else 0
+            n_g = int((self.gains["task"] == task).sum()) if len(self.gains) else 0
+            out.append(
+                f"{task}: per-language deltas ({n_d} tests: every language × system); "
+                f"across-language tests ({n_v}: Pitman–Morgan and Wilcoxon per system); "
+                f"who-gains correlations ({n_g}: every system × covariate)"
+            )
+        return out
+
+
+def analyze(results: Results, options: Options | None = None) -> Analysis:
+    o = options or Options()
+    if o.n_boot < 100:
+        raise ConfigError(f"n_boot={o.n_boot}: use at least 100 bootstrap resamples")
+    scores = results.scores.reset_index()
+    systems = order_systems(scores["system"].unique(), o.baseline)
+    notes = list(results.notes)
+    if o.baseline not in systems:
+        raise ConfigError(
+            f"baseline system {o.baseline!r} is not in the results (systems: {systems}); "
+            "choose one with --baseline"
+        )
+    if len(systems) == 1:
+        notes.append("only the baseline system is present: no deltas or variance comparison")
+    nan = scores[~scores["score"].notna()]
+    if len(nan):
+        notes.append(f"{len(nan)} score(s) are NaN and left out, e.g. {tuple(nan.iloc[0][:4])}")
+    clean = scores[scores["score"].notna()]
+    # the same Results without the NaN scores, for the steps that read scores from it
+    results_clean = dataclasses.replace(
+        results, scores=results.scores[results.scores["score"].notna()]
+    )
+    tasks = sorted(clean["task"].unique())
+    paper, paper_notes = paper_table(clean, benchmark=o.benchmark, baseline=o.baseline)
+    notes += paper_notes
+    deltas, score_ci = compute_deltas(
+        results_clean, baseline=o.baseline, n_boot=o.n_boot, seed=o.seed, level=o.level
+    )
+    langs = {
+        t: language_table(clean, deltas, t, baseline=o.baseline, english=o.english) for t in tasks
+    }
+    variance = compare_variance(
+        clean, baseline=o.baseline, n_boot=o.n_boot, seed=o.seed, level=o.level
+    )
+    covs, cov_notes = covariate_table(
+        results_clean, baseline=o.baseline, english=o.english, max_words=o.max_words
+    )
+    notes += cov_notes
+    gains, points = who_gains(
+        clean,
+        covs,
+        baseline=o.baseline,
+        n_boot=o.n_boot,
+        seed=o.seed,
+        english=o.english,
+        level=o.level,
+    )
+    if results.kind == "csv":
+        selection = selection_diagnostic(None)[0]  # the empty table, with its columns
+        sel_notes = ["model-selection diagnostic needs training-history rows (not in a CSV)"]
+    else:
+        selection, sel_notes = selection_diagnostic(results.history, english=o.english)
+    notes += sel_notes
+    for task in tasks:
+        n_seeds = clean[clean["task"] == task].groupby("system")["seed"].nunique()
+        if (n_seeds == 1).all():
+            what = (
+                "CIs cover evaluation examples only"
+                if results.has_predictions
+                else "and no predictions: no CIs"
+            )
+            notes.append(f"{task}: one seed per system: no spread across seeds; {what}")
+        n_lang = clean[clean["task"] == task]["language"].nunique()
+        if n_lang < 3:
+            notes.append(f"{task}: {n_lang} language(s): across-language tests need at least 3")
+    return Analysis(
+        options=o,
+        results=results,
+        systems=systems,
+        tasks=tasks,
+        scores=clean,
+        paper=paper,
+        languages=langs,
+        deltas=deltas,
+        score_ci=score_ci,
+        spread_languages=spread_languages(clean, english=o.english),
+        spread_seeds=spread_seeds(clean),
+        variance=variance,
+        covariates=covs,
+        gains=gains,
+        gain_points=points,
+        selection=selection,
+        selection_summary=selection_summary(selection),
+        notes=notes,
+    )

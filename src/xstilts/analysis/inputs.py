@@ -1,0 +1,274 @@
+"""What the report reads: a results directory (rows + per-example predictions) or a long CSV.
+
+Both become one :class:`Results`: a table of official per-language scores, one row per
+(task, language, system, seed), and — for a results directory — where each evaluation's
+predictions, protocol and stage directory are, plus the training-history scores per step.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from xstilts.analysis.rescoring import official_from_metrics
+from xstilts.errors import ConfigError, DataError
+from xstilts.results.store import ROWS_FILE, load_rows
+
+CSV_COLUMNS = ("task", "language", "system", "seed", "metric", "value")
+# rows of a published table that are aggregates, not languages: recomputed, never analysed
+AGGREGATE_LANGUAGES = frozenset({"avg", "average", "mean", "all"})
+SCORE_KEY = ("task", "language", "system", "seed")
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """One zero-shot evaluation (task, language, system, seed) of a results directory."""
+
+    task: str
+    language: str
+    system: str
+    seed: int
+    split: str
+    score: float  # official score, percent
+    stage_dir: Path | None
+    protocol: dict[str, Any]
+
+    @property
+    def predictions(self) -> Path | None:
+        if self.stage_dir is None:
+            return None
+        return self.stage_dir / "predictions" / f"{self.task}.{self.split}.{self.language}.jsonl"
+
+
+@dataclass
+class Results:
+    source: Path
+    kind: str  # "results" (a directory of rows) or "csv" (published numbers)
+    scores: pd.DataFrame  # task, language, system, seed, score — one row per evaluation
+    evaluations: dict[tuple[str, str, str, int], Evaluation] = field(default_factory=dict)
+    # training history: system, seed, task, language, step, score (official, percent)
+    history: pd.DataFrame = field(default_factory=pd.DataFrame)
+    stage_dirs: dict[str, Path] = field(default_factory=dict)  # stage key -> directory
+    model: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def has_predictions(self) -> bool:
+        return self.kind == "results"
+
+
+def load_results(path: str | Path, *, model: str | None = None) -> Results:
+    """Read a results directory or a long-format CSV (``task,language,system,seed,metric,value``)."""
+    path = Path(path)
+    if path.is_file():
+        return load_csv(path)
+    if path.is_dir():
+        return load_results_dir(path, model=model)
+    raise DataError(path, "not found (give a results directory or a CSV file)")
+
+
+# --------------------------------------------------------------------------- CSV
+
+
+def load_csv(path: Path) -> Results:
+    """Published per-language numbers; statistics that need predictions will be unavailable."""
+    with open(path, encoding="utf-8", newline="") as f:
+        reader = csv.DictReader(f)
+        header = [h.strip() for h in (reader.fieldnames or [])]
+        missing = [c for c in CSV_COLUMNS if c not in header]
+        if missing:
+            raise DataError(path, f"missing column(s) {missing}; expected {list(CSV_COLUMNS)}")
+        records, notes, seen = [], [], {}
+        for line, raw in enumerate(reader, start=2):
+            row = {k.strip(): (v or "").strip() for k, v in raw.items() if k is not None}
+            for col in ("task", "language", "system", "metric"):
+                if not row[col]:
+                    raise DataError(path, "empty value", line=line, field=col)
+            if row["language"].lower() in AGGREGATE_LANGUAGES:
+                notes.append(f"{path.name}:{line}: aggregate row '{row['language']}' ignored")
+                continue
+            try:
+                value = float(row["value"])
+            except ValueError:
+                raise DataError(
+                    path, f"{row['value']!r} is not a number", line=line, field="value"
+                ) from None
+            try:
+                seed = int(row["seed"]) if row["seed"] else 0
+            except ValueError:
+                raise DataError(
+                    path, f"{row['seed']!r} is not an integer seed", line=line, field="seed"
+                ) from None
+            key = (row["task"], row["language"], row["system"], seed, row["metric"].lower())
+            if key in seen:
+                raise DataError(
+                    path, f"duplicate of line {seen[key]} {key}", line=line, field="metric"
+                )
+            seen[key] = line
+            records.append({**row, "seed": seed, "metric": row["metric"].lower(), "value": value})
+    if not records:
+        raise DataError(path, "no data rows")
+    scores = _official(pd.DataFrame.from_records(records), notes, str(path))
+    return Results(path, "csv", scores, notes=notes)
+
+
+# --------------------------------------------------------------------------- results dir
+
+
+def _stage_dirs(root: Path) -> dict[str, Path]:
+    """stage key -> stage directory, from the first row of every rows file under ``root``."""
+    out = {}
+    for f in sorted(root.rglob(ROWS_FILE)):
+        with open(f, encoding="utf-8") as fh:
+            first = fh.readline()
+        if first.strip():
+            try:
+                out[json.loads(first)["stage_key"]] = f.parent
+            except (json.JSONDecodeError, KeyError) as e:
+                raise DataError(f, f"not a result row ({e})", line=1) from None
+    return out
+
+
+def load_results_dir(root: Path, *, model: str | None = None) -> Results:
+    rows = load_rows(root)
+    if rows.empty:
+        raise DataError(root, f"no result rows ({ROWS_FILE}) under this directory")
+    notes: list[str] = []
+    models = sorted(rows["model"].dropna().unique())
+    if model is not None:
+        if model not in models:
+            raise ConfigError(f"--model {model!r} not in the results (models: {models})")
+        rows = rows[rows["model"] == model]
+    elif len(models) > 1:
+        raise ConfigError(
+            f"{root}: results of {len(models)} models {models}; pick one with --model"
+        )
+    rows = rows.rename(columns={"intermediate": "system"})
+    rows["metric"] = rows["metric"].str.lower()
+    zs = rows[rows["stage"] == "zero_shot"].copy()
+    if zs.empty:
+        raise DataError(root, "no zero-shot rows (stage 'zero_shot') to analyse")
+    zs = _one_split(zs, notes)
+    zs = _latest_stage(zs, notes)
+    scores = _official(zs, notes, str(root))
+    stage_dirs = _stage_dirs(root)
+    evaluations = {}
+    firsts = zs.groupby(list(SCORE_KEY), sort=False).first()
+    for key, r in firsts.iterrows():
+        score = scores.loc[key, "score"] if key in scores.index else math.nan
+        evaluations[key] = Evaluation(
+            *key,
+            split=r["split"],
+            score=float(score),
+            stage_dir=stage_dirs.get(r["stage_key"]),
+            protocol=r["protocol"] if isinstance(r["protocol"], dict) else {},
+        )
+    history = _history(rows, notes)
+    return Results(
+        root,
+        "results",
+        scores,
+        evaluations,
+        history,
+        stage_dirs,
+        model=models[0] if len(models) == 1 else model,
+        notes=notes,
+    )
+
+
+def _one_split(zs: pd.DataFrame, notes: list[str]) -> pd.DataFrame:
+    """One evaluation split per task: ``test`` when a task was scored on several."""
+    keep = []
+    for task, sub in zs.groupby("task", sort=True):
+        splits = sorted(sub["split"].unique())
+        split = "test" if "test" in splits else splits[0]
+        if len(splits) > 1:
+            notes.append(f"{task}: scored on splits {splits}; the report uses '{split}'")
+        keep.append(sub[sub["split"] == split])
+    return pd.concat(keep)
+
+
+def _latest_stage(zs: pd.DataFrame, notes: list[str]) -> pd.DataFrame:
+    """When one (task, language, system, seed) was evaluated by several stages (two runs of
+    different configs in one tree), keep the most recent stage and say so."""
+    per = zs.groupby(list(SCORE_KEY))["stage_key"].nunique()
+    dup = per[per > 1]
+    if dup.empty:
+        return zs
+    latest = zs.sort_values("time").groupby(list(SCORE_KEY))["stage_key"].last()
+    notes.append(
+        f"{len(dup)} evaluation(s) appear in several stages (e.g. {dup.index[0]}); the most "
+        "recent stage of each is used — point the report at one run directory to avoid this"
+    )
+    merged = zs.join(latest.rename("keep_key"), on=list(SCORE_KEY))
+    return merged[merged["stage_key"] == merged["keep_key"]].drop(columns="keep_key")
+
+
+def _official(df: pd.DataFrame, notes: list[str], source: str) -> pd.DataFrame:
+    """One official score per (task, language, system, seed) from the metric rows."""
+    out = []
+    for key, sub in df.groupby(list(SCORE_KEY), sort=True):
+        metrics = dict(zip(sub["metric"], sub["value"].astype(float)))
+        score = official_from_metrics(key[0], metrics)
+        if not math.isfinite(score):
+            notes.append(f"{source}: {key}: no official score in metrics {sorted(metrics)}")
+        out.append((*key, score))
+    frame = pd.DataFrame(out, columns=[*SCORE_KEY, "score"])
+    frame["seed"] = frame["seed"].astype(int)
+    return frame.set_index(list(SCORE_KEY)).sort_index()
+
+
+def _history(rows: pd.DataFrame, notes: list[str]) -> pd.DataFrame:
+    """Target-stage scores per evaluation step (English dev, and target-language dev when the
+    run set ``target_dev_each_eval``). Several English rows at one step (the loop's selection
+    score, then the callback's) keep the first, which is the one the loop selected on."""
+    cols = ["system", "seed", "task", "language", "step", "score"]
+    h = rows[(rows["stage"] == "target") & rows["step"].notna() & (rows["split"] == "dev")]
+    if h.empty:
+        return pd.DataFrame(columns=cols)
+    h = h.groupby(["system", "seed", "stage_key", "task", "language", "step", "metric"]).first()
+    h = h.reset_index()
+    out = []
+    for key, sub in h.groupby(["system", "seed", "stage_key", "task", "language", "step"]):
+        score = official_from_metrics(key[3], dict(zip(sub["metric"], sub["value"])))
+        out.append((key[0], int(key[1]), key[3], key[4], int(key[5]), score))
+    return pd.DataFrame(out, columns=cols)
+
+
+# --------------------------------------------------------------------------- predictions
+
+
+def read_predictions(path: Path) -> list[dict[str, Any]]:
+    """Records ``{"guid", "line", "pred", "gold"}`` of one prediction file, in file order."""
+    out = []
+    with open(path, encoding="utf-8") as f:
+        for i, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataError(path, f"not JSON ({e.msg})", line=i) from None
+            for key in ("pred", "gold"):
+                if key not in rec:
+                    raise DataError(path, "missing", line=i, field=key)
+            out.append(rec)
+    if not out:
+        raise DataError(path, "no prediction records")
+    return out
+
+
+def example_ids(records: list[dict[str, Any]]) -> list[str]:
+    """Keys that align the same evaluation example across systems: guid, else line, else
+    position (all evaluations of one language read the same file in the same order)."""
+    if all(r.get("guid") not in (None, "") for r in records):
+        return [str(r["guid"]) for r in records]
+    if all(r.get("line") is not None for r in records):
+        return [f"line:{r['line']}" for r in records]
+    return [f"pos:{i}" for i in range(len(records))]

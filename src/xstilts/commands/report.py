@@ -1,0 +1,61 @@
+"""``xstilts report DIR_OR_CSV``: the variance analysis of a results tree (or of a CSV of
+published per-language numbers) as Markdown + self-contained HTML + figures + CSV tables."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from xstilts.tasks.languages import Benchmark
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from xstilts.analysis import Options, analyze, load_results
+    from xstilts.report import write_report
+
+    source = Path(args.input)
+    results = load_results(source, model=args.model)
+    options = Options(
+        baseline=args.baseline,
+        benchmark=Benchmark(args.benchmark),
+        n_boot=args.bootstrap,
+        seed=args.seed,
+        alpha=args.alpha,
+    )
+    analysis = analyze(results, options)
+    out = Path(args.output_dir) if args.output_dir else Path("reports") / (source.stem or "report")
+    paths = write_report(analysis, out)
+    n_fig = sum(k.startswith("figures/") for k in paths)
+    n_tab = sum(k.startswith("tables/") for k in paths)
+    print(f"report: {paths['report.html']}  (Markdown: {paths['report.md']})")
+    print(
+        f"        {n_fig} figures under {out / 'figures'}, {n_tab} CSV tables under {out / 'tables'}"
+    )
+    return 0
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "report",
+        help="variance analysis report of a results directory or a CSV of published numbers",
+        usage="xstilts report DIR_OR_CSV [--baseline none] [--benchmark xtreme-r] [--output-dir DIR]",
+        description=__doc__,
+    )
+    p.add_argument(
+        "input",
+        metavar="DIR_OR_CSV",
+        help="results directory, or CSV with columns task,language,system,seed,metric,value",
+    )
+    p.add_argument("--baseline", default="none", help="system the others are compared with")
+    p.add_argument(
+        "--benchmark",
+        default=Benchmark.XTREME_R.value,
+        choices=[b.value for b in Benchmark],
+        help="language tables and task groups of the summary",
+    )
+    p.add_argument("--output-dir", help="where to write (default: reports/<input name>)")
+    p.add_argument("--bootstrap", type=int, default=2000, metavar="B", help="bootstrap resamples")
+    p.add_argument("--seed", type=int, default=0, help="seed of every bootstrap generator")
+    p.add_argument("--alpha", type=float, default=0.05, help="significance level after Holm")
+    p.add_argument("--model", help="analyse only the rows of this model (when there are several)")
+    p.set_defaults(func=_cmd_report)

@@ -1,0 +1,163 @@
+"""A tiny document model rendered twice: Markdown (figures as files) and self-contained HTML
+(figures embedded as base64 PNG data URIs, so the one file can be mailed or printed)."""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+
+@dataclass
+class Heading:
+    level: int
+    text: str
+
+
+@dataclass
+class Para:
+    text: str
+
+
+@dataclass
+class Bullets:
+    items: list[str]
+
+
+@dataclass
+class Table:
+    frame: pd.DataFrame  # already formatted for display (strings or numbers)
+    csv_name: str | None = None  # file under tables/ that holds the full numeric table
+    caption: str = ""
+
+
+@dataclass
+class Figure:
+    name: str  # file name under figures/, without extension
+    png: bytes
+    caption: str
+
+
+@dataclass
+class Document:
+    title: str
+    blocks: list = field(default_factory=list)
+
+    def add(self, block) -> None:
+        self.blocks.append(block)
+
+    @property
+    def figures(self) -> list[Figure]:
+        return [b for b in self.blocks if isinstance(b, Figure)]
+
+
+def fmt(v, digits: int = 2) -> str:
+    """Display a cell: numbers with ``digits`` decimals, NaN as an en dash."""
+    if v is None:
+        return "–"
+    if isinstance(v, float | int) and not isinstance(v, bool):
+        if isinstance(v, float) and not math.isfinite(v):
+            return "–" if math.isnan(v) else ("∞" if v > 0 else "-∞")
+        return f"{v:.{digits}f}" if isinstance(v, float) else str(v)
+    return str(v)
+
+
+def fmt_p(p: float) -> str:
+    if p is None or not math.isfinite(p):
+        return "–"
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+# --------------------------------------------------------------------------- Markdown
+
+
+def _md_cell(v) -> str:
+    return fmt(v).replace("|", "\\|").replace("\n", " ")
+
+
+def to_markdown(doc: Document) -> str:
+    out = [f"# {doc.title}", ""]
+    for b in doc.blocks:
+        if isinstance(b, Heading):
+            out += [f"{'#' * (b.level + 1)} {b.text}", ""]
+        elif isinstance(b, Para):
+            out += [b.text, ""]
+        elif isinstance(b, Bullets):
+            out += [f"- {item}" for item in b.items] + [""]
+        elif isinstance(b, Table):
+            if b.caption:
+                out += [f"*{b.caption}*", ""]
+            f = b.frame.reset_index() if _named_index(b.frame) else b.frame
+            out.append("| " + " | ".join(str(c) for c in f.columns) + " |")
+            out.append("|" + "|".join("---" for _ in f.columns) + "|")
+            for row in f.itertuples(index=False):
+                out.append("| " + " | ".join(_md_cell(v) for v in row) + " |")
+            if b.csv_name:
+                out.append(f"\n(full table: `tables/{b.csv_name}`)")
+            out.append("")
+        elif isinstance(b, Figure):
+            out += [f"![{b.caption}](figures/{b.name}.png)", "", f"*{b.caption}*", ""]
+    return "\n".join(out)
+
+
+def _named_index(frame: pd.DataFrame) -> bool:
+    return any(n is not None for n in frame.index.names)
+
+
+# --------------------------------------------------------------------------- HTML
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;max-width:60rem;margin:2rem auto;
+padding:0 1rem;color:#222;line-height:1.45}
+table{border-collapse:collapse;margin:.5rem 0 1rem;font-size:.85rem}
+th,td{border:1px solid #ccc;padding:.2rem .45rem;text-align:right}
+th{background:#f3f3f3} td:first-child,th:first-child{text-align:left}
+img{max-width:100%;height:auto} figure{margin:1rem 0} figcaption{font-size:.85rem;color:#555}
+.caption{font-style:italic;color:#444} h1,h2,h3{page-break-after:avoid}
+@media print{body{max-width:none} figure,table{page-break-inside:avoid}}
+"""
+
+
+def to_html(doc: Document) -> str:
+    e = html.escape
+    out = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{e(doc.title)}</title><style>{_CSS}</style></head><body>",
+        f"<h1>{e(doc.title)}</h1>",
+    ]
+    for b in doc.blocks:
+        if isinstance(b, Heading):
+            lvl = min(b.level + 1, 6)
+            out.append(f"<h{lvl}>{e(b.text)}</h{lvl}>")
+        elif isinstance(b, Para):
+            out.append(f"<p>{_inline(b.text)}</p>")
+        elif isinstance(b, Bullets):
+            out.append("<ul>" + "".join(f"<li>{_inline(i)}</li>" for i in b.items) + "</ul>")
+        elif isinstance(b, Table):
+            if b.caption:
+                out.append(f'<p class="caption">{e(b.caption)}</p>')
+            f = b.frame.reset_index() if _named_index(b.frame) else b.frame
+            head = "".join(f"<th>{e(str(c))}</th>" for c in f.columns)
+            body = "".join(
+                "<tr>" + "".join(f"<td>{e(fmt(v))}</td>" for v in row) + "</tr>"
+                for row in f.itertuples(index=False)
+            )
+            out.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+        elif isinstance(b, Figure):
+            data = base64.b64encode(b.png).decode("ascii")
+            out.append(
+                f'<figure><img alt="{e(b.caption)}" src="data:image/png;base64,{data}">'
+                f"<figcaption>{e(b.caption)}</figcaption></figure>"
+            )
+    out.append("</body></html>")
+    return "\n".join(out)
+
+
+def _inline(text: str) -> str:
+    """Escape, then render the one Markdown span the report uses: **bold**."""
+    parts = html.escape(text).split("**")
+    return "".join(f"<strong>{p}</strong>" if i % 2 else p for i, p in enumerate(parts))

@@ -1,0 +1,190 @@
+"""The analysis on fixture result trees and CSVs: planted effects, degenerate inputs, tables."""
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from test_analysis_fixtures import write_csv, write_tree
+
+from xstilts.analysis import Options, analyze, load_results
+from xstilts.analysis.selection import selection_diagnostic
+from xstilts.errors import ConfigError
+from xstilts.tasks.languages import XTREME_R, Benchmark
+
+FAST = Options(n_boot=300)
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory):
+    return write_tree(tmp_path_factory.mktemp("tree"))
+
+
+@pytest.fixture(scope="module")
+def analysis(tree):
+    return analyze(load_results(tree), FAST)
+
+
+def test_planted_gain_is_significant_and_identical_system_is_not(analysis):
+    d = analysis.deltas
+    x = d[d["task"] == "xnli"]
+    mnli, same = x[x["system"] == "mnli"], x[x["system"] == "same"]
+    assert (mnli["ci_lo"] > 0).sum() >= 8 and (mnli["p_holm"] < 0.05).sum() >= 3
+    assert (same["delta"] == 0).all() and (same["p"] == 1).all()
+    assert same["note"].str.contains("identical").all()
+    assert set(d["resampling"]) == {"seeds × examples"}
+    assert (x["n_examples"] == 150).all()
+    v = analysis.variance.set_index(["task", "system"])
+    assert v.loc[("xnli", "mnli"), "wilcoxon_p_holm"] < 0.05
+    assert v.loc[("xnli", "mnli"), "rank_biserial"] == 1.0
+    assert "identical" in v.loc[("xnli", "same"), "pm_note"]
+
+
+def test_holm_families_are_per_task(analysis):
+    d = analysis.deltas
+    for _task, g in d.groupby("task"):
+        finite = g[np.isfinite(g["p"])]
+        # Holm never lowers a p-value and the smallest gets multiplied by the family size
+        assert (finite["p_holm"] >= finite["p"] - 1e-12).all()
+        k = finite["p"].idxmin()
+        assert finite.at[k, "p_holm"] == pytest.approx(min(1.0, len(finite) * finite.at[k, "p"]))
+    assert len(analysis.families) == 2 and "udpos" in analysis.families[0]
+
+
+def test_deterministic_for_a_seed_and_sensitive_to_it(tree, analysis):
+    again = analyze(load_results(tree), FAST)
+    pd.testing.assert_frame_equal(again.deltas, analysis.deltas)
+    pd.testing.assert_frame_equal(again.variance, analysis.variance)
+    other = analyze(load_results(tree), Options(n_boot=300, seed=1))
+    assert not np.allclose(other.deltas["ci_lo"], analysis.deltas["ci_lo"])
+
+
+def test_spread_tables(analysis):
+    sl = analysis.spread_languages
+    row = sl[(sl["system"] == "none") & (sl["task"] == "xnli") & (sl["seed"] == "mean")].iloc[0]
+    means = (
+        analysis.scores[(analysis.scores["system"] == "none") & (analysis.scores["task"] == "xnli")]
+        .groupby("language")["score"]
+        .mean()
+    )
+    assert row["sd"] == pytest.approx(means.std(ddof=1))
+    assert row["worst_language"] == means.idxmin()
+    assert row["transfer_gap"] == pytest.approx(means["en"] - means.drop("en").mean())
+    assert set(sl["seed"]) == {"1", "2", "3", "mean"}
+    ss = analysis.spread_seeds
+    assert (ss["n_seeds"] == 3).all() and ss["sd"].notna().all()
+
+
+def test_model_selection_diagnostic_closed_form():
+    h = pd.DataFrame(
+        [("none", 1, "xnli", lang, step, v) for lang, vals in
+         {"en": [60, 70, 65], "de": [50, 40, 58]}.items() for step, v in zip((10, 20, 30), vals)],
+        columns=["system", "seed", "task", "language", "step", "score"],
+    )  # fmt: skip
+    diag, notes = selection_diagnostic(h)
+    r = diag.iloc[0]
+    assert r["en_selected_step"] == 20 and r["oracle_step"] == 30
+    assert r["gap"] == pytest.approx(18.0) and r["spearman"] == pytest.approx(-0.5)
+    empty, notes = selection_diagnostic(h[h["language"] == "en"])
+    assert empty.empty and "target_dev_each_eval" in notes[-1]
+
+
+def test_one_seed_gives_example_level_cis_and_notes(tmp_path):
+    a = analyze(load_results(write_tree(tmp_path / "r", seeds=(5,), history=False)), FAST)
+    assert set(a.deltas["resampling"]) == {"examples (one seed)"}
+    assert a.deltas["ci_lo"].notna().all()
+    assert any("one seed" in n for n in a.notes)
+    assert a.spread_seeds["sd"].isna().all()
+    assert a.selection.empty
+
+
+def test_one_language_and_nan_scores_do_not_crash(tmp_path):
+    root = write_tree(tmp_path / "r", xnli_langs=("en",), pos=False, history=False, seeds=(1, 2))
+    # a NaN score from a failed evaluation
+    f = next((root / "stages").glob("zero_shot-mnli-1/rows.jsonl"))
+    row = json.loads(f.read_text().splitlines()[0])
+    row.update(language="de", value=float("nan"))
+    f.write_text(f.read_text() + json.dumps(row) + "\n")
+    a = analyze(load_results(root), FAST)
+    v = a.variance.iloc[0]
+    assert math.isnan(v["pm_p"]) and "at least 3" in v["pm_note"]
+    assert any("NaN" in n for n in a.notes) and any("1 language" in n for n in a.notes)
+
+
+def test_only_baseline_and_unknown_baseline(tmp_path):
+    root = write_tree(tmp_path / "r", systems=("none",), seeds=(1,), pos=False, history=False)
+    a = analyze(load_results(root), FAST)
+    assert a.deltas.empty and a.variance.empty
+    with pytest.raises(ConfigError, match="baseline system 'base'"):
+        analyze(load_results(root), Options(baseline="base", n_boot=300))
+
+
+def test_predictions_that_do_not_reproduce_the_score_fall_back_to_seeds(tmp_path):
+    root = write_tree(
+        tmp_path / "r", systems=("none", "mnli"), seeds=(1, 2), pos=False, history=False
+    )
+    p = root / "stages" / "zero_shot-mnli-1" / "predictions" / "xnli.test.de.jsonl"
+    recs = [json.loads(x) for x in p.read_text().splitlines()]
+    for r in recs[:30]:
+        r["pred"] = r["gold"]  # now the file no longer gives the stored accuracy
+    p.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    d = analyze(load_results(root), FAST).deltas.set_index(["task", "language", "system"])
+    de = d.loc[("xnli", "de", "mnli")]
+    assert de["resampling"] == "seeds only" and "does not reproduce" in de["note"]
+    assert d.loc[("xnli", "fr", "mnli"), "resampling"] == "seeds × examples"
+
+
+def _published(systems: dict[str, float], seeds=(0,), langs=("xnli", "xcopa")) -> list[tuple]:
+    rows = []
+    for task in langs:
+        for i, lang in enumerate(XTREME_R[task]):
+            for s, gain in systems.items():
+                for seed in seeds:
+                    rows.append((task, lang, s, seed, "accuracy", 60 - i + gain * (i % 3) + seed))
+    return rows
+
+
+def test_csv_statistics_needing_predictions_are_unavailable(tmp_path):
+    p = write_csv(tmp_path / "pub.csv", _published({"none": 0.0, "mnli": 2.0}))
+    a = analyze(load_results(p), FAST)
+    assert set(a.deltas["resampling"]) == {"none"}
+    assert a.deltas["p"].isna().all() and a.deltas["note"].str.contains("published").all()
+    assert a.variance["pm_p"].notna().all()  # language-level tests need no predictions
+    assert a.covariates["fertility"].isna().all()
+    assert a.covariates["note"].str.contains("CSV").all()
+    # with several seeds the CI resamples seeds only, and says so
+    p2 = write_csv(tmp_path / "pub2.csv", _published({"none": 0.0, "mnli": 2.0}, seeds=(0, 1, 2)))
+    a2 = analyze(load_results(p2), FAST)
+    assert set(a2.deltas["resampling"]) == {"seeds only"}
+
+
+def test_paper_table_groups_only_when_complete(tmp_path):
+    p = write_csv(tmp_path / "pub.csv", _published({"none": 0.0, "mnli": 3.0}))
+    a = analyze(load_results(p), Options(n_boot=300, benchmark=Benchmark.XTREME_R))
+    t = a.paper
+    for s in ("none", "mnli"):
+        expected = (t.at["xnli", s] + t.at["xcopa", s]) / 2
+        assert t.at["group: classification", s] == pytest.approx(expected)
+    assert t.at["xnli", "languages"] == "15/15"
+    assert math.isnan(t.at["group: tagging", "none"]) if "group: tagging" in t.index else True
+    assert not any(t["kind"] == "overall")  # XTREME-R overall needs every task
+    xnli = a.scores[(a.scores["task"] == "xnli") & (a.scores["system"] == "none")]
+    assert t.at["xnli", "none"] == pytest.approx(xnli["score"].mean())
+
+
+def test_who_gains_recovers_a_planted_typology_correlation(tmp_path):
+    pytest.importorskip("lang2vec")
+    from xstilts.analysis.covariates import typology
+
+    langs = [x for x in XTREME_R["xnli"] if x != "en"]
+    dist = typology(langs).distances["syntactic"]
+    rows = [("xnli", "en", s, 0, "accuracy", 80.0) for s in ("none", "mnli")]
+    for lang in langs:
+        rows.append(("xnli", lang, "none", 0, "accuracy", 60.0))
+        rows.append(("xnli", lang, "mnli", 0, "accuracy", 60.0 + 30 * dist[lang]))
+    a = analyze(load_results(write_csv(tmp_path / "pub.csv", rows)), FAST)
+    g = a.gains.set_index("covariate")
+    assert g.at["syntactic", "rho"] == pytest.approx(1.0)
+    assert g.at["syntactic", "p_holm"] < 0.05 and g.at["syntactic", "n"] == 14
+    assert g.at["fertility", "note"] == "unavailable"

@@ -1,0 +1,176 @@
+"""Extractive QA end to end on a tiny model through ``xstilts.pipeline.run.run``."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+from safetensors import safe_open
+
+from xstilts.config import RunConfig, from_dict
+from xstilts.pipeline import run as run_mod
+from xstilts.results.store import load_rows
+
+NAMES = ("Anna", "Maria", "Laura", "Tom", "David", "Mark", "Leon", "Sofia")
+CITIES = ("Berlin", "Paris", "Madrid", "Rome", "Moscow", "London", "Vienna", "Prague")
+TEMPLATES = {
+    "en": ("{n} lives in {c}.", "Where does {n} live?"),
+    "de": ("{n} wohnt in {c}.", "Wo wohnt {n}?"),
+    "sw": ("{n} anaishi {c}.", "{n} anaishi wapi?"),
+}
+
+
+def _paragraph(rng: random.Random, lang: str, k: int):
+    """A context of ``k`` "X lives in Y." sentences and one question about one of them."""
+    people = rng.sample(NAMES, k)
+    cities = [rng.choice(CITIES) for _ in people]
+    sent, ask = TEMPLATES[lang]
+    parts, starts = [], []
+    pos = 0
+    for n, c in zip(people, cities):
+        s = sent.format(n=n, c=c)
+        starts.append(pos + s.index(c))
+        parts.append(s)
+        pos += len(s) + 1
+    i = rng.randrange(k)
+    return " ".join(parts), ask.format(n=people[i]), cities[i], starts[i]
+
+
+def write_squad(path: Path, lang: str, n: int, *, seed: int, ids=None, stripped=False) -> Path:
+    rng = random.Random(seed)
+    data = []
+    for q in range(n):
+        context, question, answer, start = _paragraph(rng, lang, rng.randint(3, 8))
+        ans = (
+            {"text": "", "answer_start": 0} if stripped else {"text": answer, "answer_start": start}
+        )
+        qid = ids(q) if ids else f"{lang}-{seed}-{q}"
+        data.append(
+            {
+                "paragraphs": [
+                    {
+                        "context": context,
+                        "qas": [{"id": qid, "question": question, "answers": [ans]}],
+                    }
+                ]
+            }
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"data": data, "version": "1.1"}, ensure_ascii=False), "utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def qa_data(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("qa-data")
+    # XTREME's TyDiQA-GoldP English train repeats ids: re-keyed on reading
+    write_squad(
+        root / "tydiqa-goldp/tydiqa.goldp.en.train.json", "en", 48, seed=1, ids=lambda q: str(q % 5)
+    )
+    write_squad(root / "xquad/xquad.en.json", "en", 14, seed=2)
+    write_squad(root / "xquad/xquad.de.json", "de", 14, seed=3)
+    for lang in ("en", "sw"):  # stripped like the XTREME copies
+        write_squad(
+            root / f"tydiqa-goldp/tydiqa.goldp.{lang}.dev.json", lang, 6, seed=4, stripped=True
+        )
+    return root
+
+
+def _cfg(model: Path, data: Path, target: str, evaluation: dict) -> RunConfig:
+    return from_dict(
+        RunConfig,
+        {
+            "name": f"qa-{target}",
+            "model": {"name_or_path": str(model), "max_length": 48},
+            "data_dir": str(data),
+            "intermediate": {"systems": [[]]},
+            "target": {
+                "task": target,
+                "data": {"train": {"task": "tydiqa", "split": "train"}, "dev_holdout": 8},
+                "training": {"epochs": 2, "batch_size": 8, "lr": 1e-3, "eval_every": 4},
+                "evaluation": evaluation,
+            },
+            "seeds": [0],
+        },
+    )
+
+
+def test_xquad_trained_on_tydiqa_end_to_end(tiny_model, qa_data, tmp_path):
+    out = tmp_path / "run"
+    cfg = _cfg(
+        tiny_model,
+        qa_data,
+        "xquad",
+        {"split": "test", "languages": ["en", "de"], "max_examples": 10},
+    )
+    rows = run_mod.run(cfg, data_dir=qa_data, out_dir=out, echo=lambda s: None)
+    assert set(zip(rows["language"], rows["metric"])) == {
+        (lang, m) for lang in ("en", "de") for m in ("exact_match", "f1")
+    }
+    assert (rows["n_examples"] == 10).all() and rows["value"].between(0, 100).all()
+    assert rows.iloc[0]["protocol"]["train_source"] == "tydiqa/train/en"
+    assert rows.iloc[0]["protocol"]["train_examples"] == 40  # 48 - 8 held out
+
+    # windows: contexts are longer than 48 tokens, so training used several per question
+    tgt = next((out / "stages").glob("target-*"))
+    with safe_open(str(tgt / "last" / "model.safetensors"), "pt") as f:
+        heads = json.loads(f.metadata()["heads"])
+    assert heads == {"xquad": {"kind": "span_extraction", "labels": []}}
+    hist = load_rows(out)
+    dev = hist[(hist["stage"] == "target") & (hist["metric"] == "f1")]
+    # (history n_examples counts dev windows, not questions: loop.py reports len(pt.dev))
+    assert len(set(dev["step"])) >= 2 and dev["value"].between(0, 100).all()
+
+    # predictions: one per question, each a span of its own context
+    pred_file = next((out / "stages").glob("zero_shot-*/predictions/xquad.test.de.jsonl"))
+    records = [json.loads(line) for line in pred_file.read_text().splitlines()]
+    contexts = {q["id"]: p["context"] for a in json.loads((qa_data / "xquad/xquad.de.json").read_text())["data"] for p in a["paragraphs"] for q in p["qas"]}  # fmt: skip
+    assert len(records) == 10
+    assert all(r["pred"] in contexts[r["guid"]] and r["gold"] for r in records)
+
+
+def test_stripped_tydiqa_dev_is_predicted_not_scored(tiny_model, qa_data, tmp_path):
+    out = tmp_path / "run"
+    messages: list[str] = []
+    cfg = _cfg(tiny_model, qa_data, "tydiqa", {"split": "dev", "languages": ["en", "sw"]})
+    rows = run_mod.run(cfg, data_dir=qa_data, out_dir=out, echo=messages.append)
+    assert rows.empty
+    zs = next((out / "stages").glob("zero_shot-*"))
+    assert json.loads((zs / "stage.json").read_text())["unscored"] == ["en", "sw"]
+    assert any("has no gold labels" in m for m in messages)
+    records = [
+        json.loads(x) for x in (zs / "predictions/tydiqa.dev.sw.jsonl").read_text().splitlines()
+    ]
+    assert len(records) == 6 and all(r["gold"] is None for r in records)
+
+
+def test_cli_duplicate_evaluation_id_is_one_line_error(tiny_model, qa_data, tmp_path, capsys):
+    import shutil
+
+    import yaml
+
+    from xstilts.cli import main
+
+    data = tmp_path / "data"
+    shutil.copytree(qa_data, data)
+    write_squad(data / "xquad/xquad.de.json", "de", 4, seed=9, ids=lambda q: "dup" if q else "a")
+    cfg = tmp_path / "qa.yaml"
+    raw = {
+        "name": "qa-bad",
+        "model": {"name_or_path": str(tiny_model), "max_length": 48},
+        "intermediate": {"systems": [[]]},
+        "target": {
+            "task": "xquad",
+            "data": {"train": {"task": "tydiqa", "split": "train"}, "dev_holdout": 8},
+            "evaluation": {"split": "test", "languages": ["en", "de"]},
+        },
+    }
+    cfg.write_text(yaml.safe_dump(raw))
+    out = tmp_path / "out"
+    rc = main(["run", str(cfg), "--data-dir", str(data), "--output-dir", str(out)])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and err.startswith("xstilts: error: ") and "\n" not in err
+    assert "xquad.de.json" in err and "duplicate question id 'dup'" in err
+    assert not out.exists()

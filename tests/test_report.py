@@ -1,0 +1,175 @@
+"""The report: every figure renders, Markdown/HTML/CSV are written, Findings follow the data."""
+
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+from test_analysis_fixtures import write_csv, write_tree
+
+from xstilts.analysis import Options, analyze, load_results
+from xstilts.cli import main
+from xstilts.report.build import build_document, csv_tables
+from xstilts.report.document import to_html, to_markdown
+from xstilts.report.findings import findings
+from xstilts.tasks.languages import XTREME_R
+
+PNG = b"\x89PNG\r\n\x1a\n"
+FAST = Options(n_boot=300)
+
+
+@pytest.fixture(scope="module")
+def analysis(tmp_path_factory):
+    return analyze(load_results(write_tree(tmp_path_factory.mktemp("tree"))), FAST)
+
+
+def test_every_figure_renders_from_fixture_rows(analysis):
+    pytest.importorskip("matplotlib")
+    import matplotlib.image as mpimg
+
+    from xstilts.report import figures
+
+    a = analysis
+    langs = sorted(a.scores[a.scores["task"] == "xnli"]["language"].unique())
+    pngs = {
+        "heatmap": figures.delta_heatmap(a.deltas, "xnli", langs, alpha=0.05),
+        "bars": figures.score_bars(a.score_ci, "xnli", a.systems, langs),
+        "spread": figures.spread_plot(a.scores, "xnli", a.systems),
+        "gains": figures.gain_scatter(a.gain_points, a.gains, "xnli", "mnli"),
+        "selection": figures.selection_plot(a.results.history, "xnli"),
+    }
+    for name, png in pngs.items():
+        assert png is not None and png.startswith(PNG), name
+        import io
+
+        h, w = mpimg.imread(io.BytesIO(png)).shape[:2]
+        assert w > 400 and h > 100, name
+    # nothing to draw: None, not an empty or broken image
+    assert figures.delta_heatmap(a.deltas, "no_task", langs, alpha=0.05) is None
+    assert figures.selection_plot(a.results.history.iloc[:0], "xnli") is None
+
+
+def test_document_renders_markdown_and_self_contained_html(analysis):
+    pytest.importorskip("matplotlib")
+    doc = build_document(analysis)
+    md, html = to_markdown(doc), to_html(doc)
+    n_fig = len(doc.figures)
+    assert n_fig >= 9  # 2 tasks x (bars, heatmap, spread, 2 gain plots) + selection
+    assert md.count("![") == n_fig and html.count('src="data:image/png;base64,') == n_fig
+    assert "## Findings" in md and "<h2>Findings</h2>" in html
+    for heading in ("Scores per language", "Spread across languages", "Spread across seeds",
+                    "Variance comparison", "Who gains", "Model selection"):  # fmt: skip
+        assert heading in md
+    assert "Holm families" in md and "xnli: per-language deltas (20 tests" in md
+    assert "<script" not in html and "http" not in html.split("<body>")[1].split("data:")[0]
+    names = set(csv_tables(analysis))
+    assert {"deltas.csv", "variance.csv", "gains.csv", "languages_xnli.csv"} <= names
+
+
+def test_findings_react_to_planted_effect_vs_none(analysis, tmp_path):
+    text = " ".join(findings(analysis))
+    assert re.search(r"\*\*mnli\*\* changes the official score by \+\d", text)
+    assert "significantly positive" in text
+    same = next(s for s in findings(analysis) if "**same** changes" in s)
+    assert "no significant difference from the baseline" in same
+    null = analyze(
+        load_results(
+            write_tree(tmp_path / "null", systems=("none", "mnli"), effect=0.0, pos=False)
+        ),
+        FAST,
+    )
+    mnli = next(s for s in findings(null) if "**mnli** changes" in s)
+    assert "no significant difference" in mnli and "significantly positive" not in mnli
+
+
+def _spread_csv(path, shrink: float):
+    """Published numbers: 'mnli' pulls every language towards the mean by ``shrink``."""
+    rows = []
+    rng = np.random.default_rng(0)
+    for lang in XTREME_R["xnli"]:
+        base = 40 + 40 * rng.random()
+        rows.append(("xnli", lang, "none", 0, "accuracy", base))
+        rows.append(
+            (
+                "xnli",
+                lang,
+                "mnli",
+                0,
+                "accuracy",
+                60 + (1 - shrink) * (base - 60) + rng.normal(0, 0.5),
+            )
+        )
+    return write_csv(path, rows)
+
+
+def test_findings_report_spread_shrinking_only_when_significant(tmp_path):
+    shrunk = analyze(load_results(_spread_csv(tmp_path / "a.csv", 0.6)), FAST)
+    text = " ".join(findings(shrunk))
+    assert "shrank significantly for xnli" in text and "classification: xnli" in text
+    assert "cannot be assessed" in text  # one seed and no predictions: no per-language CIs
+    flat = analyze(load_results(_spread_csv(tmp_path / "b.csv", 0.0)), FAST)
+    text = " ".join(findings(flat))
+    assert "did not change significantly for xnli" in text and "shrank" not in text
+
+
+def _check_written(out, *, figures: bool):
+    md = (out / "report.md").read_text(encoding="utf-8")
+    html = (out / "report.html").read_text(encoding="utf-8")
+    for ref in re.findall(r"\]\((figures/[^)]+)\)", md):
+        assert (out / ref).is_file()  # every Markdown figure link resolves
+    n_png = len(list((out / "figures").glob("*.png")))
+    assert html.count("data:image/png;base64,") == n_png
+    assert (n_png > 0) == figures
+    for name in ("deltas.csv", "variance.csv", "paper.csv", "spread_languages.csv", "gains.csv"):
+        assert pd.read_csv(out / "tables" / name) is not None
+    return md
+
+
+def test_cli_report_on_a_results_directory(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    tree = write_tree(tmp_path / "tree", seeds=(1, 2))
+    out = tmp_path / "rep"
+    assert main(["report", str(tree), "--output-dir", str(out), "--bootstrap", "300"]) == 0
+    assert "report:" in capsys.readouterr().out
+    md = _check_written(out, figures=True)
+    assert "significantly positive" in md
+    deltas = pd.read_csv(out / "tables" / "deltas.csv")
+    assert set(deltas["resampling"]) == {"seeds × examples"}
+
+
+def test_cli_report_on_a_csv(tmp_path):
+    pytest.importorskip("matplotlib")
+    rows = [
+        (t, lang, s, seed, "accuracy", 50 + 10 * (s == "mnli") + seed + i % 4)
+        for t in ("xnli",)
+        for i, lang in enumerate(XTREME_R[t])
+        for s in ("none", "mnli")
+        for seed in (1, 2)
+    ]
+    out = tmp_path / "rep"
+    csv = write_csv(tmp_path / "published.csv", rows)
+    assert main(["report", str(csv), "--output-dir", str(out), "--bootstrap", "300"]) == 0
+    md = _check_written(out, figures=True)
+    assert "seeds only" in md and "published numbers" in md
+    assert "model-selection diagnostic needs training-history rows (not in a CSV)" in md
+
+
+def test_cli_report_errors_are_one_line(tmp_path, capsys):
+    assert main(["report", str(tmp_path / "missing")]) == 2
+    assert "not found" in capsys.readouterr().err
+    tree = write_tree(tmp_path / "t", systems=("none",), seeds=(1,), pos=False, history=False)
+    assert (
+        main(["report", str(tree), "--baseline", "nope", "--output-dir", str(tmp_path / "o")]) == 2
+    )
+    assert "baseline system 'nope'" in capsys.readouterr().err
+
+
+def test_report_without_matplotlib_still_writes_text(tmp_path, monkeypatch):
+    import xstilts.report.build as build
+
+    monkeypatch.setattr(build, "_matplotlib_missing", lambda: "figures left out: test")
+    tree = write_tree(tmp_path / "t", seeds=(1,), pos=False, history=False)
+    a = analyze(load_results(tree), FAST)
+    build.write_report(a, tmp_path / "o")
+    md = _check_written(tmp_path / "o", figures=False)
+    assert "figures left out" in md
