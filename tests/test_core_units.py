@@ -287,3 +287,32 @@ def test_missing_language_skipped_with_reason_or_refused(tiny_model, demo_data, 
     assert any("fr: missing, not evaluated" in x for x in lines)
     zs = next((tmp_path / "o" / "stages").glob("zero_shot-*"))
     assert "fr" in json.loads((zs / "stage.json").read_text())["missing"]
+
+
+def test_also_evaluate_scores_another_task_with_the_target_model(tiny_model, demo_data, tmp_path):
+    import shutil
+
+    from xstilts.config import RunConfig, from_dict
+    from xstilts.errors import ConfigError
+    from xstilts.pipeline.run import plan_run, run
+
+    data = tmp_path / "data"
+    shutil.copytree(demo_data, data)
+    (data / "xtreme-xnli").mkdir()
+    for lang in ("en", "de"):
+        shutil.copy(data / "demo-nli" / f"test-{lang}.tsv", data / "xtreme-xnli" / f"test-{lang}.tsv")
+    raw = {"name": "also", "model": {"name_or_path": str(tiny_model), "max_length": 32},
+           "target": {"task": "demo_nli", "training": {"epochs": 1, "batch_size": 32},
+                      "evaluation": {"languages": ["en", "ru"]},
+                      "also_evaluate": {"xnli": {"split": "test", "languages": ["en", "de"]}}}}
+    rows = run(from_dict(RunConfig, raw), data_dir=data, out_dir=tmp_path / "o", echo=lambda s: None)
+    assert set(zip(rows["task"], rows["language"])) == {
+        ("demo_nli", "en"), ("demo_nli", "ru"), ("xnli", "en"), ("xnli", "de")}
+    assert set(rows["target"]) == {"demo_nli"}
+    assert len(list((tmp_path / "o" / "stages").glob("target-*"))) == 1  # trained once
+    # en test files are identical, so both tasks score the same on en
+    en = rows[rows["language"] == "en"].set_index("task")["value"]
+    assert en["xnli"] == pytest.approx(en["demo_nli"])
+    raw["target"]["also_evaluate"] = {"udpos": {"split": "test", "languages": ["en"]}}
+    with pytest.raises(ConfigError, match="cannot be scored with the 'demo_nli' model"):
+        plan_run(from_dict(RunConfig, raw), data_dir=data, out_dir=tmp_path / "o2")

@@ -1,7 +1,7 @@
 """Extractive QA readers, features, configs and pipeline on the real shared data.
 
 The full runs are the configs (``xstilts run configs/xquad-mlqa-minilm.yaml --data-dir
-../shared/data`` and ``configs/mlqa-minilm.yaml``, scheduled by the lead); here every XQuAD,
+../shared/data``, which also scores MLQA dev, scheduled by the lead); here every XQuAD,
 MLQA and TyDiQA-GoldP file is read and checked against the MANIFEST counts, the English MiniLM
 tokenizer's windows are checked to give the gold answers back, and the pipeline runs the
 MiniLM encoder for two steps on 20 training questions (4 held out) and 8 + 8 evaluation
@@ -131,14 +131,18 @@ def test_xquad_config_runs_a_few_steps(shared_data, tmp_path, minilm_tokenizer):
         "target.training.batch_size=4",
         "target.evaluation.languages=[en, zh]",
         "target.evaluation.max_examples=8",
+        "target.also_evaluate.mlqa.languages=[de]",
+        "target.also_evaluate.mlqa.max_examples=8",
     ]
     cfg = load_config(CONFIGS / "xquad-mlqa-minilm.yaml", overrides)
     full = load_config(CONFIGS / "xquad-mlqa-minilm.yaml")
     assert full.model.max_length == 384 and full.target.evaluation.max_examples == 500
-    assert load_config(CONFIGS / "mlqa-minilm.yaml").target.task == "mlqa"
+    assert set(full.target.also_evaluate) == {"mlqa"}
     rows = run_mod.run(cfg, data_dir=shared_data, out_dir=tmp_path / "run", echo=lambda s: None)
-    assert set(zip(rows["language"], rows["metric"])) == {
-        (lang, m) for lang in ("en", "zh") for m in ("exact_match", "f1")
+    assert set(zip(rows["task"], rows["language"], rows["metric"])) == {
+        (task, lang, m)
+        for task, lang in (("xquad", "en"), ("xquad", "zh"), ("mlqa", "de"))
+        for m in ("exact_match", "f1")
     }
     assert (rows["n_examples"] == 8).all() and rows["value"].between(0, 100).all()
     assert rows.iloc[0]["protocol"]["train_file"].endswith("tydiqa.goldp.en.train.json")

@@ -190,6 +190,9 @@ class TargetConfig:
     data: TaskData = TaskData()
     training: TrainConfig = TrainConfig()
     evaluation: EvalConfig = EvalConfig()
+    # other tasks scored with the target's model, each with its own evaluation settings
+    # (same head kind and labels), e.g. {mlqa: {split: dev}} for an XQuAD-trained model
+    also_evaluate: dict[str, EvalConfig] = field(default_factory=dict)
     # untrained targets only: evaluate on this task's target-trained encoder instead of the
     # intermediate (or pretrained) one
     encoder_from: EncoderSource | None = None

@@ -76,6 +76,9 @@ class Plan:
     # untrained target evaluated on another task's target-trained encoder (target.encoder_from)
     encoder_source: PhaseData | None = None
     retrieval_aux: Any = None  # retrieval.evaluate.Aux: data beyond the evaluated split
+    # another task scored with the target's model (``target.also_evaluate``): the head it uses
+    head_name: str | None = None
+    also: list[Plan] = dataclasses.field(default_factory=list)  # one plan per such task
 
 
 def _retrieval_head(spec: TaskSpec) -> bool:
@@ -162,7 +165,7 @@ def plan_run(cfg: RunConfig, *, data_dir: Path | None, out_dir: Path) -> Plan:
 
         retrieval_aux = prepare(target_spec, ev, evaluation, data_dir, model=cfg.model)
     _check_translation_leaks(target_spec, ev.split, target, inter, encoder_source, data_dir)
-    return Plan(
+    plan = Plan(
         cfg,
         data_dir,
         out_dir,
@@ -175,6 +178,34 @@ def plan_run(cfg: RunConfig, *, data_dir: Path | None, out_dir: Path) -> Plan:
         missing=missing,
         encoder_source=encoder_source,
         retrieval_aux=retrieval_aux,
+    )
+    plan.also = [
+        _also_plan(plan, task, also_ev) for task, also_ev in cfg.target.also_evaluate.items()
+    ]
+    return plan
+
+
+def _also_plan(plan: Plan, task: str, ev: EvalConfig) -> Plan:
+    """The plan of a task scored with the target's model (e.g. MLQA with an XQuAD model)."""
+    spec, target = get_task(task), plan.target_spec
+    if not target.trainable or spec.head is not target.head or spec.labels != target.labels:
+        raise ConfigError(
+            f"target.also_evaluate: '{task}' ({spec.head.value}, labels {list(spec.labels)}) "
+            f"cannot be scored with the '{target.name}' model ({target.head.value}, labels "
+            f"{list(target.labels)})"
+        )
+    _check_translation_leaks(spec, ev.split, plan.target, plan.intermediate, None, plan.data_dir)
+    missing: dict[str, str] = {}
+    evaluation = eval_data(spec, ev, plan.data_dir, missing=missing)
+    cfg = dataclasses.replace(plan.cfg, target=dataclasses.replace(plan.cfg.target, evaluation=ev))
+    return dataclasses.replace(
+        plan,
+        cfg=cfg,
+        target_spec=spec,
+        evaluation=evaluation,
+        missing=missing,
+        head_name=target.name,
+        also=[],
     )
 
 
@@ -220,7 +251,8 @@ def run(
         for system in cfg.intermediate.systems:
             for job in cell_jobs(plan, system, seed, echo):
                 execute(job, echo)
-            keys.append(job.stage.key)
+                if job.stage.kind == "zero_shot":
+                    keys.append(job.stage.key)
     rows = load_rows(out_dir / "stages")
     rows = rows[(rows["stage"] == "zero_shot") & rows["stage_key"].isin(keys)]
     atomic_write_text(out_dir / "runs.json", json.dumps({"zero_shot_stage_keys": keys}, indent=2))
@@ -247,6 +279,8 @@ def cell_jobs(plan: Plan, system: tuple[str, ...], seed: int, echo=print) -> lis
         jobs.append(encoder_source_job(plan, inter, name, seed, echo, base=base))
         tgt = jobs[-1].stage
     jobs.append(zero_shot_job(plan, tgt, name, seed, echo))
+    for also in plan.also:  # other tasks scored with the same target model
+        jobs.append(zero_shot_job(also, tgt, name, seed, echo))
     return jobs
 
 
@@ -830,7 +864,7 @@ def zero_shot_job(plan: Plan, tgt: Stage | None, name: str, seed: int, echo) -> 
             )
             preds = predict(
                 lang_model,
-                spec.name,
+                plan.head_name or spec.name,
                 family,
                 feats,
                 data.examples,
@@ -866,7 +900,7 @@ def zero_shot_job(plan: Plan, tgt: Stage | None, name: str, seed: int, echo) -> 
                         seed=seed,
                         model=cfg.model.name_or_path,
                         intermediate=name,
-                        target=spec.name,
+                        target=cfg.target.task,
                         task_version=spec.version,
                         protocol={
                             **lang_protocol,
