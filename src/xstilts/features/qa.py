@@ -17,6 +17,14 @@ answer points both at the ``[CLS]`` position, as HF ``run_qa``. Inference takes,
 token character offsets (so accents, case and spacing are exactly the file's; combining marks
 after the last token are kept, see :func:`span_text`). HF's
 ``token_is_max_context`` filter is not applied (HF ``run_qa`` does not apply it either).
+
+SQuAD v2.0 (examples with ``allow_no_answer``, see ``readers/qa.py``): an unanswerable question
+(``answers == ()``) points every window at ``[CLS]``, as HF ``run_qa`` does. Decoding computes
+the *null score* of a question as the smallest ``start + end`` logit of ``[CLS]`` over its
+windows (HF ``postprocess_qa_predictions``' ``min_null_score``) and predicts ``""`` when
+``null score - best span score > null_score_diff_threshold`` (HF's
+``null_score_diff_threshold``, default 0), or when no window has a valid span. Examples without
+``allow_no_answer`` (SQuAD v1.1, XQuAD, MLQA, TyDiQA) are decoded exactly as before.
 """
 
 from __future__ import annotations
@@ -51,6 +59,7 @@ class SpanFeatures:
     window_len: np.ndarray  # [rows] context tokens in the window
     positions: np.ndarray  # [rows, 2] gold start/end row positions, -100 if unlabelled
     offsets: list[np.ndarray]  # per question: [context tokens, 2] int character offsets
+    cls_index: np.ndarray | None = None  # [rows] position of [CLS], the no-answer position
 
     def __len__(self) -> int:
         return len(self.input_ids)
@@ -92,6 +101,8 @@ class SpanExtraction(Family):
     max_query_length = 64  # question tokens kept
     n_best = 20  # start and end candidates per window
     max_answer_length = 30  # tokens
+    # SQuAD v2.0: answer "" when the null score beats the best span by more than this (logits)
+    null_score_diff_threshold = 0.0
 
     def encode(self, examples, tokenizer, *, max_length, labels):
         if not getattr(tokenizer, "is_fast", False):
@@ -119,7 +130,7 @@ class SpanExtraction(Family):
         tti_all = enc.get("token_type_ids")
         rows: list[list[int]] = []
         types: list[list[int]] | None = [] if tti_all is not None else None
-        ex_index, ctx_start, win_start, win_len, positions = [], [], [], [], []
+        ex_index, ctx_start, win_start, win_len, positions, cls_index = [], [], [], [], [], []
         offsets: list[np.ndarray] = []
         for i, ex in enumerate(examples):
             ids = enc["input_ids"][i]
@@ -147,7 +158,7 @@ class SpanExtraction(Family):
             while starts[-1] + room < len(ctx_ids):
                 starts.append(starts[-1] + room - overlap)
             span = (-1, -1)
-            if ex.answers is not None:
+            if ex.answers:  # None: unlabelled; (): unanswerable (SQuAD v2.0), i.e. [CLS]
                 span = answer_token_span(offs, ex.context, ex.answer_starts[0], ex.answers[0])
             for ws in starts:
                 wl = min(room, len(ctx_ids) - ws)
@@ -165,12 +176,13 @@ class SpanExtraction(Family):
                 ctx_start.append(len(keep_pre))
                 win_start.append(ws)
                 win_len.append(wl)
+                cls = row.index(cls_id) if cls_id is not None and cls_id in row else 0
+                cls_index.append(cls)
                 if ex.answers is None:
                     positions.append((-100, -100))
                 elif span[0] >= ws and span[1] < ws + wl:
                     positions.append((len(keep_pre) + span[0] - ws, len(keep_pre) + span[1] - ws))
-                else:  # the answer is not (wholly) in this window: point at [CLS]
-                    cls = row.index(cls_id) if cls_id is not None and cls_id in row else 0
+                else:  # no answer, or not (wholly) in this window: point at [CLS]
                     positions.append((cls, cls))
         return SpanFeatures(
             rows,
@@ -181,6 +193,7 @@ class SpanExtraction(Family):
             np.asarray(win_len, dtype=np.int64),
             np.asarray(positions, dtype=np.int64).reshape(-1, 2),
             offsets,
+            np.asarray(cls_index, dtype=np.int64),
         )
 
     def collate(self, features, index, pad_id):
@@ -235,14 +248,35 @@ class SpanExtraction(Family):
                 best[ex] = cand
         return best
 
+    def null_scores(
+        self, features: SpanFeatures, outputs: Sequence[np.ndarray], n_examples: int
+    ) -> np.ndarray:
+        """Per question, the smallest ``[CLS]`` start + end logit over its windows (HF
+        ``run_qa``'s ``min_null_score``); ``[n_examples]``, +inf for a question without rows."""
+        null = np.full(n_examples, np.inf)
+        cls = features.cls_index
+        for row, logit in enumerate(outputs):
+            c = int(cls[row]) if cls is not None else 0
+            ex = int(features.example_index[row])
+            null[ex] = min(null[ex], float(logit[c, 0] + logit[c, 1]))
+        return null
+
     def decode(self, features, outputs, examples, labels):
         preds = []
-        for ex, offs, cand in zip(
-            examples, features.offsets, self.best_spans(features, outputs, len(examples))
-        ):
+        best = self.best_spans(features, outputs, len(examples))
+        null = (
+            self.null_scores(features, outputs, len(examples))
+            if any(getattr(ex, "allow_no_answer", False) for ex in examples)
+            else None
+        )
+        for e, (ex, offs, cand) in enumerate(zip(examples, features.offsets, best)):
             if cand is None:
                 preds.append("")  # no valid span in any window: scores 0, like no answer
                 continue
+            if null is not None and ex.allow_no_answer:
+                if null[e] - cand[0] > self.null_score_diff_threshold:
+                    preds.append("")  # SQuAD v2.0: the null answer beats the best span
+                    continue
             _, first, last = cand
             preds.append(span_text(ex.context, int(offs[first, 0]), int(offs[last, 1])))
         return preds

@@ -103,7 +103,33 @@ def phase_data(spec: TaskSpec, td: TaskData, data_dir: Path | None) -> PhaseData
     }
     if train_ref.max_examples is not None:
         protocol["train_max_examples"] = train_ref.max_examples
-    return PhaseData(spec.name, spec.labels, train_examples, dev_examples, fingerprint, protocol)
+    labels, dev_examples, label_info = phase_labels(spec, train_examples, dev_examples)
+    protocol.update(label_info)
+    return PhaseData(spec.name, labels, train_examples, dev_examples, fingerprint, protocol)
+
+
+def _labels_from_data(spec: TaskSpec) -> bool:
+    return not spec.labels and callable(getattr(spec, "labels_from_data", None))
+
+
+def phase_labels(
+    spec: TaskSpec, train: list, dev: list | None
+) -> tuple[tuple[str, ...], list | None, dict]:
+    """The label set of a phase, its dev examples, and protocol notes.
+
+    Normally ``spec.labels``, with ``dev`` unchanged and no notes. A task whose label set is
+    open (``labels == ()`` plus the hook methods ``labels_from_data`` / ``map_unseen_labels``
+    of ``tasks.english.OpenLabelTaskSpec``, e.g. CCG supertags) gets the inventory of its
+    training examples, and dev gold labels unseen in training become its unknown label.
+    """
+    if not _labels_from_data(spec):
+        return spec.labels, dev, {}
+    labels = tuple(spec.labels_from_data(train))
+    info: dict = {"labels_from_data": len(labels)}
+    if dev:
+        dev, unseen = spec.map_unseen_labels(dev, labels)
+        info["dev_unseen_labels"] = unseen
+    return labels, dev, info
 
 
 def eval_languages(spec: TaskSpec, ev: EvalConfig) -> tuple[str, ...]:
@@ -128,6 +154,11 @@ def eval_data(
     With ``evaluation.missing: skip`` a language whose file does not exist is left out and
     its reason stored in ``missing`` (language -> message); malformed files always fail.
     """
+    if _labels_from_data(spec):
+        raise ConfigError(
+            f"task '{spec.name}' takes its label set from its training data: it can be an "
+            "intermediate task, not an evaluated target"
+        )
     out: dict[str, LoadedSplit] = {}
     for lang in eval_languages(spec, ev):
         try:

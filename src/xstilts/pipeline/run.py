@@ -630,7 +630,7 @@ def target_job(
         source = inter or base
         selection = (cfg.intermediate.training if inter else _mlm_training(cfg)).selection
         model, tokenizer, report = _start_model(
-            plan, {spec.name: HeadInfo(spec.head, spec.labels)}, source, selection
+            plan, {spec.name: HeadInfo(spec.head, plan.target.labels)}, source, selection
         )
         (tmp / "transfer_report.json").write_text(report.to_json())
         pt = _phase_task(plan.target, tokenizer, cfg.model.max_length, spec, tc.max_dev_examples)

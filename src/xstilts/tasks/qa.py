@@ -1,4 +1,4 @@
-"""Extractive QA tasks: SQuAD v1.1 (English training), XQuAD, MLQA, TyDiQA-GoldP.
+"""Extractive QA tasks: SQuAD v1.1 (English training), XQuAD, MLQA, TyDiQA-GoldP, and SQuAD v2.0.
 
 All files are SQuAD v1.1 JSON (``readers/qa.py``); the head is span extraction
 (``features/qa.py``), which needs ``model.max_length`` 384 as XTREME uses (the run-level
@@ -10,6 +10,11 @@ SQuAD v1.1 EM/F1 for SQuAD, XQuAD and TyDiQA, MLQA's language-aware EM/F1 for ML
 Split names follow XTREME: XQuAD is ``test``; TyDiQA-GoldP's evaluation set is ``dev`` (the
 XTREME copies' gold answers are stripped, so it is predicted but never scored); MLQA has
 ``dev`` and ``test`` (monolingual context = question language only).
+
+``squad_v2`` (SQuAD 2.0, an intermediate task of Phang et al. 2020, whose paper does not say
+which SQuAD version it used) adds unanswerable questions: they train towards ``[CLS]``, decoding
+may answer ``""`` (``features/qa.py``), and scoring is the official v2.0 script's
+(``evaluation/qa_v2.py``: EM/F1 plus HasAns/NoAns splits).
 """
 
 from __future__ import annotations
@@ -40,19 +45,42 @@ def mlqa_metric(refs, preds, *, language) -> dict[str, float]:
     return mlqa_em_f1(refs, preds, language=language)
 
 
+def squad_v2_metric(refs, preds, *, language=None) -> dict[str, float]:
+    """SQuAD v2.0 EM/F1 x100 with HasAns/NoAns splits (``evaluation/qa_v2.py``)."""
+    from xstilts.evaluation.qa_v2 import squad_v2_em_f1
+
+    return squad_v2_em_f1(refs, preds, language=language)
+
+
 def _read(path, lang, split):
     return qa.read_squad_json(path, language=lang, split=split)
 
 
-def _hub_load(dataset: str, config: str | None, splits: dict[str, str], split: str, language: str):
+def _read_v2(path, lang, split):
+    return qa.read_squad_json(path, language=lang, split=split, v2=True)
+
+
+def _hub_load(
+    dataset: str,
+    config: str | None,
+    splits: dict[str, str],
+    split: str,
+    language: str,
+    *,
+    v2: bool = False,
+):
     hub_split = splits.get(split, split)
     cfg = config.format(lang=language) if config else None
-    examples = qa.load_squad_hub(dataset, cfg, hub_split, language=language, train=split == "train")
+    examples = qa.load_squad_hub(
+        dataset, cfg, hub_split, language=language, train=split == "train", v2=v2
+    )
     return examples, f"hf://{dataset}/{cfg or ''}/{hub_split}"
 
 
-def _hub(dataset: str, config: str | None, splits: dict[str, str]) -> tuple[HubFormat, ...]:
-    loader = functools.partial(_hub_load, dataset, config, splits)
+def _hub(
+    dataset: str, config: str | None, splits: dict[str, str], *, v2: bool = False
+) -> tuple[HubFormat, ...]:
+    loader = functools.partial(_hub_load, dataset, config, splits, v2=v2)
     return (HubFormat(dataset, config, splits, None, loader=loader),)
 
 
@@ -73,6 +101,27 @@ register(
             ),
         ),
         hub=_hub("rajpurkar/squad", None, {"dev": "validation"}),
+        primary_metric="f1",
+    )
+)
+
+register(
+    TaskSpec(
+        name="squad_v2",
+        description="SQuAD v2.0 (English, with unanswerable questions), intermediate task",
+        head=SPAN,
+        labels=(),
+        version="1",
+        metric=squad_v2_metric,
+        splits={"train": EN, "dev": EN},
+        local=(
+            LocalFormat(
+                "squad-v2-json",
+                ("squad/{split}-v2.0.json", "SQuAD/{split}-v2.0.json", "{split}-v2.0.json"),
+                _read_v2,
+            ),
+        ),
+        hub=_hub("rajpurkar/squad_v2", None, {"dev": "validation"}, v2=True),
         primary_metric="f1",
     )
 )

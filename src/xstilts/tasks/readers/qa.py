@@ -21,6 +21,16 @@ Checks, as the official files behave (all of XQuAD, MLQA dev and TyDiQA-GoldP we
 Hub datasets in the same schema (``rajpurkar/squad``, ``google/xquad``, ``facebook/mlqa``: rows
 with ``id``, ``title``, ``context``, ``question``, ``answers {text: [...], answer_start:
 [...]}``) are converted by :func:`examples_from_squad_rows` / :func:`load_squad_hub`.
+
+**SQuAD v2.0** (``v2=True``): questions may carry ``is_impossible`` (true: unanswerable, with
+``answers: []`` and the annotators' ``plausible_answers``, kept on the example for inspection and
+never used for training or scoring). Without the key (hub ``rajpurkar/squad_v2`` rows) a question
+with no answers is unanswerable. Unanswerable questions get ``answers == ()`` (train towards the
+``[CLS]`` position; their only correct prediction is ``""``); every v2 example has
+``allow_no_answer`` set, which lets span decoding predict no answer. A v2 file is labelled when
+any question has an answer text or an ``is_impossible`` key; ``is_impossible: true`` with
+answers is an error. With ``v2=False`` (SQuAD v1.1 and every XTREME QA set) both keys are
+ignored and nothing above changes.
 """
 
 from __future__ import annotations
@@ -42,7 +52,9 @@ class QAExample:
     """One extractive question.
 
     ``answers`` are the gold answer texts and ``answer_starts`` their character offsets in
-    ``context`` (both None when the file is unlabelled). Training uses the first answer.
+    ``context`` (both None when the file is unlabelled; both ``()`` for an unanswerable SQuAD
+    v2.0 question). Training uses the first answer. ``allow_no_answer`` is set on every example
+    of a SQuAD v2.0-style file: decoding may then answer ``""`` (see ``features/qa.py``).
     """
 
     guid: str
@@ -53,6 +65,9 @@ class QAExample:
     language: str
     line: int | None = None
     title: str | None = None
+    allow_no_answer: bool = False
+    is_impossible: bool = False
+    plausible_answers: tuple[str, ...] | None = None  # SQuAD v2.0 unanswerable questions
 
 
 @dataclass
@@ -65,6 +80,8 @@ class _Raw:
     answers: list[tuple[str, int]]
     index: int  # 1-based position in the file
     title: str | None
+    impossible: bool | None = None  # SQuAD v2.0 ``is_impossible`` (None: key absent)
+    plausible: tuple[str, ...] | None = None  # SQuAD v2.0 ``plausible_answers`` texts
 
 
 def _ws(s: str) -> str:
@@ -101,15 +118,28 @@ def _check_answer(where: str, raw: _Raw, j: int, text: str, start: int) -> bool:
 
 
 def _finish(
-    where: str, raws: list[_Raw], *, language: str, training: bool, name: str
+    where: str,
+    raws: list[_Raw],
+    *,
+    language: str,
+    training: bool,
+    name: str,
+    v2: bool = False,
 ) -> list[QAExample]:
     if not raws:
         raise DataError(where, "empty file (no questions)")
     all_answers = [a for r in raws for a in r.answers]
     unlabelled = all(text == "" for text, _ in all_answers)
+    if v2 and any(r.impossible is not None for r in raws):
+        unlabelled = False  # a v2 file whose questions say whether they are answerable
+    impossible: set[int] = set()  # indexes of unanswerable v2 questions
+    if v2 and not unlabelled:
+        impossible = _v2_impossible(where, raws)
     tolerated = 0
     if not unlabelled:
         for r in raws:
+            if r.index in impossible:
+                continue
             if not r.answers:
                 raise DataError(
                     where, f"question id '{r.qid}': no answers in a labelled file", field="answers"
@@ -156,10 +186,45 @@ def _finish(
         if not unlabelled:
             answers = tuple(t for t, _ in r.answers)
             starts = tuple(s for _, s in r.answers)
+        if not v2:
+            examples.append(
+                QAExample(guid, r.question, r.context, answers, starts, language, r.index, r.title)
+            )
+            continue
         examples.append(
-            QAExample(guid, r.question, r.context, answers, starts, language, r.index, r.title)
+            QAExample(
+                guid,
+                r.question,
+                r.context,
+                answers,
+                starts,
+                language,
+                r.index,
+                r.title,
+                allow_no_answer=True,
+                is_impossible=r.index in impossible,
+                plausible_answers=r.plausible,
+            )
         )
     return examples
+
+
+def _v2_impossible(where: str, raws: list[_Raw]) -> set[int]:
+    """Indexes of the unanswerable questions of a labelled SQuAD v2.0 file: ``is_impossible``
+    true, or, without the key, no answers (hub rows)."""
+    out = set()
+    for r in raws:
+        flag = r.impossible if r.impossible is not None else not r.answers
+        if flag and r.answers:
+            raise DataError(
+                where,
+                f"question id '{r.qid}': is_impossible is true but it has "
+                f"{len(r.answers)} answer(s)",
+                field="is_impossible",
+            )
+        if flag:
+            out.add(r.index)
+    return out
 
 
 def _string(where: str, value: object, what: str, field: str) -> str:
@@ -188,9 +253,10 @@ def _qid(where: str, value: object, index: int) -> str:
 
 
 def read_squad_json(
-    path: str | Path, *, language: str, split: str | None = None
+    path: str | Path, *, language: str, split: str | None = None, v2: bool = False
 ) -> list[QAExample]:
-    """Read a SQuAD v1.1-format file; ``split == "train"`` re-keys repeated ids (module doc)."""
+    """Read a SQuAD v1.1-format file (``v2``: SQuAD v2.0, see the module doc); ``split ==
+    "train"`` re-keys repeated ids (module doc)."""
     p = Path(path)
     if not p.is_file():
         raise DataError(p, "file not found" if not p.exists() else "not a regular file")
@@ -228,17 +294,37 @@ def read_squad_json(
                         where, f"question id '{qid}': 'answers' is not a list", field="answers"
                     )
                 pairs = [_answer(where, qid, j, a) for j, a in enumerate(answers)]
-                raws.append(
-                    _Raw(
-                        qid,
-                        question,
-                        context,
-                        pairs,
-                        index,
-                        title if isinstance(title, str) else None,
-                    )
+                raw = _Raw(
+                    qid,
+                    question,
+                    context,
+                    pairs,
+                    index,
+                    title if isinstance(title, str) else None,
                 )
-    return _finish(where, raws, language=language, training=split == "train", name=p.name)
+                if v2:
+                    raw.impossible, raw.plausible = _v2_fields(where, qid, qa)
+                raws.append(raw)
+    return _finish(where, raws, language=language, training=split == "train", name=p.name, v2=v2)
+
+
+def _v2_fields(where: str, qid: str, qa: Mapping) -> tuple[bool | None, tuple[str, ...] | None]:
+    """``is_impossible`` (None when absent) and the ``plausible_answers`` texts of a v2.0
+    question (their offsets are not used, so they are not checked against the context)."""
+    flag = qa.get("is_impossible")
+    if flag is not None and not isinstance(flag, bool):
+        raise DataError(
+            where, f"question id '{qid}': not true or false: {flag!r}", field="is_impossible"
+        )
+    plausible = qa.get("plausible_answers")
+    if plausible is None:
+        return flag, None
+    if not isinstance(plausible, list):
+        raise DataError(
+            where, f"question id '{qid}': not a list: {plausible!r}", field="plausible_answers"
+        )
+    texts = tuple(_answer(where, qid, j, a)[0] for j, a in enumerate(plausible))
+    return flag, texts
 
 
 def examples_from_squad_rows(
@@ -247,9 +333,11 @@ def examples_from_squad_rows(
     language: str,
     split: str | None = None,
     source: str = "hf",
+    v2: bool = False,
 ) -> list[QAExample]:
     """Convert hub rows in the SQuAD schema (``answers`` as parallel ``text`` /
-    ``answer_start`` lists) with the same checks as :func:`read_squad_json`."""
+    ``answer_start`` lists) with the same checks as :func:`read_squad_json` (``v2``: SQuAD v2.0
+    rows, where empty ``answers`` mean unanswerable)."""
     raws: list[_Raw] = []
     for index, row in enumerate(rows, 1):
         qid = _qid(source, row.get("id"), index)
@@ -268,14 +356,21 @@ def examples_from_squad_rows(
             for j, (t, s) in enumerate(zip(texts, starts))
         ]
         title = row.get("title")
-        raws.append(
-            _Raw(qid, question, context, pairs, index, title if isinstance(title, str) else None)
-        )
-    return _finish(source, raws, language=language, training=split == "train", name=source)
+        raw = _Raw(qid, question, context, pairs, index, title if isinstance(title, str) else None)
+        if v2 and "is_impossible" in row:  # mirrors of the v2.0 json keep the flag
+            raw.impossible, _ = _v2_fields(source, qid, {"is_impossible": row["is_impossible"]})
+        raws.append(raw)
+    return _finish(source, raws, language=language, training=split == "train", name=source, v2=v2)
 
 
 def load_squad_hub(
-    dataset: str, config: str | None, split: str, *, language: str, train: bool = False
+    dataset: str,
+    config: str | None,
+    split: str,
+    *,
+    language: str,
+    train: bool = False,
+    v2: bool = False,
 ) -> list[QAExample]:
     """``datasets.load_dataset(dataset, config, split=split)`` in the SQuAD schema, converted.
 
@@ -295,5 +390,5 @@ def load_squad_hub(
         raise DataError(None, f"cannot load {what}: {type(e).__name__}: {e}") from e
     source = f"hf:{dataset}" + (f"/{config}" if config else "") + f"[{split}]"
     return examples_from_squad_rows(
-        ds, language=language, split="train" if train else split, source=source
+        ds, language=language, split="train" if train else split, source=source, v2=v2
     )
