@@ -59,7 +59,8 @@ def _cmd_tasks(args: argparse.Namespace) -> int:
         )
         bench = ", ".join(f"{b.value}={len(langs)}" for b, langs in spec.benchmarks.items()) or "-"
         print(
-            f"{spec.name:10} {spec.head.value:24} train={spec.english_source}/{spec.train_split:6} "
+            f"{spec.name:20} {spec.head.value:24} "
+            f"{'train=' + (f'{spec.english_source}/{spec.train_split}' if spec.trainable else '-'):30} "
             f"benchmarks: {bench:22} splits: {splits}"
         )
         if args.verbose:
