@@ -113,6 +113,15 @@ def plan_run(cfg: RunConfig, *, data_dir: Path | None, out_dir: Path) -> Plan:
     for task in sorted({t for s in cfg.intermediate.systems for t in s}):
         td = cfg.intermediate.data.get(task, TaskData())
         inter[task] = phase_data(get_task(task), td, data_dir)
+    for where, tc in (
+        ("intermediate.training", cfg.intermediate.training),
+        (
+            "target.encoder_from.training",
+            cfg.target.encoder_from.training if cfg.target.encoder_from else None,
+        ),
+    ):
+        if tc is not None and tc.selection is ModelSelection.ORACLE_TARGET_DEV:
+            raise ConfigError(f"{where}.selection: oracle_target_dev applies to the target only")
     if cfg.target.training.selection is ModelSelection.ORACLE_TARGET_DEV:
         if "dev" not in target_spec.splits:
             raise ConfigError(
@@ -338,7 +347,7 @@ def _history_rows(
                 seed=seed,
                 model=plan.cfg.model.name_or_path,
                 intermediate=name,
-                target=plan.target_spec.name,
+                target=plan.target_spec.name if stage.kind == "target" else None,
                 task_version=spec.version,
                 step=h["step"],
                 protocol=protocol,
@@ -542,7 +551,8 @@ def intermediate_job(
     }
     ic = cfg.intermediate
     head_of = _head_names(ic.shared_heads, system)
-    if len(system) > 1:  # sampling only matters when tasks are mixed
+    if len(system) > 1:  # sampling and task order only matter when tasks are mixed
+        inputs["task_order"] = list(system)
         inputs["sampling"] = {
             "kind": ic.sampler.value,
             "temperature": ic.temperature,

@@ -41,7 +41,7 @@ class ResultRow:
     seed: int
     model: str
     intermediate: str  # "none" for the baseline, else task names joined by "+"
-    target: str
+    target: str | None  # None on rows of encoder stages (intermediate, MLM): shared by targets
     task_version: str
     step: int | None = None  # training step, for rows logged during training
     protocol: dict[str, Any] = field(default_factory=dict)  # how the number was obtained
@@ -113,7 +113,11 @@ def write_predictions(path: Path, records: Iterable[dict]) -> None:
 def load_rows(root: str | Path) -> pd.DataFrame:
     """All result rows under ``root`` as one DataFrame (``protocol`` stays a dict column)."""
     records = []
-    for path in sorted(Path(root).rglob(ROWS_FILE)):
+    root = Path(root)
+    for path in sorted(root.rglob(ROWS_FILE)):
+        # a dot-directory is a stage still being built (or left by a killed worker)
+        if any(part.startswith(".") for part in path.relative_to(root).parts[:-1]):
+            continue
         with open(path, encoding="utf-8") as f:
             records.extend(json.loads(line) for line in f if line.strip())
     columns = list(ResultRow.__dataclass_fields__)

@@ -161,12 +161,18 @@ def train(
     decay, no_decay = [], []
     for name, p in model.named_parameters():
         (no_decay if p.ndim < 2 or "LayerNorm" in name or "layer_norm" in name else decay).append(p)
+    # The fused kernel is the same AdamW (weights agree to ~1e-7) but its CPU step is ~7x
+    # faster than torch's per-tensor loop (benchmarks/README.md); it needs float params on CPU/CUDA.
+    fused = all(
+        p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in decay + no_decay
+    )
     optim = torch.optim.AdamW(
         [
             {"params": decay, "weight_decay": cfg.weight_decay},
             {"params": no_decay, "weight_decay": 0.0},
         ],
         lr=cfg.lr,
+        fused=fused or None,
     )
     warmup = int(cfg.warmup_ratio * total_updates)
 

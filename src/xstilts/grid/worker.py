@@ -1,0 +1,271 @@
+"""Building a grid's stages on this machine: one worker loop, in-process or in N processes.
+
+A worker repeatedly takes the first node (in dependency order) that must be built and whose
+dependencies are built, claims it (``pipeline.stages.try_claim``; a node claimed by a live
+worker is left to it), re-checks that it is still to do, builds it and publishes it
+atomically. Any number of workers, on any hosts sharing the output directory, can run this
+loop on one grid at once. A failing node is recorded in ``stages/.failed/`` so that other
+workers do not retry it in this run (a new ``grid run`` clears the records and retries).
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import os
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from xstilts.grid.graph import Graph, Node, build_graph
+from xstilts.grid.spec import GridSpec
+from xstilts.pipeline.stages import (
+    HOST,
+    ClaimSettings,
+    build_stage,
+    checkpoint_dirs,
+    clean_stale_tmp,
+    clear_claims,
+    delete_checkpoints,
+    try_claim,
+)
+from xstilts.results.store import atomic_write_text
+
+FAILED_DIR = ".failed"
+
+
+@dataclass
+class WorkStats:
+    built: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)  # node id -> one-line error
+    work_s: float = 0.0  # seconds inside stage work (training, evaluation, their I/O)
+    freed_bytes: int = 0
+
+    def merge(self, other: WorkStats) -> None:
+        self.built += other.built
+        self.failed.update(other.failed)
+        self.work_s += other.work_s
+        self.freed_bytes += other.freed_bytes
+
+
+# --------------------------------------------------------------------------- failures
+
+
+def _failure_path(out_dir: Path, node_id: str) -> Path:
+    return out_dir / "stages" / FAILED_DIR / f"{node_id}.json"
+
+
+def record_failure(out_dir: Path, node: Node, exc: BaseException) -> str:
+    msg = f"{type(exc).__name__}: {exc}".splitlines()[0]
+    atomic_write_text(
+        _failure_path(out_dir, node.id),
+        json.dumps(
+            {
+                "stage": node.id,
+                "label": node.job.label,
+                "error": msg,
+                "traceback": traceback.format_exception(exc),
+                "host": HOST,
+                "pid": os.getpid(),
+                "time": time.time(),
+            },
+            indent=2,
+        ),
+    )
+    return msg
+
+
+def recorded_failure(out_dir: Path, node_id: str) -> str | None:
+    try:
+        return json.loads(_failure_path(out_dir, node_id).read_text())["error"]
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def prepare(graph: Graph) -> None:
+    """Start of a run: forget earlier failures (retry them), remove temporary directories of
+    dead workers and claim files left on finished stages."""
+    d = graph.out_dir / "stages" / FAILED_DIR
+    if d.is_dir():
+        for p in d.glob("*.json"):
+            p.unlink(missing_ok=True)
+    clean_stale_tmp(graph.out_dir, graph.spec.execution.claims)
+    for node in graph.nodes.values():
+        if node.stage.done:
+            clear_claims(node.stage)
+
+
+def blocked(graph: Graph, failed: set[str]) -> set[str]:
+    """Failed nodes and every node that depends on one of them."""
+    out = set(failed)
+    for nid, node in graph.nodes.items():  # dependency order: deps are decided first
+        if any(d in out for d in node.deps):
+            out.add(nid)
+    return out
+
+
+# --------------------------------------------------------------------------- disk hygiene
+
+
+def tidy(graph: Graph, nodes: list[Node], echo: Callable[[str], None]) -> int:
+    """Delete the checkpoints of ``nodes`` whose dependents in this grid are all done."""
+    freed = 0
+    for node in nodes:
+        if not node.dependents or not node.stage.done or not checkpoint_dirs(node.stage):
+            continue
+        if all(graph.nodes[d].stage.done for d in node.dependents):
+            n = delete_checkpoints(node.stage)
+            graph.forget(node.id)
+            freed += n
+            echo(f"[tidy] {node.job.label}: checkpoints deleted ({n / 2**20:.1f} MiB)")
+    return freed
+
+
+# --------------------------------------------------------------------------- the worker loop
+
+
+def build_node(
+    node: Node, claim, echo: Callable[[str], None], stats: WorkStats, *, force: bool = False
+) -> dict:
+    """Build one claimed node (its work timed for the overhead measurement)."""
+    echo(f"[run ] {node.job.label} ({node.stage.key})")
+
+    def timed(tmp: Path) -> dict:
+        t = time.perf_counter()
+        try:
+            return node.job.work(tmp)
+        finally:
+            stats.work_s += time.perf_counter() - t
+
+    info = build_stage(node.stage, timed, claim, replace_done=force)
+    msg = node.job.report(info)
+    if msg:
+        echo(f"       {msg}")
+    stats.built.append(node.id)
+    return info
+
+
+def work_loop(
+    graph: Graph,
+    *,
+    echo: Callable[[str], None] = print,
+    settings: ClaimSettings | None = None,
+    stop_on_error: bool = True,
+    tidy_checkpoints: bool | None = None,
+) -> WorkStats:
+    """Build every node of ``graph`` that is to do, cooperating with other workers."""
+    settings = settings or graph.spec.execution.claims
+    if tidy_checkpoints is None:
+        tidy_checkpoints = graph.spec.execution.delete_checkpoints
+    stats = WorkStats()
+    failed: set[str] = set()
+    while True:
+        todo = graph.todo()
+        for nid in todo:
+            if nid not in failed and recorded_failure(graph.out_dir, nid):
+                failed.add(nid)
+                stats.failed[nid] = recorded_failure(graph.out_dir, nid) or "failed"
+        stop = blocked(graph, failed)
+        pending, todo_set = [n for n in todo if n not in stop], set(todo)
+        if not pending:
+            break
+        progressed = waiting = False
+        for nid in pending:
+            node = graph.nodes[nid]
+            if any(d in todo_set for d in node.deps):
+                continue
+            claim = try_claim(node.stage, settings)
+            if claim is None:
+                waiting = True  # built by a live worker right now
+                continue
+            with claim:
+                if nid not in graph.todo():  # finished by another worker meanwhile
+                    progressed = True
+                    break
+                try:
+                    build_node(node, claim, echo, stats)
+                except Exception as e:
+                    msg = record_failure(graph.out_dir, node, e)
+                    failed.add(nid)
+                    stats.failed[nid] = msg
+                    echo(f"[FAIL] {node.job.label}: {msg}")
+                    if stop_on_error:
+                        raise
+            if tidy_checkpoints:
+                stats.freed_bytes += tidy(graph, [graph.nodes[d] for d in node.deps], echo)
+            progressed = True
+            break  # rescan from the start: earlier nodes first
+        if not progressed:
+            if not waiting:
+                break
+            time.sleep(settings.poll_s)
+    if tidy_checkpoints:
+        stats.freed_bytes += tidy(graph, list(graph.nodes.values()), echo)
+    return stats
+
+
+# --------------------------------------------------------------------------- executors
+
+
+def set_threads(n: int | None) -> None:
+    if n:
+        import torch
+
+        torch.set_num_threads(n)
+
+
+def run_local(graph: Graph, *, echo: Callable[[str], None] = print) -> WorkStats:
+    set_threads(graph.spec.threads)
+    prepare(graph)
+    return work_loop(graph, echo=echo, stop_on_error=True)
+
+
+def _worker_main(
+    spec: GridSpec, out_dir: str, index: int, threads: int, queue, quiet: bool
+) -> None:
+    """A spawned worker process: rebuild the graph (no torch state crosses a fork) and run."""
+    set_threads(threads)
+
+    def echo(msg: str) -> None:
+        if not quiet:
+            print(f"[w{index}] {msg}", flush=True)
+
+    graph = build_graph(spec, Path(out_dir), echo=echo)
+    stats = work_loop(graph, echo=echo, stop_on_error=False)
+    queue.put((index, stats))
+
+
+def run_processes(
+    graph: Graph, workers: int, *, echo: Callable[[str], None] = print, quiet: bool = False
+) -> WorkStats:
+    """``workers`` local processes, each running the worker loop on the whole grid
+    (``quiet``: the workers print nothing)."""
+    prepare(graph)
+    if not graph.todo():
+        return WorkStats()  # nothing to build: no process to start
+    threads = graph.spec.threads or max(1, (os.cpu_count() or 1) // workers)
+    # spawn, not fork: a forked child inherits torch's thread pools in an undefined state
+    ctx = mp.get_context("spawn")
+    queue = ctx.SimpleQueue()
+    procs = [
+        ctx.Process(
+            target=_worker_main,
+            args=(graph.spec, str(graph.out_dir), i, threads, queue, quiet),
+            name=f"xstilts-grid-w{i}",
+        )
+        for i in range(workers)
+    ]
+    for p in procs:
+        p.start()
+    echo(f"started {workers} worker processes ({threads} torch threads each)")
+    for p in procs:
+        p.join()
+    stats = WorkStats()
+    while not queue.empty():
+        stats.merge(queue.get()[1])
+    for i, p in enumerate(procs):
+        if p.exitcode != 0:
+            stats.failed[f"worker-{i}"] = f"worker process exited with code {p.exitcode}"
+    return stats

@@ -1,0 +1,202 @@
+"""Crash safety with real worker processes: kill -9 at chosen and at random points, re-run,
+and get exactly the rows (values included), checkpoints and predictions of an uninterrupted
+run; two workers on one grid build every stage exactly once."""
+
+import hashlib
+import json
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+import yaml
+from safetensors import safe_open
+
+from xstilts.grid import build_graph, grid_rows, load_grid, run_grid
+from xstilts.results.store import ROWS_FILE
+
+TRAIN = {"epochs": 2, "batch_size": 16, "lr": 2e-3, "eval_every": 5, "eval_batch_size": 64}
+
+# Runs ``xstilts grid run`` after patching one function so that the process SIGKILLs itself
+# at a precise moment (argv: grid, output dir, kill point); "none" runs unpatched.
+WORKER = r"""
+import os, signal, sys
+from pathlib import Path
+grid, out, point = sys.argv[1:4]
+calls = {"n": 0}
+
+def die_on(n):
+    calls["n"] += 1
+    if calls["n"] == n:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+if point == "checkpoint":  # mid-stage: after 'last/' is written, before 'best/'
+    import xstilts.training.loop as loop
+    real_save = loop.save_checkpoint
+    def save(*a, **k):
+        real_save(*a, **k)
+        die_on(2)
+    loop.save_checkpoint = save
+elif point == "evaluation":  # mid-evaluation: two languages predicted, three to go
+    import xstilts.pipeline.run as run
+    real_predict = run.predict
+    def predict(*a, **k):
+        die_on(3)
+        return real_predict(*a, **k)
+    run.predict = predict
+elif point in ("rows", "publish"):  # mid-write of rows.jsonl / publishing a stage dir
+    real_replace = os.replace
+    def replace(src, dst, *a, **k):
+        name = Path(dst).name
+        if (point == "rows" and name == "rows.jsonl") or (
+            point == "publish" and Path(src).name.startswith(".tmp-")
+        ):
+            die_on(2)
+        return real_replace(src, dst, *a, **k)
+    os.replace = replace
+from xstilts.cli import main
+sys.exit(main(["grid", "run", grid, "--output-dir", out, "--quiet-tables"]))
+"""
+
+
+def _grid(tmp_path: Path, model: Path, data: Path, seeds: list[int]) -> Path:
+    raw = {
+        "name": "crash",
+        "models": [{"name": "tiny", "name_or_path": str(model), "max_length": 32}],
+        "data_dir": str(data),
+        "threads": 1,
+        "intermediate": {"systems": [[], ["demo_inter"]], "training": TRAIN},
+        "targets": [{"task": "demo_nli", "training": TRAIN, "evaluation": {"max_examples": 20}}],
+        "seeds": seeds,
+        "execution": {"heartbeat_s": 1, "stale_after_s": 30, "poll_s": 0.2},
+    }
+    path = tmp_path / f"grid-{len(seeds)}.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def _env() -> dict:
+    return {**os.environ, "HF_HUB_OFFLINE": "1", "TQDM_DISABLE": "1", "PYTHONUNBUFFERED": "1"}
+
+
+def _worker(grid: Path, out: Path, point: str = "none") -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-c", WORKER, str(grid), str(out), point],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=_env(),
+    )
+
+
+def _snapshot(grid: Path, out: Path) -> dict:
+    """Everything a run leaves: rows (but when and from which checkout), and the hash of every
+    checkpoint and prediction file, per stage."""
+    graph = build_graph(load_grid(grid), out, echo=lambda s: None)
+    rows = grid_rows(graph).drop(columns=["time", "git_sha"])  # when and from which commit
+    rows["protocol"] = rows["protocol"].map(lambda p: json.dumps(p, sort_keys=True))
+    rows = rows.sort_values(list(rows.columns)).reset_index(drop=True)
+    files = {}
+    for f in sorted((out / "stages").rglob("*")):
+        if f.is_file() and f.suffix == ".safetensors":
+            files[str(f.relative_to(out))] = _tensors_hash(f)
+        elif f.is_file() and "predictions" in f.parts:
+            files[str(f.relative_to(out))] = hashlib.sha256(f.read_bytes()).hexdigest()
+    return {"rows": rows, "files": files, "nodes": sorted(graph.nodes)}
+
+
+def _tensors_hash(path: Path) -> str:
+    """Hash of a checkpoint's tensors and metadata. (Not of its bytes: safetensors writes
+    the metadata map in a per-process random order.)"""
+    h = hashlib.sha256()
+    with safe_open(str(path), "pt") as f:
+        h.update(json.dumps(f.metadata(), sort_keys=True).encode())
+        for k in sorted(f.keys()):
+            h.update(k.encode())
+            h.update(f.get_tensor(k).numpy().tobytes())
+    return h.hexdigest()
+
+
+def _check_no_torn_state(out: Path) -> None:
+    stages = out / "stages"
+    for d in stages.iterdir():
+        if d.name.startswith("."):
+            continue
+        assert (d / "stage.json").is_file(), f"published stage without stage.json: {d}"
+        for line in (d / ROWS_FILE).read_text().splitlines():
+            json.loads(line)  # every published row is whole
+
+
+@pytest.fixture(scope="module")
+def reference(tiny_model, demo_data, tmp_path_factory):
+    """An uninterrupted run, in this process, of the grid the workers run."""
+    tmp = tmp_path_factory.mktemp("crash-ref")
+    grid = _grid(tmp, tiny_model, demo_data, [1, 2])
+    n = torch.get_num_threads()
+    run_grid(load_grid(grid), tmp / "out", echo=lambda s: None)
+    torch.set_num_threads(n)
+    snap = _snapshot(grid, tmp / "out")
+    # the model learns something, so equal values are a real check
+    zs = snap["rows"][snap["rows"]["stage"] == "zero_shot"]
+    assert zs["value"].nunique() > 1
+    return snap
+
+
+def test_kill_minus_nine_anywhere_then_rerun_gives_identical_results(
+    tiny_model, demo_data, tmp_path, reference
+):
+    grid = _grid(tmp_path, tiny_model, demo_data, [1, 2])
+    out = tmp_path / "out"
+    # precise points: mid-training (between checkpoints), mid-evaluation, mid-write
+    for point in ("checkpoint", "evaluation", "rows", "publish"):
+        p = _worker(grid, out, point)
+        log = p.communicate(timeout=300)[0]
+        assert p.returncode == -signal.SIGKILL, f"{point}: {log[-2000:]}"
+        _check_no_torn_state(out)
+    # random points, from outside, while a stage is being built
+    rng = random.Random(1234)
+    for _ in range(2):
+        p = _worker(grid, out)
+        deadline = time.time() + 120
+        while time.time() < deadline and p.poll() is None:
+            if list((out / "stages").glob(".tmp-*")):
+                break
+            time.sleep(0.05)
+        time.sleep(rng.uniform(0.0, 1.5))
+        p.send_signal(signal.SIGKILL)
+        p.communicate(timeout=60)
+        _check_no_torn_state(out)
+    # a leftover temporary dir of a killed worker exists now; the re-run cleans it
+    p = _worker(grid, out)
+    log = p.communicate(timeout=600)[0]
+    assert p.returncode == 0, log[-3000:]
+    snap = _snapshot(grid, out)
+    assert snap["nodes"] == reference["nodes"]
+    pd.testing.assert_frame_equal(snap["rows"], reference["rows"])
+    assert snap["files"] == reference["files"]
+    stages = out / "stages"
+    assert not list(stages.glob(".tmp-*")), "temporary dirs of dead workers left behind"
+    assert not list((stages / ".claims").iterdir()), "claims left behind"
+    assert not list((stages / ".failed").glob("*")) if (stages / ".failed").exists() else True
+
+
+def test_two_workers_build_every_stage_once(tiny_model, demo_data, tmp_path, reference):
+    grid = _grid(tmp_path, tiny_model, demo_data, [1, 2])
+    out = tmp_path / "out"
+    workers = [_worker(grid, out), _worker(grid, out)]
+    logs = [w.communicate(timeout=600)[0] for w in workers]
+    assert [w.returncode for w in workers] == [0, 0], logs[0][-2000:] + logs[1][-2000:]
+    built = Counter(k for log in logs for k in re.findall(r"^\[run \] .* \((\w{16})\)$", log, re.M))
+    assert sorted(built) == sorted(n.split("-", 1)[1] for n in reference["nodes"])
+    assert set(built.values()) == {1}, built  # never twice, so never at the same time
+    snap = _snapshot(grid, out)
+    pd.testing.assert_frame_equal(snap["rows"], reference["rows"])
+    assert snap["files"] == reference["files"]
