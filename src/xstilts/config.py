@@ -323,11 +323,14 @@ def apply_overrides(data: dict, overrides: list[str], *, source: str) -> dict:
     return data
 
 
-def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConfig:
-    """Read a run config YAML, apply overrides and validate it."""
+def read_yaml_mapping(
+    path: str | Path, overrides: list[str] | None = None, *, what: str = "config"
+) -> dict:
+    """A YAML file that must hold a mapping, with ``key=value`` overrides applied; errors
+    name the file (and line for invalid YAML)."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"{path}: config file not found")
+        raise ConfigError(f"{path}: {what} file not found")
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as e:
@@ -335,9 +338,13 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConf
         where = f":{mark.line + 1}" if mark is not None else ""
         raise ConfigError(f"{path}{where}: invalid YAML ({getattr(e, 'problem', e)})") from None
     if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: a config must be a YAML mapping")
-    raw = apply_overrides(raw, overrides or [], source=str(path))
-    return from_dict(RunConfig, raw, source=str(path))
+        raise ConfigError(f"{path}: a {what} must be a YAML mapping")
+    return apply_overrides(raw, overrides or [], source=str(path))
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConfig:
+    """Read a run config YAML, apply overrides and validate it."""
+    return from_dict(RunConfig, read_yaml_mapping(path, overrides), source=str(path))
 
 
 def dump_config(cfg: RunConfig) -> str:

@@ -17,8 +17,6 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from xstilts.config import (
     DataRef,
     IntermediateConfig,
@@ -26,8 +24,8 @@ from xstilts.config import (
     ModelConfig,
     ModelSelection,
     TargetConfig,
-    apply_overrides,
     from_dict,
+    read_yaml_mapping,
     to_dict,
 )
 from xstilts.errors import ConfigError
@@ -190,18 +188,7 @@ class GridSpec:
 
 def load_grid(path: str | Path, overrides: list[str] | None = None) -> GridSpec:
     """Read, override and check a grid YAML (no data is read)."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: grid file not found")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f":{mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{path}{where}: invalid YAML ({getattr(e, 'problem', e)})") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: a grid must be a YAML mapping")
-    raw = apply_overrides(raw, overrides or [], source=str(path))
+    raw = read_yaml_mapping(path, overrides, what="grid")
     return parse_grid(raw, source=str(path))
 
 

@@ -237,10 +237,12 @@ register(
     )
 )
 
-register(
-    TaskSpec(
-        name="qqp",
-        description="Quora Question Pairs (GLUE; English paraphrase), intermediate task",
+
+def _glue_binary(name: str, glue_dir: str, description: str, reader) -> TaskSpec:
+    """A binary GLUE task (English intermediate task) in GLUE's tsv layout or from the hub."""
+    return TaskSpec(
+        name=name,
+        description=description,
         head=CLS,
         labels=glue.BINARY,
         version="1",
@@ -249,30 +251,23 @@ register(
         local=(
             LocalFormat(
                 "glue-tsv",
-                ("QQP/{split}.tsv", "qqp/{split}.tsv", "glue/QQP/{split}.tsv"),
-                lambda p, lang, split: glue.read_qqp_tsv(p, language=lang),
+                (
+                    f"{glue_dir}/{{split}}.tsv",
+                    f"{name}/{{split}}.tsv",
+                    f"glue/{glue_dir}/{{split}}.tsv",
+                ),
+                lambda p, lang, split: reader(p, language=lang),
             ),
         ),
-        hub=(_hub("nyu-mll/glue", "qqp", {"dev": "validation"}, glue.BINARY),),
+        hub=(_hub("nyu-mll/glue", name, {"dev": "validation"}, glue.BINARY),),
     )
-)
+
 
 register(
-    TaskSpec(
-        name="sst2",
-        description="SST-2 (GLUE; English sentiment, single sentences), intermediate task",
-        head=CLS,
-        labels=glue.BINARY,
-        version="1",
-        metric=accuracy,
-        splits={"train": EN, "dev": EN, "test": EN},
-        local=(
-            LocalFormat(
-                "glue-tsv",
-                ("SST-2/{split}.tsv", "sst2/{split}.tsv", "glue/SST-2/{split}.tsv"),
-                lambda p, lang, split: glue.read_sst2_tsv(p, language=lang),
-            ),
-        ),
-        hub=(_hub("nyu-mll/glue", "sst2", {"dev": "validation"}, glue.BINARY),),
+    _glue_binary("qqp", "QQP", "Quora Question Pairs (GLUE; English paraphrase)", glue.read_qqp_tsv)
+)
+register(
+    _glue_binary(
+        "sst2", "SST-2", "SST-2 (GLUE; English sentiment, single sentences)", glue.read_sst2_tsv
     )
 )
