@@ -172,14 +172,19 @@ def phase_task(features) -> loop.PhaseTask:
 
 
 def xstilts_logits(
-    model: MultiTaskModel, features, *, pad_id: int, batch_size: int = EVAL_BATCH_SIZE
+    model: MultiTaskModel,
+    features,
+    *,
+    pad_id: int,
+    batch_size: int = EVAL_BATCH_SIZE,
+    bf16: bool = False,
 ) -> np.ndarray:
     """``[n, 3]`` logits through xstilts' own inference path (``predict_logits`` or its
     successor ``predict_outputs``): length-sorted batches, dynamic padding."""
     if hasattr(loop, "predict_logits"):
         return loop.predict_logits(model, TASK, features, batch_size=batch_size, pad_id=pad_id)
     outs = loop.predict_outputs(
-        model, TASK, _family(), features, batch_size=batch_size, pad_id=pad_id
+        model, TASK, _family(), features, batch_size=batch_size, pad_id=pad_id, bf16=bf16
     )
     return np.stack(outs)
 
@@ -430,7 +435,9 @@ class InferResult:
     tokens_per_language: dict[str, int]
 
 
-def infer_xstilts(model, tokenizer, eval_sets, *, batch_size: int = EVAL_BATCH_SIZE) -> InferResult:
+def infer_xstilts(
+    model, tokenizer, eval_sets, *, batch_size: int = EVAL_BATCH_SIZE, bf16: bool = False
+) -> InferResult:
     """Tokenise each language once (unpadded) and run ``predict_logits``."""
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     logits, secs, toks = {}, {}, {}
@@ -438,7 +445,7 @@ def infer_xstilts(model, tokenizer, eval_sets, *, batch_size: int = EVAL_BATCH_S
     for lang, examples in eval_sets.items():
         t0 = time.perf_counter()
         feats = tokenize_pairs(examples, tokenizer, max_length=MAX_LENGTH, label_to_id=LABEL_TO_ID)
-        logits[lang] = xstilts_logits(model, feats, pad_id=pad_id, batch_size=batch_size)
+        logits[lang] = xstilts_logits(model, feats, pad_id=pad_id, batch_size=batch_size, bf16=bf16)
         secs[lang] = time.perf_counter() - t0
         lengths = feats.lengths
         order = np.argsort(-lengths, kind="stable")  # as eval_batches: longest first
@@ -548,7 +555,7 @@ def _ratios(train: dict, inference: dict, key: str) -> dict[str, float]:
             out[f"{name}_vs_trainer_best"] = train[name][key] / train["trainer_best"][key]
             out[f"{name}_vs_xstilts"] = train[name][key] / xs
     for name in inference:
-        if name.startswith("xstilts_eval_bs"):
+        if name.startswith("xstilts_eval_bs") or name == "xstilts_bf16":
             out[f"inference_{name}"] = inference[name][key] / inference["hf_padded"][key]
     return out
 
@@ -694,6 +701,8 @@ def run_benchmark(args: argparse.Namespace) -> dict:
         infer_methods: dict[str, Callable[[], InferResult]] = {
             "xstilts": lambda: infer_xstilts(trained, tokenizer, data.eval),
             "hf_padded": lambda: infer_hf_padded(trained, tokenizer, data.eval),
+            # opt-in ``evaluation.precision: bf16``: other arithmetic, agreement reported below
+            "xstilts_bf16": lambda: infer_xstilts(trained, tokenizer, data.eval, bf16=True),
         }
         if args.variants:
             for bs in INFERENCE_VARIANT_BATCH_SIZES:
@@ -819,6 +828,11 @@ def print_report(res: dict) -> None:
         f"argmax agreement xstilts vs hf_padded: {inf['agreement_pct']:.2f}% "
         f"(max |logit diff| {inf['max_abs_logit_diff']:.2e})"
     )
+    if "xstilts_bf16" in inf:
+        print(
+            "argmax agreement xstilts_bf16 (opt-in evaluation.precision: bf16) vs hf_padded fp32: "
+            f"{inf['xstilts_bf16']['agreement_pct_vs_hf_padded']:.2f}%"
+        )
     print(f"{'ratio':50s} {'wall':>6s} {'cpu':>6s}")
     for k, v in res["ratios"].items():
         line = f"{k:50s} {v:6.2f} {res['ratios_cpu'][k]:6.2f}"

@@ -276,8 +276,11 @@ def test_missing_language_skipped_with_reason_or_refused(tiny_model, demo_data, 
     data = tmp_path / "data"
     shutil.copytree(demo_data, data)
     (data / "demo-nli" / "test-fr.tsv").unlink()
-    raw = {"name": "m", "model": {"name_or_path": str(tiny_model), "max_length": 32},
-           "target": {"task": "demo_nli", "training": {"epochs": 1, "batch_size": 32}}}
+    raw = {
+        "name": "m",
+        "model": {"name_or_path": str(tiny_model), "max_length": 32},
+        "target": {"task": "demo_nli", "training": {"epochs": 1, "batch_size": 32}},
+    }
     with pytest.raises(MissingDataError, match="language 'fr'"):
         plan_run(from_dict(RunConfig, raw), data_dir=data, out_dir=tmp_path / "o")
     raw["target"]["evaluation"] = {"missing": "skip"}
@@ -300,14 +303,28 @@ def test_also_evaluate_scores_another_task_with_the_target_model(tiny_model, dem
     shutil.copytree(demo_data, data)
     (data / "xtreme-xnli").mkdir()
     for lang in ("en", "de"):
-        shutil.copy(data / "demo-nli" / f"test-{lang}.tsv", data / "xtreme-xnli" / f"test-{lang}.tsv")
-    raw = {"name": "also", "model": {"name_or_path": str(tiny_model), "max_length": 32},
-           "target": {"task": "demo_nli", "training": {"epochs": 1, "batch_size": 32},
-                      "evaluation": {"languages": ["en", "ru"]},
-                      "also_evaluate": {"xnli": {"split": "test", "languages": ["en", "de"]}}}}
-    rows = run(from_dict(RunConfig, raw), data_dir=data, out_dir=tmp_path / "o", echo=lambda s: None)
+        shutil.copy(
+            data / "demo-nli" / f"test-{lang}.tsv", data / "xtreme-xnli" / f"test-{lang}.tsv"
+        )
+    raw = {
+        "name": "also",
+        "model": {"name_or_path": str(tiny_model), "max_length": 32},
+        "target": {
+            "task": "demo_nli",
+            "training": {"epochs": 1, "batch_size": 32},
+            "evaluation": {"languages": ["en", "ru"]},
+            "also_evaluate": {"xnli": {"split": "test", "languages": ["en", "de"]}},
+        },
+    }
+    rows = run(
+        from_dict(RunConfig, raw), data_dir=data, out_dir=tmp_path / "o", echo=lambda s: None
+    )
     assert set(zip(rows["task"], rows["language"])) == {
-        ("demo_nli", "en"), ("demo_nli", "ru"), ("xnli", "en"), ("xnli", "de")}
+        ("demo_nli", "en"),
+        ("demo_nli", "ru"),
+        ("xnli", "en"),
+        ("xnli", "de"),
+    }
     assert set(rows["target"]) == {"demo_nli"}
     assert len(list((tmp_path / "o" / "stages").glob("target-*"))) == 1  # trained once
     # en test files are identical, so both tasks score the same on en
@@ -316,3 +333,30 @@ def test_also_evaluate_scores_another_task_with_the_target_model(tiny_model, dem
     raw["target"]["also_evaluate"] = {"udpos": {"split": "test", "languages": ["en"]}}
     with pytest.raises(ConfigError, match="cannot be scored with the 'demo_nli' model"):
         plan_run(from_dict(RunConfig, raw), data_dir=data, out_dir=tmp_path / "o2")
+
+
+def test_bf16_evaluation_is_opt_in_and_recorded(tiny_model, demo_data, tmp_path):
+    from xstilts.config import RunConfig, from_dict
+    from xstilts.pipeline.run import run
+
+    raw = {
+        "name": "p",
+        "model": {"name_or_path": str(tiny_model), "max_length": 32},
+        "target": {
+            "task": "demo_nli",
+            "training": {"epochs": 1, "batch_size": 32},
+            "evaluation": {"languages": ["en", "ru"]},
+        },
+    }
+    fp32 = run(
+        from_dict(RunConfig, raw), data_dir=demo_data, out_dir=tmp_path / "o", echo=lambda s: None
+    )
+    raw["target"]["evaluation"]["precision"] = "bf16"
+    bf16 = run(
+        from_dict(RunConfig, raw), data_dir=demo_data, out_dir=tmp_path / "o", echo=lambda s: None
+    )
+    assert {p["precision"] for p in fp32["protocol"]} == {"fp32"}
+    assert {p["precision"] for p in bf16["protocol"]} == {"bf16"}
+    assert set(fp32["stage_key"]).isdisjoint(set(bf16["stage_key"]))  # separate stages
+    assert len(list((tmp_path / "o" / "stages").glob("target-*"))) == 1  # same trained model
+    assert (bf16["value"] - fp32["value"]).abs().max() < 20

@@ -23,6 +23,7 @@ from xstilts.config import (
     EvalConfig,
     MLMMode,
     ModelSelection,
+    Precision,
     RunConfig,
     TaskData,
     TrainConfig,
@@ -820,6 +821,8 @@ def zero_shot_job(plan: Plan, tgt: Stage | None, name: str, seed: int, echo) -> 
         "version": spec.version,
         "max_length": cfg.model.max_length,
     }
+    if ev.precision is not Precision.FP32:  # fp32 keys stay as they were
+        inputs["precision"] = ev.precision.value
     if _retrieval_head(spec):  # only here, so other tasks' stage keys are unchanged
         from xstilts.retrieval.evaluate import stage_inputs
 
@@ -841,6 +844,7 @@ def zero_shot_job(plan: Plan, tgt: Stage | None, name: str, seed: int, echo) -> 
             "benchmark": ev.benchmark.value,
             "eval_max_examples": ev.max_examples,
             "labels_file": ev.labels_file,
+            "precision": ev.precision.value,
             **plan.target.protocol,
         }
         if _retrieval_head(spec):
@@ -882,6 +886,7 @@ def zero_shot_job(plan: Plan, tgt: Stage | None, name: str, seed: int, echo) -> 
                 batch_size=ev.batch_size,
                 pad_id=pad,
                 desc=f"eval {lang}",
+                bf16=ev.precision is Precision.BF16,
             )
             write_predictions(
                 tmp / "predictions" / f"{spec.name}.{split}.{lang}.jsonl",

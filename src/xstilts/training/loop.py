@@ -77,6 +77,7 @@ def predict_outputs(
     batch_size: int,
     pad_id: int,
     desc: str | None = None,
+    bf16: bool = False,
 ) -> list[np.ndarray]:
     """Raw per-row outputs (e.g. logits) in row order; batches sorted by length for speed."""
     was_training = model.training
@@ -86,7 +87,8 @@ def predict_outputs(
     for idx in tqdm(batches, desc=desc, leave=False, disable=True if desc is None else None):
         batch = family.collate(features, idx, pad_id)
         batch.pop("labels", None)
-        logits = model(task, **batch)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            logits = model(task, **batch).float()
         for i, o in zip(idx, family.outputs(logits, batch)):
             out[i] = o
     model.train(was_training)
@@ -104,10 +106,11 @@ def predict(
     batch_size: int,
     pad_id: int,
     desc: str | None = None,
+    bf16: bool = False,
 ) -> list:
     """One decoded prediction per example."""
     outputs = predict_outputs(
-        model, task, family, features, batch_size=batch_size, pad_id=pad_id, desc=desc
+        model, task, family, features, batch_size=batch_size, pad_id=pad_id, desc=desc, bf16=bf16
     )
     return family.decode(features, outputs, examples, labels)
 
