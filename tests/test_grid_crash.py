@@ -46,7 +46,7 @@ if point == "checkpoint":  # mid-stage: after 'last/' is written, before 'best/'
         die_on(2)
     loop.save_checkpoint = save
 elif point == "evaluation":  # mid-evaluation: two languages predicted, three to go
-    import xstilts.pipeline.run as run
+    import xstilts.pipeline.evaluate as run
     real_predict = run.predict
     def predict(*a, **k):
         die_on(3)

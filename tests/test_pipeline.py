@@ -123,7 +123,7 @@ def test_crash_leaves_no_stage_and_no_rows(tiny_model, demo_data, tmp_path, monk
     def crash(*a, **k):
         raise RuntimeError("power cut")
 
-    monkeypatch.setattr(run_mod, "predict", crash)
+    monkeypatch.setattr("xstilts.pipeline.evaluate.predict", crash)
     with pytest.raises(RuntimeError):
         run_mod.run(
             _cfg(tiny_model, demo_data, intermediate={"systems": [[]]}),

@@ -16,19 +16,21 @@ import pytest
 from xstilts.errors import ConfigError, DataError
 from xstilts.tasks.examples import PairExample
 from xstilts.tasks.readers import hub
-from xstilts.tasks.readers.nli import (
+from xstilts.tasks.readers.label_files import (
     apply_label_file,
     labels_by_row,
     normalise_text,
-    read_glue_tsv_nli,
     read_label_file,
+    text_mismatches,
+)
+from xstilts.tasks.readers.nli import (
+    read_glue_tsv_nli,
     read_labeled_pawsx_tsv,
     read_nli_jsonl,
     read_pawsx_tsv,
     read_sick,
     read_xnli_original_tsv,
     read_xnli_xtreme_tsv,
-    text_mismatches,
 )
 
 

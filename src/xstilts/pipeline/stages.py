@@ -440,3 +440,31 @@ def delete_checkpoints(stage: Stage) -> int:
     for d in dirs:
         shutil.rmtree(d, ignore_errors=True)
     return size
+
+
+@dataclass
+class StageJob:
+    """A stage with its key computed and the work that would produce it.
+
+    ``work(tmp_dir) -> info`` runs only when the stage is not done; ``deps`` are the stages it
+    reads. Building a job is cheap and runs nothing, so a grid can plan and count stages.
+    """
+
+    stage: Stage
+    label: str
+    work: Callable[[Path], dict]
+    deps: tuple[Stage, ...] = ()
+    report: Callable[[dict], str | None] = lambda info: None
+
+
+def execute(job: StageJob, echo: Callable[[str], None] = print) -> dict:
+    """Run ``job`` unless its stage is done (then say so); return its stage info."""
+    if job.stage.done:
+        echo(f"[skip] {job.label} ({job.stage.key}) already done")
+        return job.stage.info()
+    echo(f"[run ] {job.label} ({job.stage.key})")
+    info = run_stage(job.stage, job.work)
+    msg = job.report(info)
+    if msg:
+        echo(f"       {msg}")
+    return info

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from xstilts.errors import DataError
 from xstilts.tasks.base import LoadedSplit, TaskSpec, load_split
-from xstilts.tasks.readers import nli
+from xstilts.tasks.readers import label_files
 
 _TEXT_COLUMNS = (
     ("sentence1_en", "sentence2_en"),
@@ -58,13 +58,15 @@ def attach_labels(
             path = Path(str(labels_file).format(lang=lang))
             if not path.is_file():
                 continue  # stays unlabelled: reported as unscored, never scored on placeholders
-            rows = nli.read_label_file(path, text_columns=_text_columns(path), labels=spec.labels)
-            ex = nli.apply_label_file(
+            rows = label_files.read_label_file(
+                path, text_columns=_text_columns(path), labels=spec.labels
+            )
+            ex = label_files.apply_label_file(
                 split.examples, rows, path=path, check_text=True, allow_prefix=True
             )
             out[lang] = _labelled(split, ex, path)
         return out
-    rows = nli.read_label_file(
+    rows = label_files.read_label_file(
         labels_file, text_columns=_text_columns(labels_file), labels=spec.labels
     )
     first = next(iter(splits.values()))
@@ -72,7 +74,7 @@ def attach_labels(
     if english is None:  # the text check needs the English file even when it is not evaluated
         english = load_split(spec, first.split, "en", data_dir=data_dir)
         english = dataclasses.replace(english, examples=english.examples[: len(first.examples)])
-    labelled_en = nli.apply_label_file(
+    labelled_en = label_files.apply_label_file(
         english.examples, rows, path=labels_file, check_text=True, allow_prefix=True
     )
     gold = [ex.label for ex in labelled_en]
@@ -84,6 +86,6 @@ def attach_labels(
                 "a parallel labels file cannot be applied by row",
                 field="rows",
             )
-        ex = nli.labels_by_row(split.examples, gold, path=labels_file)
+        ex = label_files.labels_by_row(split.examples, gold, path=labels_file)
         out[lang] = _labelled(split, ex, labels_file)
     return out

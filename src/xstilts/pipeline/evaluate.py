@@ -1,0 +1,353 @@
+"""The zero-shot stage: the selected model scored on every language of the target task (or,
+for untrained targets, the encoder itself), with per-language oracle selection when asked."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+from xstilts import __version__
+from xstilts.config import (
+    ModelSelection,
+    Precision,
+)
+from xstilts.errors import ConfigError
+from xstilts.features.base import family_for
+from xstilts.modeling.model import (
+    HeadInfo,
+    MultiTaskModel,
+    load_checkpoint,
+    load_encoder,
+)
+from xstilts.pipeline.data import eval_data
+from xstilts.pipeline.plan import (
+    Plan,
+    _absolute,
+    _encoder_id,
+    _model_inputs,
+    _retrieval_head,
+    _selected,
+    _source_selection,
+)
+from xstilts.pipeline.stages import Stage, StageJob, make_stage
+from xstilts.results.store import (
+    ResultRow,
+    write_predictions,
+    write_rows,
+)
+from xstilts.training.loop import predict
+
+
+def oracle_halves(n: int) -> tuple[list[int], list[int]]:
+    """Indices of the two halves of an n-example dev set: even rows select ("dev_a"), odd rows
+    report ("dev_b"). Fixed and seed-independent, and parallel across XNLI-style languages."""
+    return list(range(0, n, 2)), list(range(1, n, 2))
+
+
+def _oracle_steps(stage_dir: Path, metric: str) -> dict[str, int]:
+    """Per language, the training step whose ``dev_a`` score is best (earliest on ties)."""
+    from xstilts.results.store import ROWS_FILE
+
+    best: dict[str, tuple[float, int]] = {}
+    for line in (stage_dir / ROWS_FILE).read_text(encoding="utf-8").splitlines():
+        r = json.loads(line)
+        if r["split"] != "dev_a" or r["metric"] != metric:
+            continue
+        cur = best.get(r["language"])
+        if cur is None or r["value"] > cur[0]:
+            best[r["language"]] = (r["value"], r["step"])
+    return {lang: step for lang, (_, step) in best.items()}
+
+
+# --------------------------------------------------------------------------- the three stages
+
+
+def _target_dev_callback(plan: Plan, tokenizer, *, half: str | None = None):
+    """Scores of every target language's dev set at each evaluation step (for later analysis
+    of model selection, and for the oracle selection, which scores half ``dev_a``); loaded
+    once."""
+    spec = plan.target_spec
+    ev = dataclasses.replace(plan.cfg.target.evaluation, split="dev", labels_file=None, paths={})
+    devs = eval_data(spec, ev, plan.data_dir)
+    if half == "dev_a":
+        devs = {
+            lang: dataclasses.replace(
+                d, examples=[d.examples[i] for i in oracle_halves(len(d.examples))[0]]
+            )
+            for lang, d in devs.items()
+        }
+    family = family_for(spec.head)
+    feats = {
+        lang: family.encode(
+            d.examples, tokenizer, max_length=plan.cfg.model.max_length, labels=spec.labels
+        )
+        for lang, d in devs.items()
+    }
+    pad = tokenizer.pad_token_id or 0
+
+    def on_eval(step: int, model: MultiTaskModel) -> list[dict]:
+        out = []
+        for lang, f in feats.items():
+            examples = devs[lang].examples
+            preds = predict(
+                model,
+                spec.name,
+                family,
+                f,
+                examples,
+                spec.labels,
+                batch_size=plan.cfg.target.evaluation.batch_size,
+                pad_id=pad,
+            )
+            refs = family.references(examples)
+            for metric, value in spec.metric(refs, preds, language=lang).items():
+                out.append(
+                    {
+                        "step": step,
+                        "task": spec.name,
+                        "language": lang,
+                        "split": half or "dev",
+                        "metric": metric,
+                        "value": value,
+                        "n_examples": len(refs),
+                    }
+                )
+        return out
+
+    return on_eval
+
+
+def _evaluation_model(plan: Plan, source: Stage | None):
+    """The model to evaluate: the selected target checkpoint, or, for an untrained target,
+    the intermediate (or pretrained) encoder with the target's parameter-free head."""
+    cfg, spec = plan.cfg, plan.target_spec
+    if spec.trainable:
+        assert source is not None
+        return load_checkpoint(_selected(source.dir, cfg.target.training.selection))
+    heads = {spec.name: HeadInfo(spec.head, spec.labels)}
+    if source is None:
+        encoder, tokenizer = load_encoder(
+            plan.model_path,
+            revision=cfg.model.revision,
+            trust_remote_code=cfg.model.trust_remote_code,
+        )
+        return MultiTaskModel(encoder, heads, cfg.model.head_dropout), tokenizer, {"step": None}
+    src_model, tokenizer, info = load_checkpoint(
+        _selected(source.dir, _source_selection(plan, source))
+    )
+    model = MultiTaskModel(src_model.encoder, heads, cfg.model.head_dropout)
+    return model, tokenizer, info
+
+
+def zero_shot_job(plan: Plan, tgt: Stage | None, name: str, seed: int, echo) -> StageJob:
+    cfg = plan.cfg
+    spec = plan.target_spec
+    ev = cfg.target.evaluation
+    selection = cfg.target.training.selection
+    inputs = {
+        "target": tgt.key if tgt is not None else None,
+        "encoder": None if tgt is not None else _model_inputs(plan),
+        "selection": selection.value,
+        "split": ev.split,
+        "data": {lang: d.fingerprint for lang, d in plan.evaluation.items()},
+        "missing": sorted(plan.missing) or None,
+        "labels_file": ev.labels_file,
+        "version": spec.version,
+        "max_length": cfg.model.max_length,
+    }
+    if ev.precision is not Precision.FP32:  # fp32 keys stay as they were
+        inputs["precision"] = ev.precision.value
+    if _retrieval_head(spec):  # only here, so other tasks' stage keys are unchanged
+        from xstilts.retrieval.evaluate import stage_inputs
+
+        inputs["retrieval"] = stage_inputs(spec, ev.retrieval, plan.retrieval_aux)
+        if not spec.trainable and tgt is not None:
+            inputs["retrieval"]["source_selection"] = _source_selection(plan, tgt).value
+    stage = make_stage("zero_shot", inputs, plan.out_dir)
+
+    def work(tmp: Path) -> dict:
+        model, tokenizer, ckpt = _evaluation_model(plan, tgt)
+        family = family_for(spec.head)
+        pad = tokenizer.pad_token_id or 0
+        rows, unscored = [], []
+        protocol = {
+            "phase": "zero_shot",
+            "model_selection": selection.value,
+            "selected_step": ckpt.get("step"),
+            "max_length": cfg.model.max_length,
+            "benchmark": ev.benchmark.value,
+            "eval_max_examples": ev.max_examples,
+            "labels_file": ev.labels_file,
+            "precision": ev.precision.value,
+            **plan.target.protocol,
+        }
+        if _retrieval_head(spec):
+            rows = _retrieval_rows(
+                plan, stage, tgt, model, tokenizer, name, seed, protocol, tmp, echo
+            )
+        oracle = spec.trainable and selection is ModelSelection.ORACLE_TARGET_DEV
+        steps = _oracle_steps(tgt.dir, spec.primary_metric) if oracle else {}
+        step_models: dict[int, MultiTaskModel] = {}
+        for lang, data in plan.evaluation.items() if not _retrieval_head(spec) else ():
+            lang_model, split, examples, lang_protocol = model, ev.split, data.examples, protocol
+            if oracle:  # the step best on this language's dev_a; never reported on dev_a
+                if lang not in steps:
+                    raise ConfigError(f"oracle selection: no dev_a score for language '{lang}'")
+                step = steps[lang]
+                if step not in step_models:
+                    step_models[step] = load_checkpoint(tgt.dir / f"step-{step}")[0]
+                lang_model = step_models[step]
+                lang_protocol = {
+                    **protocol,
+                    "selected_step": step,
+                    "oracle": True,
+                    "selected_on": "dev_a",
+                }
+                if ev.split == "dev":
+                    examples = [examples[i] for i in oracle_halves(len(examples))[1]]
+                    split = "dev_b"
+            data = dataclasses.replace(data, examples=examples)
+            feats = family.encode(
+                data.examples, tokenizer, max_length=cfg.model.max_length, labels=spec.labels
+            )
+            preds = predict(
+                lang_model,
+                plan.head_name or spec.name,
+                family,
+                feats,
+                data.examples,
+                spec.labels,
+                batch_size=ev.batch_size,
+                pad_id=pad,
+                desc=f"eval {lang}",
+                bf16=ev.precision is Precision.BF16,
+            )
+            write_predictions(
+                tmp / "predictions" / f"{spec.name}.{split}.{lang}.jsonl",
+                (family.record(ex, p) for ex, p in zip(data.examples, preds)),
+            )
+            refs = family.references(data.examples)
+            if any(r is None for r in refs):
+                unscored.append(lang)
+                echo(
+                    f"       {lang}: {data.source} has no gold labels: predictions saved, not scored "
+                    "(give evaluation.labels_file)"
+                )
+                continue
+            for metric, value in spec.metric(refs, preds, language=lang).items():
+                rows.append(
+                    ResultRow(
+                        run=cfg.name,
+                        stage="zero_shot",
+                        stage_key=stage.key,
+                        task=spec.name,
+                        language=lang,
+                        split=split,
+                        metric=metric,
+                        value=value,
+                        n_examples=len(refs),
+                        seed=seed,
+                        model=cfg.model.name_or_path,
+                        intermediate=name,
+                        target=cfg.target.task,
+                        task_version=spec.version,
+                        protocol={
+                            **lang_protocol,
+                            "eval_file": _absolute(data.source),
+                            **family.split_protocol(data.examples),
+                        },
+                    )
+                )
+        for lang, why in plan.missing.items():
+            echo(f"       {lang}: missing, not evaluated ({why})")
+        write_rows(tmp, rows)
+        return {
+            "scored": sorted({r.language for r in rows}),
+            "unscored": unscored,
+            "missing": plan.missing,
+            "xstilts_version": __version__,
+        }
+
+    return StageJob(
+        stage,
+        f"zero-shot {spec.name} after {name} seed={seed} ({len(plan.evaluation)} languages)",
+        work,
+        deps=(tgt,) if tgt is not None else (),
+        report=lambda info: (
+            f"unscored (no gold labels): {', '.join(info['unscored'])}"
+            if info.get("unscored")
+            else None
+        ),
+    )
+
+
+def _retrieval_rows(
+    plan: Plan,
+    stage: Stage,
+    source: Stage | None,
+    model,
+    tokenizer,
+    name: str,
+    seed: int,
+    protocol: dict,
+    tmp: Path,
+    echo,
+) -> list[ResultRow]:
+    """Rows of a retrieval target: every language at once through ``xstilts.retrieval``
+    (pooled candidates, BUCC's sample split, layer sweeps, the embedding cache)."""
+    from xstilts.retrieval.encode import EmbeddingCache, Encoder
+    from xstilts.retrieval.evaluate import evaluate
+
+    cfg, spec, ev = plan.cfg, plan.target_spec, plan.cfg.target.evaluation
+    rc = ev.retrieval
+    selection = (
+        cfg.target.training.selection
+        if spec.trainable or source is None
+        else _source_selection(plan, source)
+    )
+    encoder_id = _encoder_id(plan, source, selection)
+    cache = EmbeddingCache(
+        Path(rc.cache_dir) if rc.cache_dir else plan.out_dir / "cache" / "embeddings"
+    )
+    encoder = Encoder(
+        model, tokenizer, spec.name, encoder_id, cfg.model.max_length, rc.batch_tokens, cache
+    )
+    outcome = evaluate(
+        spec,
+        plan.evaluation,
+        encoder,
+        rc,
+        split=ev.split,
+        model_name=cfg.model.name_or_path,
+        aux=plan.retrieval_aux,
+        echo=echo,
+    )
+    for fname, records in outcome.predictions.items():
+        write_predictions(tmp / "predictions" / fname, records)
+    base = {**protocol, "encoder": encoder_id, "encoder_selection": selection.value}
+    if not spec.trainable:
+        base["model_selection"] = selection.value  # of the encoder's stage, not a target's
+        if cfg.target.encoder_from is not None:
+            base["encoder_task"] = cfg.target.encoder_from.task
+            base.update({f"encoder_{k}": v for k, v in plan.encoder_source.protocol.items()})
+    return [
+        ResultRow(
+            run=cfg.name,
+            stage="zero_shot",
+            stage_key=stage.key,
+            task=spec.name,
+            language=r.language,
+            split=ev.split,
+            metric=r.metric,
+            value=r.value,
+            n_examples=r.n_examples,
+            seed=seed,
+            model=cfg.model.name_or_path,
+            intermediate=name,
+            target=spec.name,
+            task_version=spec.version,
+            protocol={**base, "eval_file": plan.evaluation[r.language].source, **r.protocol},
+        )
+        for r in outcome.rows
+    ]

@@ -1,0 +1,290 @@
+"""A run's plan: every task, language and file checked and read before any stage starts,
+plus the small derivations of a plan that every stage's key uses."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from xstilts.config import (
+    DataRef,
+    EvalConfig,
+    MLMMode,
+    ModelSelection,
+    RunConfig,
+    TaskData,
+    TrainConfig,
+    to_dict,
+)
+from xstilts.errors import ConfigError
+from xstilts.modeling.model import (
+    resolve_model_path,
+)
+from xstilts.pipeline.data import PhaseData, eval_data, eval_languages, phase_data
+from xstilts.pipeline.stages import (
+    Stage,
+    StageJob,  # noqa: F401
+    model_fingerprint,
+)
+from xstilts.tasks.base import HeadKind, LoadedSplit, TaskSpec, get_task
+
+
+def system_name(tasks: tuple[str, ...]) -> str:
+    return "+".join(tasks) if tasks else "none"
+
+
+@dataclass
+class Plan:
+    """Everything a run needs, loaded and validated before any stage starts."""
+
+    cfg: RunConfig
+    data_dir: Path | None
+    out_dir: Path
+    model_path: str
+    model_fp: str
+    intermediate: dict[str, PhaseData]  # task -> data, for every task of every system
+    target_spec: TaskSpec
+    target: PhaseData
+    evaluation: dict[str, LoadedSplit]  # language -> evaluation examples
+    missing: dict[str, str] = dataclasses.field(default_factory=dict)  # language -> why absent
+    # untrained target evaluated on another task's target-trained encoder (target.encoder_from)
+    encoder_source: PhaseData | None = None
+    retrieval_aux: Any = None  # retrieval.evaluate.Aux: data beyond the evaluated split
+    # another task scored with the target's model (``target.also_evaluate``): the head it uses
+    head_name: str | None = None
+    also: list[Plan] = dataclasses.field(default_factory=list)  # one plan per such task
+
+
+def _retrieval_head(spec: TaskSpec) -> bool:
+    return spec.head in (HeadKind.RETRIEVAL, HeadKind.DUAL_ENCODER)
+
+
+def plan_run(cfg: RunConfig, *, data_dir: Path | None, out_dir: Path) -> Plan:
+    """Step 1: check tasks, languages and files; read every example. Writes nothing."""
+    target_spec = get_task(cfg.target.task)
+    ev = cfg.target.evaluation
+    train_ref = cfg.target.data.train
+    if train_ref is not None and train_ref.task == target_spec.name and train_ref.split == ev.split:
+        raise ConfigError(
+            f"target '{target_spec.name}' trains on split '{ev.split}' and evaluates on it: the "
+            "other languages' files of that split are translations of the training data"
+        )
+    if (
+        cfg.target.training.target_dev_each_eval
+        and train_ref is not None
+        and (train_ref.task == target_spec.name and train_ref.split == "dev")
+    ):
+        raise ConfigError("target_dev_each_eval would score translations of the training data")
+    for system in cfg.intermediate.systems:
+        if len(set(system)) != len(system):
+            raise ConfigError(f"intermediate system {list(system)} repeats a task")
+    unknown = set(cfg.intermediate.data) - {t for s in cfg.intermediate.systems for t in s}
+    if unknown:
+        raise ConfigError(f"intermediate.data names tasks in no system: {sorted(unknown)}")
+    if not cfg.seeds:
+        raise ConfigError("seeds must list at least one seed")
+    inter = {}
+    for task in sorted({t for s in cfg.intermediate.systems for t in s}):
+        td = cfg.intermediate.data.get(task, TaskData())
+        inter[task] = phase_data(get_task(task), td, data_dir)
+    for where, tc in (
+        ("intermediate.training", cfg.intermediate.training),
+        (
+            "target.encoder_from.training",
+            cfg.target.encoder_from.training if cfg.target.encoder_from else None,
+        ),
+    ):
+        if tc is not None and tc.selection is ModelSelection.ORACLE_TARGET_DEV:
+            raise ConfigError(f"{where}.selection: oracle_target_dev applies to the target only")
+    if cfg.target.training.selection is ModelSelection.ORACLE_TARGET_DEV:
+        if "dev" not in target_spec.splits:
+            raise ConfigError(
+                f"oracle_target_dev selection: task '{target_spec.name}' has no dev split"
+            )
+        if (
+            train_ref is not None
+            and train_ref.task == target_spec.name
+            and train_ref.split == "dev"
+        ):
+            raise ConfigError(
+                "oracle_target_dev selection would select on translations of the training data"
+            )
+        missing = [
+            lang
+            for lang in eval_languages(target_spec, ev)
+            if lang not in target_spec.splits["dev"]
+        ]
+        if missing:
+            raise ConfigError(f"oracle_target_dev selection: no dev split for {missing}")
+    if cfg.intermediate.mlm is not None:
+        mc = cfg.intermediate.mlm
+        ref = DataRef(
+            task="mlm", path=mc.corpus, language=mc.language, max_examples=mc.max_examples
+        )
+        inter["mlm"] = phase_data(get_task("mlm"), TaskData(train=ref), data_dir)
+        if mc.mode is MLMMode.BEFORE and mc.training.selection is not ModelSelection.LAST:
+            raise ConfigError("intermediate.mlm.training.selection must be 'last' (no MLM dev set)")
+    check_shared_heads(cfg, inter)
+    target = (
+        phase_data(target_spec, cfg.target.data, data_dir)
+        if target_spec.trainable
+        else PhaseData(target_spec.name, target_spec.labels, [], None, {}, {"trained": False})
+    )
+    missing: dict[str, str] = {}
+    evaluation = eval_data(target_spec, ev, data_dir, missing=missing)
+    encoder_source = None
+    if cfg.target.encoder_from is not None:
+        src_spec = get_task(cfg.target.encoder_from.task)
+        if target_spec.trainable or not src_spec.trainable:
+            raise ConfigError(
+                "target.encoder_from evaluates an untrained target on a trained task's encoder: "
+                f"'{target_spec.name}' must be untrained and '{src_spec.name}' trainable"
+            )
+        encoder_source = phase_data(src_spec, cfg.target.encoder_from.data, data_dir)
+    model_path = resolve_model_path(cfg.model.name_or_path)
+    retrieval_aux = None
+    if _retrieval_head(target_spec):
+        from xstilts.retrieval.evaluate import prepare
+
+        retrieval_aux = prepare(target_spec, ev, evaluation, data_dir, model=cfg.model)
+    _check_translation_leaks(target_spec, ev.split, target, inter, encoder_source, data_dir)
+    plan = Plan(
+        cfg,
+        data_dir,
+        out_dir,
+        model_path,
+        model_fingerprint(model_path, cfg.model.revision),
+        inter,
+        target_spec,
+        target,
+        evaluation,
+        missing=missing,
+        encoder_source=encoder_source,
+        retrieval_aux=retrieval_aux,
+    )
+    plan.also = [
+        _also_plan(plan, task, also_ev) for task, also_ev in cfg.target.also_evaluate.items()
+    ]
+    return plan
+
+
+def _also_plan(plan: Plan, task: str, ev: EvalConfig) -> Plan:
+    """The plan of a task scored with the target's model (e.g. MLQA with an XQuAD model)."""
+    spec, target = get_task(task), plan.target_spec
+    if not target.trainable or spec.head is not target.head or spec.labels != target.labels:
+        raise ConfigError(
+            f"target.also_evaluate: '{task}' ({spec.head.value}, labels {list(spec.labels)}) "
+            f"cannot be scored with the '{target.name}' model ({target.head.value}, labels "
+            f"{list(target.labels)})"
+        )
+    _check_translation_leaks(spec, ev.split, plan.target, plan.intermediate, None, plan.data_dir)
+    missing: dict[str, str] = {}
+    evaluation = eval_data(spec, ev, plan.data_dir, missing=missing)
+    cfg = dataclasses.replace(plan.cfg, target=dataclasses.replace(plan.cfg.target, evaluation=ev))
+    return dataclasses.replace(
+        plan,
+        cfg=cfg,
+        target_spec=spec,
+        evaluation=evaluation,
+        missing=missing,
+        head_name=target.name,
+        also=[],
+    )
+
+
+def _absolute(source: str) -> str:
+    """A file source as an absolute path (hub sources unchanged), so later analysis finds it
+    from anywhere."""
+    return source if "://" in source else str(Path(source).resolve())
+
+
+def _check_translation_leaks(
+    spec: TaskSpec,
+    split: str,
+    target: PhaseData,
+    inter: dict[str, PhaseData],
+    encoder_source: PhaseData | None,
+    data_dir: Path | None,
+) -> None:
+    """Refuse to train on anything the evaluated split is a translation of (XCOPA val is COPA
+    val translated: COPA val and its Balanced-COPA mirrors must not be trained or selected on)."""
+    from xstilts.tasks.choice import check_no_translation_leak
+
+    phases = {"target train": target.train, "target dev": target.dev or []}
+    for t, p in inter.items():
+        phases[f"intermediate task '{t}' train"] = p.train
+        phases[f"intermediate task '{t}' dev"] = p.dev or []
+    if encoder_source is not None:
+        phases["encoder_from train"] = encoder_source.train
+        phases["encoder_from dev"] = encoder_source.dev or []
+    check_no_translation_leak(spec.name, split, phases, data_dir=data_dir)
+
+
+def _train_inputs(tc: TrainConfig) -> dict:
+    d = to_dict(tc)
+    d.pop("eval_batch_size")  # batch size of inference does not change results
+    return d
+
+
+def _model_inputs(plan: Plan) -> dict:
+    m = plan.cfg.model
+    return {
+        "model": m.name_or_path,
+        "model_files": plan.model_fp,
+        "revision": m.revision,
+        "max_length": m.max_length,
+        "head_dropout": m.head_dropout,
+    }
+
+
+def _mlm_training(cfg: RunConfig) -> TrainConfig:
+    return cfg.intermediate.mlm.training if cfg.intermediate.mlm else TrainConfig()
+
+
+def check_shared_heads(cfg: RunConfig, inter: dict[str, PhaseData]) -> None:
+    """Tasks told to share a head must exist in a system and agree on head kind and labels."""
+    seen: dict[str, str] = {}
+    for head, members in cfg.intermediate.shared_heads.items():
+        if head in inter and head not in members:
+            raise ConfigError(f"shared head '{head}' has the name of a task outside the group")
+        for t in members:
+            if t not in inter:
+                raise ConfigError(f"shared head '{head}' names task '{t}' that is in no system")
+            if t in seen:
+                raise ConfigError(f"task '{t}' is in two shared heads: '{seen[t]}' and '{head}'")
+            seen[t] = head
+        first = members[0]
+        for t in members[1:]:
+            a, b = get_task(first), get_task(t)
+            if a.head != b.head or inter[first].labels != inter[t].labels:
+                raise ConfigError(
+                    f"'{t}' cannot share head '{head}' with '{first}': "
+                    f"{b.head.value} {list(inter[t].labels)} vs {a.head.value} "
+                    f"{list(inter[first].labels)}"
+                )
+
+
+def _selected(stage_dir: Path, selection: ModelSelection) -> Path:
+    """The checkpoint a selection mode uses (the oracle picks per language, see
+    ``_oracle_steps``; its fallback here is the English-dev best)."""
+    if selection is ModelSelection.AVERAGE:
+        return stage_dir / "average"
+    best = stage_dir / "best"
+    return best if selection is not ModelSelection.LAST and best.is_dir() else stage_dir / "last"
+
+
+def _source_selection(plan: Plan, source: Stage) -> ModelSelection:
+    """Which checkpoint of ``source`` an untrained target is evaluated on."""
+    cfg = plan.cfg
+    if source.kind == "target" and cfg.target.encoder_from is not None:
+        return cfg.target.encoder_from.training.selection
+    return cfg.intermediate.training.selection
+
+
+def _encoder_id(plan: Plan, source: Stage | None, selection: ModelSelection) -> str:
+    """Names the weights being evaluated (stage keys hash every input), for embedding caches."""
+    if source is None:
+        return f"pretrained:{plan.model_fp}"
+    return f"{source.kind}-{source.key}/{_selected(source.dir, selection).name}"
