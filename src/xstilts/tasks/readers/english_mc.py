@@ -317,21 +317,10 @@ def examples_from_mc_rows(
 def load_mc_hub(task: str, split: str, language: str = "en") -> tuple[list[ChoiceExample], str]:
     """``datasets.load_dataset(<task's hub dataset>, split=...)`` converted, with its source id;
     refuses to try while the hub is switched off (``HF_HUB_OFFLINE`` / ``HF_DATASETS_OFFLINE``)."""
-    from xstilts.tasks.readers.hub import OFFLINE_ENV_VARS, hub_offline
+    from xstilts.tasks.readers.hub import load_hub_dataset
 
     dataset = HUB_DATASETS[task][0]
     hub_split = _HUB_SPLITS.get(split, split)
     source = f"hf://{dataset}//{hub_split}"
-    if hub_offline():
-        raise DataError(
-            None,
-            f"cannot load {source}: the Hugging Face hub is offline "
-            f"({' or '.join(OFFLINE_ENV_VARS)} is set); read the local files instead",
-        )
-    import datasets  # heavy import, only when actually loading
-
-    try:
-        ds = datasets.load_dataset(dataset, split=hub_split)
-    except Exception as e:  # network, unknown split: one line for the user
-        raise DataError(None, f"cannot load {source}: {type(e).__name__}: {e}") from e
+    ds = load_hub_dataset(dataset, None, hub_split, what=source)
     return examples_from_mc_rows(task, ds, language=language, source=source), source

@@ -209,6 +209,26 @@ def _class_label_names(ds: object) -> tuple[str, ...] | None:
     return tuple(names) if names else None
 
 
+def load_hub_dataset(dataset: str, config: str | None, split: str, *, what: str):
+    """``datasets.load_dataset(dataset, config, split=split)`` for every family's hub loader.
+
+    DataError naming ``what`` without trying when ``HF_DATASETS_OFFLINE`` or ``HF_HUB_OFFLINE``
+    is set, and DataError when loading fails (no network, unknown config or split).
+    """
+    if hub_offline():
+        raise DataError(
+            None,
+            f"cannot load {what}: the Hugging Face hub is offline ({' or '.join(OFFLINE_ENV_VARS)}"
+            " is set); read the local files instead",
+        )
+    import datasets  # heavy import, only when actually loading
+
+    try:
+        return datasets.load_dataset(dataset, config, split=split)
+    except Exception as e:  # network, missing config/split, ...: one line for the user
+        raise DataError(None, f"cannot load {what}: {type(e).__name__}: {e}") from e
+
+
 def load_hub_examples(
     dataset: str,
     config: str | None,
@@ -227,18 +247,7 @@ def load_hub_examples(
     """
     name = _canonical(dataset)
     what = f"{name}" + (f"/{config}" if config else "") + f" split {split!r}"
-    if hub_offline():
-        raise DataError(
-            None,
-            f"cannot load {what}: the Hugging Face hub is offline ({' or '.join(OFFLINE_ENV_VARS)}"
-            " is set); read the local files instead",
-        )
-    import datasets  # heavy import, only when actually loading
-
-    try:
-        ds = datasets.load_dataset(dataset, config, split=split)
-    except Exception as e:  # network, missing config/split, ...: one line for the user
-        raise DataError(None, f"cannot load {what}: {type(e).__name__}: {e}") from e
+    ds = load_hub_dataset(dataset, config, split, what=what)
     if label_names is None:
         label_names = _class_label_names(ds)
     source = f"hf:{name}" + (f"/{config}" if config else "") + f"[{split}]"

@@ -377,17 +377,10 @@ def load_squad_hub(
     DataError without trying when the hub is offline (``HF_HUB_OFFLINE`` /
     ``HF_DATASETS_OFFLINE``) and when loading fails.
     """
-    from xstilts.tasks.readers.hub import hub_offline
+    from xstilts.tasks.readers.hub import load_hub_dataset
 
     what = f"{dataset}" + (f"/{config}" if config else "") + f" split {split!r}"
-    if hub_offline():
-        raise DataError(None, f"cannot load {what}: the Hugging Face hub is offline")
-    import datasets  # heavy import, only when actually loading
-
-    try:
-        ds = datasets.load_dataset(dataset, config, split=split)
-    except Exception as e:  # network, unknown config/split: one line for the user
-        raise DataError(None, f"cannot load {what}: {type(e).__name__}: {e}") from e
+    ds = load_hub_dataset(dataset, config, split, what=what)
     source = f"hf:{dataset}" + (f"/{config}" if config else "") + f"[{split}]"
     return examples_from_squad_rows(
         ds, language=language, split="train" if train else split, source=source, v2=v2

@@ -266,23 +266,12 @@ def load_hub_tagged(
 ) -> tuple[list[TaggedExample], str]:
     """``datasets.load_dataset("google/xtreme", <config>, split=...)`` as examples, with the
     source id; refuses to try while the hub is switched off (``HF_HUB_OFFLINE`` …)."""
-    from xstilts.tasks.readers.hub import OFFLINE_ENV_VARS, hub_offline
+    from xstilts.tasks.readers.hub import load_hub_dataset
 
     config = hub_config(task, language)
     hub_split = _HUB_SPLITS.get(split, split)
     source = f"hf://google/xtreme/{config}/{hub_split}"
-    if hub_offline():
-        raise DataError(
-            None,
-            f"cannot load {source}: the Hugging Face hub is offline "
-            f"({' or '.join(OFFLINE_ENV_VARS)} is set); read the local files instead",
-        )
-    import datasets  # heavy import, only when actually loading
-
-    try:
-        ds = datasets.load_dataset("google/xtreme", config, split=hub_split)
-    except Exception as e:  # network, unknown config/split: one line for the user
-        raise DataError(None, f"cannot load {source}: {type(e).__name__}: {e}") from e
+    ds = load_hub_dataset("google/xtreme", config, hub_split, what=source)
     # a Sequence(ClassLabel) column: its names map the integer tag ids
     features = getattr(ds, "features", None)
     feature = features.get(_HUB_TAG_COLUMN[task]) if isinstance(features, Mapping) else None
