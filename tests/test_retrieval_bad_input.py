@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import yaml
-from test_retrieval_fixtures import write_bucc, write_mewslix, write_tatoeba
+from _retrieval_fixtures import write_bucc, write_mewslix, write_tatoeba
 
 from xstilts.cli import main
 

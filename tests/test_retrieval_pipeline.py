@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_retrieval_fixtures import (
+from _retrieval_fixtures import (
     write_bucc,
     write_mewslix,
     write_squad_train,
