@@ -174,3 +174,47 @@ def test_cli_duplicate_evaluation_id_is_one_line_error(tiny_model, qa_data, tmp_
     assert rc == 2 and err.startswith("xstilts: error: ") and "\n" not in err
     assert "xquad.de.json" in err and "duplicate question id 'dup'" in err
     assert not out.exists()
+
+
+def test_target_max_length_overrides_the_models_for_training_and_evaluation(
+    tiny_model, qa_data, tmp_path
+):
+    """XTREME trains and evaluates QA at 384 tokens and everything else at 128 with one
+    encoder: ``target.data.max_length`` overrides ``model.max_length`` for the target phase
+    and its evaluations, is recorded, and keys only the stages it changes."""
+    from dataclasses import replace
+
+    from xstilts.config import TaskData
+
+    evaluation = {"split": "test", "languages": ["de"], "max_examples": 6}
+    base = _cfg(tiny_model, qa_data, "xquad", evaluation)
+    longer = replace(
+        base, target=replace(base.target, data=replace(base.target.data, max_length=160))
+    )
+    assert isinstance(longer.target.data, TaskData)
+    keys = {}
+    for label, cfg in (("base", base), ("longer", longer)):
+        out = tmp_path / label
+        rows = run_mod.run(cfg, data_dir=qa_data, out_dir=out, echo=lambda s: None)
+        keys[label] = {p.name for p in (out / "stages").iterdir() if not p.name.startswith(".")}
+        proto = rows.iloc[0]["protocol"]
+        want = 160 if label == "longer" else 48
+        assert proto["max_length"] == want
+        assert proto.get("task_max_length") == (160 if label == "longer" else None)
+        tgt = next((out / "stages").glob("target-*"))
+        keys[label + "_steps"] = json.loads((tgt / "stage.json").read_text())["steps"]
+    assert keys["base"].isdisjoint(keys["longer"])  # target and zero-shot stages re-keyed
+    # 48-token windows split the 40 training contexts in several; 160-token windows hold each
+    # one whole: 40 windows x 2 epochs / batch 8 = 10 optimizer steps
+    assert keys["longer_steps"] == 10 < keys["base_steps"]
+
+
+def test_short_task_max_length_is_a_config_error(tiny_model, qa_data, tmp_path):
+    from dataclasses import replace
+
+    from xstilts.errors import ConfigError
+
+    base = _cfg(tiny_model, qa_data, "xquad", {"split": "test", "languages": ["de"]})
+    bad = replace(base, target=replace(base.target, data=replace(base.target.data, max_length=4)))
+    with pytest.raises(ConfigError, match="data.max_length must be at least 8"):
+        run_mod.run(bad, data_dir=qa_data, out_dir=tmp_path / "o", echo=lambda s: None)

@@ -87,6 +87,10 @@ class TaskData:
     # Examples held out of ``train`` (seeded, fixed across runs) for model selection when the
     # task has no separate English dev split (e.g. training on English XNLI dev).
     dev_holdout: int = 0
+    # Sub-word tokens per input for this task; None: ``model.max_length``. XTREME uses 384 for
+    # extractive QA and 128 for everything else with the same encoder. On a target it also
+    # applies to the target's zero-shot evaluations.
+    max_length: int | None = None
 
 
 class MLMMode(str, Enum):

@@ -65,7 +65,9 @@ def load_pretrained_lm_head(head: MaskedLMHead, model_path: str) -> list[str]:
     loaded = []
     with torch.no_grad():
         for key, value in state.items():
-            parts = key.lower().replace("layernorm", "norm").replace("layer_norm", "norm").split(".")
+            parts = (
+                key.lower().replace("layernorm", "norm").replace("layer_norm", "norm").split(".")
+            )
             name = ".".join(parts[-2:]) if parts[-2] in ("dense", "norm") else parts[-1]
             if name == "bias" and parts[-2] == "decoder":
                 continue  # the decoder bias is the same tensor as ``bias`` in HF heads

@@ -49,6 +49,11 @@ class PhaseData:
     dev: list | None
     fingerprint: dict  # what identifies this data in a stage key
     protocol: dict  # what a reader of the rows needs to know about it
+    max_length: int | None = None  # None: the model's max_length
+
+    def length(self, default: int) -> int:
+        """Sub-word tokens per input of this task (``default``: the model's)."""
+        return self.max_length or default
 
 
 def phase_data(spec: TaskSpec, td: TaskData, data_dir: Path | None) -> PhaseData:
@@ -103,9 +108,15 @@ def phase_data(spec: TaskSpec, td: TaskData, data_dir: Path | None) -> PhaseData
     }
     if train_ref.max_examples is not None:
         protocol["train_max_examples"] = train_ref.max_examples
+    if td.max_length is not None:  # only when set, so other stage keys stay as they were
+        if td.max_length < 8:
+            raise ConfigError(f"task '{spec.name}': data.max_length must be at least 8")
+        fingerprint["max_length"] = protocol["task_max_length"] = td.max_length
     labels, dev_examples, label_info = phase_labels(spec, train_examples, dev_examples)
     protocol.update(label_info)
-    return PhaseData(spec.name, labels, train_examples, dev_examples, fingerprint, protocol)
+    return PhaseData(
+        spec.name, labels, train_examples, dev_examples, fingerprint, protocol, td.max_length
+    )
 
 
 def _labels_from_data(spec: TaskSpec) -> bool:

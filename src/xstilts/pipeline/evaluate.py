@@ -80,7 +80,10 @@ def _target_dev_callback(plan: Plan, tokenizer, *, half: str | None = None):
     family = family_for(spec.head)
     feats = {
         lang: family.encode(
-            d.examples, tokenizer, max_length=plan.cfg.model.max_length, labels=spec.labels
+            d.examples,
+            tokenizer,
+            max_length=plan.target.length(plan.cfg.model.max_length),
+            labels=spec.labels,
         )
         for lang, d in devs.items()
     }
@@ -145,6 +148,7 @@ def zero_shot_job(plan: Plan, tgt: Stage | None, name: str, seed: int, echo) -> 
     spec = plan.target_spec
     ev = cfg.target.evaluation
     selection = cfg.target.training.selection
+    max_length = plan.target.length(cfg.model.max_length)  # the target's, for QA often 384
     inputs = {
         "target": tgt.key if tgt is not None else None,
         "encoder": None if tgt is not None else _model_inputs(plan),
@@ -154,7 +158,7 @@ def zero_shot_job(plan: Plan, tgt: Stage | None, name: str, seed: int, echo) -> 
         "missing": sorted(plan.missing) or None,
         "labels_file": ev.labels_file,
         "version": spec.version,
-        "max_length": cfg.model.max_length,
+        "max_length": max_length,
     }
     if ev.precision is not Precision.FP32:  # fp32 keys stay as they were
         inputs["precision"] = ev.precision.value
@@ -175,7 +179,7 @@ def zero_shot_job(plan: Plan, tgt: Stage | None, name: str, seed: int, echo) -> 
             "phase": "zero_shot",
             "model_selection": selection.value,
             "selected_step": ckpt.get("step"),
-            "max_length": cfg.model.max_length,
+            "max_length": max_length,
             "benchmark": ev.benchmark.value,
             "eval_max_examples": ev.max_examples,
             "labels_file": ev.labels_file,
@@ -209,7 +213,7 @@ def zero_shot_job(plan: Plan, tgt: Stage | None, name: str, seed: int, echo) -> 
                     split = "dev_b"
             data = dataclasses.replace(data, examples=examples)
             feats = family.encode(
-                data.examples, tokenizer, max_length=cfg.model.max_length, labels=spec.labels
+                data.examples, tokenizer, max_length=max_length, labels=spec.labels
             )
             preds = predict(
                 lang_model,
@@ -311,7 +315,13 @@ def _retrieval_rows(
         Path(rc.cache_dir) if rc.cache_dir else plan.out_dir / "cache" / "embeddings"
     )
     encoder = Encoder(
-        model, tokenizer, spec.name, encoder_id, cfg.model.max_length, rc.batch_tokens, cache
+        model,
+        tokenizer,
+        spec.name,
+        encoder_id,
+        plan.target.length(cfg.model.max_length),
+        rc.batch_tokens,
+        cache,
     )
     outcome = evaluate(
         spec,

@@ -296,7 +296,7 @@ def intermediate_job(
             _phase_task(
                 plan.intermediate[t],
                 tokenizer,
-                cfg.model.max_length,
+                plan.intermediate[t].length(cfg.model.max_length),
                 specs[t],
                 tc.max_dev_examples,
             )
@@ -367,7 +367,13 @@ def target_job(
             plan, {spec.name: HeadInfo(spec.head, plan.target.labels)}, source, selection
         )
         (tmp / "transfer_report.json").write_text(report.to_json())
-        pt = _phase_task(plan.target, tokenizer, cfg.model.max_length, spec, tc.max_dev_examples)
+        pt = _phase_task(
+            plan.target,
+            tokenizer,
+            plan.target.length(cfg.model.max_length),
+            spec,
+            tc.max_dev_examples,
+        )
         oracle = tc.selection is ModelSelection.ORACLE_TARGET_DEV
         on_eval = (
             _target_dev_callback(plan, tokenizer, half="dev_a" if oracle else None)

@@ -356,7 +356,11 @@ def build_stage(
         shutil.rmtree(tmp)
     tmp.mkdir()
     try:
+        t0, c0 = time.time(), time.process_time()
         info = work(tmp)
+        # wall and this process's CPU seconds: what a study's budget and a grid's report read
+        info.setdefault("wall_s", round(time.time() - t0, 2))
+        info.setdefault("cpu_s", round(time.process_time() - c0, 2))
         record = {"kind": stage.kind, "key": stage.key, "inputs": stage.inputs, **info}
         (tmp / STAGE_FILE).write_text(json.dumps(record, indent=2, sort_keys=True, default=str))
         if claim is not None and (claim.lost.is_set() or not claim.check()):
