@@ -92,6 +92,9 @@ def _cmd_results(args: argparse.Namespace) -> int:
     return 0
 
 
+DEVICE_HELP = "compute device: auto (default: CUDA if present, else CPU), cpu, cuda, cuda:N, mps"
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="xstilts", description=__doc__)
     p.add_argument("--version", action="version", version=f"xstilts {__version__}")
@@ -107,11 +110,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("config", help="run config YAML")
     r.add_argument("--data-dir", help="root of local data files (overrides data_dir)")
     r.add_argument("--output-dir", help="run directory (default: runs/<name>)")
+    r.add_argument("--device", help=DEVICE_HELP)
     r.set_defaults(func=_cmd_run)
 
     d = sub.add_parser("demo", help="offline demo: real MiniLM, generated multilingual data")
     d.add_argument("--output-dir", default="runs/demo")
     d.add_argument("--seeds", type=int, nargs="+", default=[0])
+    d.add_argument("--device", help=DEVICE_HELP)
     d.set_defaults(func=_cmd_demo)
 
     t = sub.add_parser("tasks", help="registered tasks")
@@ -147,6 +152,10 @@ def main(argv: list[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
     )
     try:
+        if getattr(args, "device", None):
+            from xstilts import runtime
+
+            runtime.use(args.device)  # checked before anything is read or written
         return args.func(args)
     except XStiltsError as e:
         print(f"xstilts: error: {e}", file=sys.stderr)

@@ -128,6 +128,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             metavar="KEY=VALUE",
             help="override a grid key (value parsed as YAML), e.g. --set seeds=[1,2]",
         )
+        q.add_argument("--device", help="compute device: auto (default), cpu, cuda, cuda:N, mps")
 
     q = sub.add_parser("plan", help="stage graph and counts; what is done (runs nothing)")
     common(q)

@@ -99,7 +99,8 @@ def load_encoder(
 def save_checkpoint(model: MultiTaskModel, tokenizer, out_dir: Path, meta: dict) -> None:
     """Write weights (safetensors), encoder config, tokenizer and label maps to ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
+    # on the CPU whatever the training device: checkpoints load anywhere
+    state = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
     heads = {
         t: {"kind": h.kind.value, "labels": list(h.labels)} for t, h in model.head_info.items()
     }

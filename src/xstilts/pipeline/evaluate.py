@@ -36,6 +36,7 @@ from xstilts.results.store import (
     write_predictions,
     write_rows,
 )
+from xstilts.runtime import device as runtime_device
 from xstilts.training.loop import predict
 
 
@@ -184,6 +185,7 @@ def zero_shot_job(plan: Plan, tgt: Stage | None, name: str, seed: int, echo) -> 
             "eval_max_examples": ev.max_examples,
             "labels_file": ev.labels_file,
             "precision": ev.precision.value,
+            "device": str(runtime_device()),  # not keyed: results agree across devices to ~1e-6
             **plan.target.protocol,
         }
         if _retrieval_head(spec):

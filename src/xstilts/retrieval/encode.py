@@ -25,6 +25,8 @@ import numpy as np
 import torch
 
 from xstilts.features.base import pad_rows
+from xstilts.runtime import device as runtime_device
+from xstilts.runtime import model_device, to_device
 
 
 def tokenize(
@@ -113,7 +115,7 @@ def truncated(encoder, n_blocks: int | None) -> Iterator[None]:
         # that asks for them: run one full 1-token forward first, or blocks removed here
         # would never get theirs and later full forwards would return too few states.
         with torch.inference_mode():
-            one = torch.zeros((1, 1), dtype=torch.long)
+            one = torch.zeros((1, 1), dtype=torch.long, device=model_device(encoder))
             encoder(input_ids=one, attention_mask=torch.ones_like(one), output_hidden_states=True)
         encoder._xstilts_states_hooked = True
     setattr(owner, attr, torch.nn.ModuleList(list(full)[:n_blocks]))
@@ -149,14 +151,16 @@ def encode_rows(
     The head returns ``[batch, n_outputs, hidden]`` (retrieval head: one output per pooled
     layer) or ``[batch, hidden]`` (dual encoder: one output)."""
     was_training = model.training
+    dev = runtime_device()
+    model.to(dev)
     model.eval()
     lengths = np.fromiter((len(r) for r in ids), dtype=np.int64, count=len(ids))
     out: np.ndarray | None = None
     try:
         with truncated(model.encoder, n_blocks):
             for index in length_batches(lengths, batch_tokens):
-                batch = collate_rows(ids, tti, index, pad_id)
-                vec = model(task, **batch, **(head_kwargs or {}))
+                batch = to_device(collate_rows(ids, tti, index, pad_id), dev)
+                vec = model(task, **batch, **(head_kwargs or {})).cpu()
                 if vec.dim() == 2:
                     vec = vec[:, None, :]  # [batch, 1, hidden]
                 if out is None:

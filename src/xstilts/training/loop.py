@@ -21,6 +21,8 @@ from tqdm.auto import tqdm
 from xstilts.config import ModelSelection, TrainConfig
 from xstilts.features.base import Family, Features, eval_batches, train_batches
 from xstilts.modeling.model import MultiTaskModel, save_checkpoint
+from xstilts.runtime import device as runtime_device
+from xstilts.runtime import to_cpu, to_device
 from xstilts.training.samplers import Sampler, interleave, task_probabilities
 
 
@@ -79,17 +81,21 @@ def predict_outputs(
     desc: str | None = None,
     bf16: bool = False,
 ) -> list[np.ndarray]:
-    """Raw per-row outputs (e.g. logits) in row order; batches sorted by length for speed."""
+    """Raw per-row outputs (e.g. logits) in row order; batches sorted by length for speed.
+
+    Runs on this process's device (``xstilts.runtime``); outputs come back on the CPU."""
     was_training = model.training
+    dev = runtime_device()
+    model.to(dev)
     model.eval()
     out: list[np.ndarray | None] = [None] * len(features)
     batches = eval_batches(features.lengths, batch_size)
     for idx in tqdm(batches, desc=desc, leave=False, disable=True if desc is None else None):
         batch = family.collate(features, idx, pad_id)
         batch.pop("labels", None)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            logits = model(task, **batch).float()
-        for i, o in zip(idx, family.outputs(logits, batch)):
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
+            logits = model(task, **to_device(batch, dev)).float()
+        for i, o in zip(idx, family.outputs(to_cpu(logits), batch)):
             out[i] = o
     model.train(was_training)
     return out  # type: ignore[return-value]
@@ -151,6 +157,8 @@ def train(
     at each evaluation step, tagged with the step).
     """
     seed_everything(seed)
+    dev = runtime_device()
+    model.to(dev)  # before the optimizer is built: it holds the parameters it was given
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     rng = np.random.default_rng(seed)
     batches_per_epoch = sum(math.ceil(len(t.train) / cfg.batch_size) for t in tasks)
@@ -218,7 +226,7 @@ def train(
     while step < total_updates:
         for ti, idx in epoch_plan():
             pt = tasks[ti]
-            batch = pt.family.collate(pt.train, idx, pad_id)
+            batch = to_device(pt.family.collate(pt.train, idx, pad_id), dev)
             labels = batch.pop("labels")
             logits = model(pt.head_name, **batch)
             loss = pt.family.loss(logits, labels) / cfg.grad_accum
