@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Regenerates the CPU study from nothing, or resumes it: runs every grid stage that is not done
+# yet (finished stages are found by their keys and skipped), then writes the report beside this
+# file. Safe to stop at any moment and to run again, in this or a later session.
+#
+#   bash studies/cpu-minilm/run.sh                  # data from ../shared/data
+#   XSTILTS_SHARED_DATA=/data STUDY_OUT=/big/disk bash studies/cpu-minilm/run.sh
+#
+# REPORT_ONLY=1 skips the grid and reports on whatever stages are finished.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+cd "$root"
+data="${XSTILTS_SHARED_DATA:-../shared/data}"
+out="${STUDY_OUT:-runs/cpu-minilm}"
+xstilts="${XSTILTS:-xstilts}"
+command -v "$xstilts" >/dev/null || xstilts="$root/.venv/bin/xstilts"
+
+if [ -z "${REPORT_ONLY:-}" ]; then
+  "$xstilts" grid run "$here/grid.yaml" --data-dir "$data" --output-dir "$out" --quiet-tables
+fi
+# the report opens with what this study is (PREAMBLE.md) and how far the grid has got
+preamble="$(mktemp)"
+trap 'rm -f "$preamble"' EXIT
+{
+  cat "$here/PREAMBLE.md"
+  printf '\n## Grid progress when this report was written\n\n```\n'
+  "$xstilts" grid status "$here/grid.yaml" --data-dir "$data" --output-dir "$out" 2>/dev/null
+  printf '```\n'
+} > "$preamble"
+"$xstilts" report "$out" --output-dir "$here/report" --benchmark xtreme-r --preamble "$preamble"
+cp "$here/report/report.md" "$here/REPORT.md"
+sed -i 's#](figures/#](report/figures/#g' "$here/REPORT.md"
+echo "report: $here/REPORT.md (HTML: $here/report/report.html)"
