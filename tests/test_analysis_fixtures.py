@@ -5,7 +5,9 @@ prediction files beside them, for several systems, seeds, languages and two task
 accuracy; UD-POS: span F1), plus target-stage training-history rows for the model-selection
 diagnostic. Stored scores are computed from the written predictions, as the pipeline does, so
 the report's re-scoring check passes. ``effect`` plants a per-example accuracy gain for the
-``mnli`` system; ``same`` is a system whose predictions equal the baseline's.
+``mnli`` system; ``same`` is a system whose predictions equal the baseline's. ``train_data``
+(target file, {system: intermediate file}) records training files as the pipeline does: in the
+XNLI zero-shot rows' protocol and in intermediate-stage rows per system and seed.
 """
 
 from __future__ import annotations
@@ -34,7 +36,18 @@ def _accuracy_of(lang_index: int) -> float:
 
 
 def _row(
-    task, lang, metric, value, n, seed, system, key, split="test", stage="zero_shot", step=None
+    task,
+    lang,
+    metric,
+    value,
+    n,
+    seed,
+    system,
+    key,
+    split="test",
+    stage="zero_shot",
+    step=None,
+    protocol=None,
 ):
     return ResultRow(
         run="fixture",
@@ -52,7 +65,7 @@ def _row(
         target=task,
         task_version="1",
         step=step,
-        protocol={"model_selection": "best_en_dev"},
+        protocol={"model_selection": "best_en_dev", **(protocol or {})},
     )
 
 
@@ -67,6 +80,7 @@ def write_tree(
     pos: bool = True,
     history: bool = True,
     rng_seed: int = 0,
+    train_data: tuple[str, dict[str, str]] | None = None,
 ) -> Path:
     rng = np.random.default_rng(rng_seed)
     gold = {lang: rng.choice(LABELS, size=n) for lang in xnli_langs}
@@ -74,7 +88,19 @@ def write_tree(
         lang: [list(rng.choice(TAGS, size=rng.integers(3, 8))) for _ in range(60)]
         for lang in POS_LANGS
     }
+    target_protocol = {}
+    if train_data is not None:
+        target_protocol = {"train_file": train_data[0], "train_source": "xnli/dev/en"}
     for seed in seeds:
+        for system, file in (train_data[1] if train_data else {}).items():
+            key = f"intermediate-{system}-{seed}"
+            proto = {"phase": "intermediate", "data": {system: {"train_file": file,
+                     "train_source": f"{system}/train/en"}}}  # fmt: skip
+            hist = [_row(system, "en", "accuracy", 70.0, 100, seed, system, key, "dev",
+                         "intermediate", step, proto) for step in (10, 20)]  # fmt: skip
+            for r in hist:
+                r.target = None  # encoder stages are shared by targets (store.ResultRow)
+            write_rows(root / "stages" / key, hist)
         base_u = {lang: rng.random(n) for lang in xnli_langs}  # baseline correctness draws
         for system in systems:
             key = f"{system}-{seed}"
@@ -94,7 +120,12 @@ def write_tree(
                 ]
                 write_predictions(stage / "predictions" / f"xnli.test.{lang}.jsonl", recs)
                 value = accuracy([str(g) for g in gold[lang]], preds)["accuracy"]
-                rows.append(_row("xnli", lang, "accuracy", value, n, seed, system, key))
+                rows.append(
+                    _row(
+                        "xnli", lang, "accuracy", value, n, seed, system, key,
+                        protocol=target_protocol,
+                    )
+                )  # fmt: skip
             if pos:
                 pos_key = f"{key}-pos"
                 pos_stage = root / "stages" / f"zero_shot-{pos_key}"

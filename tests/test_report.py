@@ -16,11 +16,14 @@ from xstilts.tasks.languages import XTREME_R
 
 PNG = b"\x89PNG\r\n\x1a\n"
 FAST = Options(n_boot=300)
+# 'mnli' trains its intermediate stage on the XNLI target's own file (another spelling of it)
+TRAIN_DATA = ("../data/xnli/dev.en.tsv", {"mnli": "/w/data/xnli/dev.en.tsv", "same": "d/x.tsv"})
 
 
 @pytest.fixture(scope="module")
 def analysis(tmp_path_factory):
-    return analyze(load_results(write_tree(tmp_path_factory.mktemp("tree"))), FAST)
+    tree = write_tree(tmp_path_factory.mktemp("tree"), train_data=TRAIN_DATA)
+    return analyze(load_results(tree), FAST)
 
 
 def test_every_figure_renders_from_fixture_rows(analysis):
@@ -64,6 +67,24 @@ def test_document_renders_markdown_and_self_contained_html(analysis):
     assert "<script" not in html and "http" not in html.split("<body>")[1].split("data:")[0]
     names = set(csv_tables(analysis))
     assert {"deltas.csv", "variance.csv", "gains.csv", "languages_xnli.csv"} <= names
+    assert {"mde.csv", "same_data.csv"} <= names
+
+
+def test_document_shows_mde_and_marks_same_data_cells(analysis):
+    md = to_markdown(build_document(analysis))
+    html = to_html(build_document(analysis))
+    assert "## Minimum detectable effect" in md and "<h2>Minimum detectable effect</h2>" in html
+    assert "2.8016 × SE" in md and "| xnli | mnli †same data | 3/3 | 10 | 150 (150) |" in md
+    # the XNLI task section and the summary mark mnli, and only on XNLI
+    assert "Δ mnli †same data [CI]" in md and "Δ mnli [CI]" in md  # udpos: not marked
+    xnli_row = next(line for line in md.splitlines() if line.startswith("| xnli | 63"))
+    assert xnli_row.count("†") == 2  # mnli's score and its Δ
+    assert "Intermediate and target trained on the same data" in md
+    text = " ".join(findings(analysis))
+    assert "Same data (marked †)" in text and "**mnli** on xnli (../data/xnli/dev.en.tsv)" in text
+    assert "minimum detectable effect" in text and "xnli (10 languages, 3 seed(s))" in text
+    # udpos rows record no training data: unknown, said in the notes, never marked
+    assert any("same-data check not possible for udpos/mnli" in n for n in analysis.notes)
 
 
 def test_findings_react_to_planted_effect_vs_none(analysis, tmp_path):
@@ -127,14 +148,27 @@ def _check_written(out, *, figures: bool):
 
 def test_cli_report_on_a_results_directory(tmp_path, capsys):
     pytest.importorskip("matplotlib")
-    tree = write_tree(tmp_path / "tree", seeds=(1, 2))
+    tree = write_tree(tmp_path / "tree", seeds=(1, 2), train_data=TRAIN_DATA)
     out = tmp_path / "rep"
-    assert main(["report", str(tree), "--output-dir", str(out), "--bootstrap", "300"]) == 0
+    args = ["report", str(tree), "--output-dir", str(out), "--bootstrap", "300", "--power", "0.9"]
+    assert main(args) == 0
     assert "report:" in capsys.readouterr().out
     md = _check_written(out, figures=True)
-    assert "significantly positive" in md
+    assert "significantly positive" in md and "## Minimum detectable effect" in md
     deltas = pd.read_csv(out / "tables" / "deltas.csv")
     assert set(deltas["resampling"]) == {"seeds × examples"}
+    flag = deltas.groupby(["task", "system"])["same_data"].first()
+    assert flag[("xnli", "mnli")] == True and flag[("xnli", "same")] == False  # noqa: E712
+    assert pd.isna(flag[("udpos", "mnli")])  # not recorded: empty in the CSV
+    mde = pd.read_csv(out / "tables" / "mde.csv").set_index(["task", "system"])
+    assert len(mde) == 4 and (mde["power"] == 0.9).all()
+    np.testing.assert_allclose(mde["mde_avg"], (1.959964 + 1.281552) * mde["se_avg"], rtol=1e-5)
+    assert (mde["seeds"] == 2).all() and mde.loc[("xnli", "mnli"), "n_examples_median"] == 150
+    assert bool(mde.loc[("xnli", "mnli"), "same_data"])
+    paper = pd.read_csv(out / "tables" / "paper.csv", keep_default_na=False).set_index("name")
+    assert paper.at["xnli", "same_data"] == "mnli" and paper.at["udpos", "same_data"] == ""
+    same = pd.read_csv(out / "tables" / "same_data.csv")
+    assert set(same.loc[same["same_data"] == True, "system"]) == {"mnli"}  # noqa: E712
 
 
 def test_cli_report_on_a_csv(tmp_path):

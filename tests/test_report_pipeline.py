@@ -48,6 +48,11 @@ def test_pipeline_output_is_rescored_and_covariates_measured(run_dir):
     assert cov["fertility"].map(math.isfinite).all() and (cov["fertility"] >= 1).all()
     assert cov["n_words"].gt(0).all() and cov.at["ru", "latin_script"] == 0.0
     assert a.selection.empty  # demo dev is English-only: the diagnostic says why
+    # the real rows record both stages' training files: checked (not unknown), and different
+    same = a.same_data.set_index(["task", "system"])["same_data"]
+    assert same[("demo_nli", "demo_inter")] == False  # noqa: E712
+    # (the tiny model predicts the same for both systems: SE, and so the MDE, may be 0)
+    assert set(a.mde["resampling"]) == {"examples (one seed)"} and a.mde["mde_avg"].notna().all()
     assert any("target_dev_each_eval" in n for n in a.notes)
 
 

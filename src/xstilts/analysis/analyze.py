@@ -10,6 +10,8 @@ import pandas as pd
 from xstilts.analysis.deltas import compute_deltas
 from xstilts.analysis.gains import covariate_table, who_gains
 from xstilts.analysis.inputs import Results
+from xstilts.analysis.mde import mde_table
+from xstilts.analysis.same_data import SAME_DATA_COLUMNS, flag_column
 from xstilts.analysis.selection import selection_diagnostic, selection_summary
 from xstilts.analysis.summary import language_table, order_systems, paper_table
 from xstilts.analysis.variance import compare_variance, spread_languages, spread_seeds
@@ -25,6 +27,7 @@ class Options:
     seed: int = 0  # seeds every generator: the same inputs and seed give the same report
     level: float = 0.95  # confidence level of every interval
     alpha: float = 0.05  # significance level after Holm correction, for the Findings
+    power: float = 0.8  # power of the minimum detectable effect (mde.py)
     english: str = "en"
     max_words: int = 20000  # words per language for tokenizer statistics
 
@@ -48,6 +51,10 @@ class Analysis:
     gain_points: pd.DataFrame
     selection: pd.DataFrame
     selection_summary: pd.DataFrame
+    # per (task, system != baseline): design, SE and minimum detectable effect (mde.py)
+    mde: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # per (task, system): intermediate and target trained on the same data (same_data.py)
+    same_data: pd.DataFrame = field(default_factory=pd.DataFrame)
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -70,6 +77,8 @@ def analyze(results: Results, options: Options | None = None) -> Analysis:
     o = options or Options()
     if o.n_boot < 100:
         raise ConfigError(f"n_boot={o.n_boot}: use at least 100 bootstrap resamples")
+    if not 0 < o.alpha < 1 or not 0 < o.power < 1:
+        raise ConfigError(f"alpha={o.alpha}, power={o.power}: both must lie strictly in (0, 1)")
     scores = results.scores.reset_index()
     systems = order_systems(scores["system"].unique(), o.baseline)
     notes = list(results.notes)
@@ -91,9 +100,22 @@ def analyze(results: Results, options: Options | None = None) -> Analysis:
     tasks = sorted(clean["task"].unique())
     paper, paper_notes = paper_table(clean, benchmark=o.benchmark, baseline=o.baseline)
     notes += paper_notes
-    deltas, score_ci = compute_deltas(
+    deltas, score_ci, averages = compute_deltas(
         results_clean, baseline=o.baseline, n_boot=o.n_boot, seed=o.seed, level=o.level
     )
+    same = results.same_data if len(results.same_data) else pd.DataFrame(columns=SAME_DATA_COLUMNS)
+    deltas["same_data"] = flag_column(deltas, same)
+    score_ci["same_data"] = flag_column(score_ci, same)
+    if results.kind == "csv":
+        notes.append("same-data check needs result rows (a CSV does not say what trained on what)")
+    unknown = same[same["same_data"].isna()]
+    for why, g in unknown.groupby("note", sort=True):  # one note per reason, not per cell
+        cells = ", ".join(f"{t}/{s}" for t, s in zip(g["task"], g["system"]))
+        notes.append(f"same-data check not possible for {cells}: {why}")
+    mde = mde_table(
+        clean, deltas, averages, results.evaluations, same,
+        baseline=o.baseline, alpha=o.alpha, power=o.power,
+    )  # fmt: skip
     langs = {
         t: language_table(clean, deltas, t, baseline=o.baseline, english=o.english) for t in tasks
     }
@@ -149,5 +171,7 @@ def analyze(results: Results, options: Options | None = None) -> Analysis:
         gain_points=points,
         selection=selection,
         selection_summary=selection_summary(selection),
+        mde=mde,
+        same_data=same,
         notes=notes,
     )

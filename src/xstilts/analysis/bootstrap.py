@@ -36,6 +36,18 @@ def _seed_draws(
     return out
 
 
+def _check_draws(
+    draws: Mapping[str, np.ndarray],
+    seeds: Mapping[str, Sequence[int]],
+    systems: Sequence[str],
+    n_boot: int,
+) -> None:
+    for s in systems:
+        shape = np.shape(draws[s])
+        if shape != (n_boot, len(seeds[s])):
+            raise ValueError(f"seed draws of {s!r} have shape {shape}; expected [{n_boot}, r]")
+
+
 def joint_bootstrap(
     stats: Mapping[str, np.ndarray],
     seeds: Mapping[str, Sequence[int]],
@@ -43,6 +55,7 @@ def joint_bootstrap(
     *,
     rng: np.random.Generator,
     n_boot: int = 2000,
+    draws: Mapping[str, np.ndarray] | None = None,
 ) -> dict[str, np.ndarray]:
     """Replicates of every system's seed-mean score on shared example resamples.
 
@@ -50,6 +63,11 @@ def joint_bootstrap(
     seed order of ``seeds[system]``), rows aligned to the same n examples across systems.
     Returns ``{system: [B]}``; differences of two systems' replicates are paired replicates of
     their delta. Deterministic for a given generator state.
+
+    ``draws``: seed-index draws [B, r_s] per system, made by the caller so that several cells
+    (the languages of one task) share them — one seed's model is scored on every language, so
+    a replicate of a language average must draw the same seeds everywhere. Without it the
+    draws come from ``rng``; with it ``rng`` only resamples examples.
     """
     systems = sorted(stats)
     if not systems:
@@ -60,7 +78,9 @@ def joint_bootstrap(
             raise ValueError(f"stats[{s!r}] has shape {stats[s].shape}; expected [r, {n}, k]")
         if stats[s].shape[0] != len(seeds[s]):
             raise ValueError(f"{s!r}: {stats[s].shape[0]} seed rows but seeds {seeds[s]}")
-    draws = _seed_draws({s: seeds[s] for s in systems}, n_boot, rng)
+    if draws is None:
+        draws = _seed_draws({s: seeds[s] for s in systems}, n_boot, rng)
+    _check_draws(draws, seeds, systems, n_boot)
     # [n, sum_s r_s * k]: all systems' statistics side by side, one matmul per chunk
     blocks = [stats[s].transpose(1, 0, 2).reshape(n, -1) for s in systems]
     widths = [b.shape[1] for b in blocks]
@@ -87,10 +107,14 @@ def seed_bootstrap(
     *,
     rng: np.random.Generator,
     n_boot: int = 2000,
+    draws: Mapping[str, np.ndarray] | None = None,
 ) -> dict[str, np.ndarray]:
     """Seeds-only replicates of each system's seed-mean score (``scores[s]``: [r_s]), for input
-    without per-example predictions. Systems with the same seed list share seed draws."""
-    draws = _seed_draws(seeds, n_boot, rng)
+    without per-example predictions. Systems with the same seed list share seed draws;
+    ``draws`` as in :func:`joint_bootstrap`."""
+    if draws is None:
+        draws = _seed_draws(seeds, n_boot, rng)
+    _check_draws(draws, seeds, sorted(scores), n_boot)
     return {s: np.asarray(scores[s], float)[draws[s]].mean(axis=1) for s in sorted(scores)}
 
 

@@ -19,7 +19,7 @@ import pandas as pd
 from xstilts.analysis.bootstrap import joint_bootstrap, seed_bootstrap
 from xstilts.analysis.inputs import Results, example_ids, read_predictions
 from xstilts.analysis.rescoring import Rescorer, rescorer_for
-from xstilts.analysis.stats import bootstrap_normal_p, holm, percentile_ci
+from xstilts.analysis.stats import bootstrap_normal_p, holm, percentile_ci, seed_resamples
 
 # stored scores and re-scored predictions must agree to this many percentage points
 REPRODUCE_TOL = 1e-4
@@ -102,6 +102,31 @@ def cell_stats(
     return CellStats(arrays, rescorer, len(order), note)
 
 
+def task_seed_draws(
+    seed: int, task: str, seeds: dict[str, list[int]], n_boot: int, cache: dict
+) -> dict[str, np.ndarray]:
+    """Seed-index draws [B, r] per system, shared by every language of ``task``.
+
+    One seed's model is scored on every language, so its training randomness moves all of
+    them together; a replicate of the language-averaged delta must therefore draw the same
+    seeds in every language (independent draws per language would shrink the seed part of its
+    variance by about 1/L). The generator depends only on (task, seed list), so the draws do
+    not change when languages or other tasks are added. ``cache``: one per task.
+    """
+    out = {}
+    for system, sys_seeds in seeds.items():
+        key = tuple(sys_seeds)
+        if key not in cache:
+            rng = child_rng(seed, "seeds", task, ",".join(map(str, key)))
+            cache[key] = seed_resamples(len(key), n_boot, rng)
+        out[system] = cache[key]
+    return out
+
+
+AVG_COLUMNS = ["task", "system", "baseline", "delta_avg", "se_avg", "n_languages", "resampling"]
+AVG_COLUMNS += ["note"]
+
+
 def compute_deltas(
     results: Results,
     *,
@@ -109,16 +134,24 @@ def compute_deltas(
     n_boot: int,
     seed: int,
     level: float = 0.95,
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(deltas, score CIs).
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(deltas, score CIs, language averages).
 
-    deltas: task, language, system, baseline, delta, ci_lo, ci_hi, p, p_holm, resampling,
+    deltas: task, language, system, baseline, delta, ci_lo, ci_hi, p, p_holm, se, resampling,
     n_examples, n_seeds, n_seeds_baseline, note — one row per (task, language, system !=
-    baseline); p_holm is Holm-adjusted within each task (family: every language x system).
+    baseline); p_holm is Holm-adjusted within each task (family: every language x system);
+    se is the bootstrap SD of the replicates of Δ (the standard error the p-value uses).
     score CIs: task, language, system, score, ci_lo, ci_hi, n_seeds, resampling.
+    language averages (``AVG_COLUMNS``): per (task, system != baseline) the mean of the
+    per-language deltas and its standard error, the SD of the mean over languages of the
+    same replicates (seed draws shared across languages, examples resampled per language).
     """
     scores = results.scores.reset_index()
     delta_rows, ci_rows = [], []
+    # (task, system) -> language -> replicates of Δ*, and the resampling level of each
+    avg_reps: dict[tuple[str, str], dict[str, np.ndarray | None]] = {}
+    avg_levels: dict[tuple[str, str], set[str]] = {}
+    draw_cache: dict[str, dict] = {}
     for (task, language), cell in scores.groupby(["task", "language"], sort=True):
         cell = cell[np.isfinite(cell["score"])]
         seeds = {s: sorted(g["seed"].tolist()) for s, g in cell.groupby("system")}
@@ -129,12 +162,15 @@ def compute_deltas(
         }
         cs = cell_stats(results, task, language, seeds)
         rng = child_rng(seed, "delta", task, language)
+        draws = task_seed_draws(seed, task, seeds, n_boot, draw_cache.setdefault(task, {}))
         reps: dict[str, np.ndarray] | None = None
         if cs.stats is not None:
-            reps = joint_bootstrap(cs.stats, seeds, cs.rescorer.combine, rng=rng, n_boot=n_boot)
+            reps = joint_bootstrap(
+                cs.stats, seeds, cs.rescorer.combine, rng=rng, n_boot=n_boot, draws=draws
+            )
             note = cs.note
         elif any(len(v) > 1 for v in seeds.values()):
-            reps = seed_bootstrap(seed_scores, seeds, rng=rng, n_boot=n_boot)
+            reps = seed_bootstrap(seed_scores, seeds, rng=rng, n_boot=n_boot, draws=draws)
             note = f"examples not resampled: {cs.note}"
         else:
             note = f"one seed and {cs.note}: no CI"
@@ -153,15 +189,19 @@ def compute_deltas(
             n_max = max(len(seeds[system]), len(seeds[baseline]))
             how = _level(cs.stats is not None, n_max)
             row_note = note
-            lo = hi = p = math.nan
+            lo = hi = p = se = math.nan
+            d = None
             if reps is not None and how != LEVEL_NONE:
                 d = reps[system] - reps[baseline]
                 lo, hi = percentile_ci(d, level)
                 p = bootstrap_normal_p(d, delta)
+                se = float(np.std(d, ddof=1))
                 if np.all(d == 0):
                     row_note = _join(row_note, "identical scores on every resample")
             elif reps is not None:
                 row_note = f"one seed each and {cs.note}: no CI"
+            avg_reps.setdefault((task, system), {})[language] = d
+            avg_levels.setdefault((task, system), set()).add(how)
             delta_rows.append(
                 {
                     "task": task,
@@ -172,6 +212,7 @@ def compute_deltas(
                     "ci_lo": lo,
                     "ci_hi": hi,
                     "p": p,
+                    "se": se,
                     "resampling": how,
                     "n_examples": cs.n_examples or math.nan,
                     "n_seeds": len(seeds[system]),
@@ -182,7 +223,7 @@ def compute_deltas(
     deltas = pd.DataFrame(
         delta_rows,
         columns=[
-            "task", "language", "system", "baseline", "delta", "ci_lo", "ci_hi", "p",
+            "task", "language", "system", "baseline", "delta", "ci_lo", "ci_hi", "p", "se",
             "resampling", "n_examples", "n_seeds", "n_seeds_baseline", "note",
         ],
     )  # fmt: skip
@@ -193,7 +234,33 @@ def compute_deltas(
         ci_rows,
         columns=["task", "language", "system", "score", "ci_lo", "ci_hi", "n_seeds", "resampling"],
     )
-    return deltas, cis
+    return deltas, cis, _averages(deltas, avg_reps, avg_levels, baseline)
+
+
+def _averages(
+    deltas: pd.DataFrame,
+    reps: dict[tuple[str, str], dict[str, np.ndarray | None]],
+    levels: dict[tuple[str, str], set[str]],
+    baseline: str,
+) -> pd.DataFrame:
+    """The language-averaged delta of each (task, system) with its bootstrap standard error."""
+    rows = []
+    for (task, system), per_lang in sorted(reps.items()):
+        d = deltas[(deltas["task"] == task) & (deltas["system"] == system)]
+        lv = levels[(task, system)]
+        how = next(iter(lv)) if len(lv) == 1 else "mixed: " + ", ".join(sorted(lv))
+        missing = sorted(lang for lang, r in per_lang.items() if r is None)
+        se, note = math.nan, ""
+        if missing:
+            # a language without replicates has unknown sampling error: no SE for the mean
+            note = f"no replicates for {len(missing)} language(s) ({', '.join(missing[:5])})"
+        else:
+            mean_rep = np.mean(np.stack(list(per_lang.values())), axis=0)  # [B]
+            se = float(np.std(mean_rep, ddof=1))
+        rows.append(
+            (task, system, baseline, float(d["delta"].mean()), se, len(per_lang), how, note)
+        )
+    return pd.DataFrame(rows, columns=AVG_COLUMNS)
 
 
 def _level(has_examples: bool, n_seeds: int) -> str:

@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 
 from xstilts.analysis.rescoring import official_from_metrics
+from xstilts.analysis.same_data import same_data_flags
 from xstilts.errors import ConfigError, DataError
 from xstilts.results.store import ROWS_FILE, load_rows
 
@@ -38,6 +39,7 @@ class Evaluation:
     score: float  # official score, percent
     stage_dir: Path | None
     protocol: dict[str, Any]
+    n_examples: float = math.nan  # evaluation examples the row was scored on (NaN: unknown)
 
     @property
     def predictions(self) -> Path | None:
@@ -57,6 +59,9 @@ class Results:
     stage_dirs: dict[str, Path] = field(default_factory=dict)  # stage key -> directory
     model: str | None = None
     notes: list[str] = field(default_factory=list)
+    # per (task, system): whether the intermediate stage trained on the target's training data
+    # (``same_data.same_data_flags``); empty for a CSV, which does not say
+    same_data: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @property
     def has_predictions(self) -> bool:
@@ -149,6 +154,7 @@ def load_results_dir(root: Path, *, model: str | None = None) -> Results:
         raise ConfigError(
             f"{root}: results of {len(models)} models {models}; pick one with --model"
         )
+    same_data = same_data_flags(rows)  # before the rename: it reads the store's own columns
     rows = rows.rename(columns={"intermediate": "system"})
     rows["metric"] = rows["metric"].str.lower()
     zs = rows[rows["stage"] == "zero_shot"].copy()
@@ -168,6 +174,7 @@ def load_results_dir(root: Path, *, model: str | None = None) -> Results:
             score=float(score),
             stage_dir=stage_dirs.get(r["stage_key"]),
             protocol=r["protocol"] if isinstance(r["protocol"], dict) else {},
+            n_examples=_number(r.get("n_examples")),
         )
     history = _history(rows, notes)
     return Results(
@@ -179,7 +186,15 @@ def load_results_dir(root: Path, *, model: str | None = None) -> Results:
         stage_dirs,
         model=models[0] if len(models) == 1 else model,
         notes=notes,
+        same_data=same_data,
     )
+
+
+def _number(v: Any) -> float:
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return math.nan
 
 
 def _one_split(zs: pd.DataFrame, notes: list[str]) -> pd.DataFrame:

@@ -232,6 +232,22 @@ def spearman(
     return Correlation(rho, percentile_ci(reps, level), p, n)
 
 
+# --------------------------------------------------------------------------- power
+
+
+def mde_multiplier(alpha: float = 0.05, power: float = 0.8, m: int = 1) -> float:
+    """(z_{1-alpha/(2m)} + z_{power}): the minimum detectable effect in standard errors.
+
+    A two-sided z-test at level alpha rejects when |estimate| / SE > z_{1-alpha/2}; a true
+    effect of (z_{1-alpha/2} + z_power) SE is then detected with probability ``power`` (the
+    far tail ignored). ``m`` > 1 gives the Bonferroni level alpha/m, the first step of Holm
+    over m tests and so a conservative bound for any Holm step. alpha 0.05, power 0.8: 2.8016.
+    """
+    if not 0 < alpha < 1 or not 0 < power < 1 or m < 1:
+        raise ValueError(f"alpha={alpha}, power={power}, m={m}: need 0<alpha<1, 0<power<1, m>=1")
+    return float(st.norm.ppf(1.0 - alpha / (2.0 * m)) + st.norm.ppf(power))
+
+
 # --------------------------------------------------------------------------- bootstrap helpers
 
 

@@ -21,6 +21,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
         n_boot=args.bootstrap,
         seed=args.seed,
         alpha=args.alpha,
+        power=args.power,
     )
     analysis = analyze(results, options)
     out = Path(args.output_dir) if args.output_dir else Path("reports") / (source.stem or "report")
@@ -57,5 +58,8 @@ def register(subparsers) -> None:
     p.add_argument("--bootstrap", type=int, default=2000, metavar="B", help="bootstrap resamples")
     p.add_argument("--seed", type=int, default=0, help="seed of every bootstrap generator")
     p.add_argument("--alpha", type=float, default=0.05, help="significance level after Holm")
+    p.add_argument(
+        "--power", type=float, default=0.8, help="power of the minimum detectable effect"
+    )
     p.add_argument("--model", help="analyse only the rows of this model (when there are several)")
     p.set_defaults(func=_cmd_report)

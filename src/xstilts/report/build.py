@@ -11,6 +11,13 @@ import pandas as pd
 
 from xstilts.analysis.analyze import Analysis
 from xstilts.analysis.summary import order_languages
+from xstilts.report.design import (
+    label,
+    mde_section,
+    paper_csv,
+    paper_display,
+    same_data_section,
+)
 from xstilts.report.document import (
     Bullets,
     Document,
@@ -48,7 +55,7 @@ def csv_tables(a: Analysis) -> dict[str, pd.DataFrame]:
     """Every numeric table of the report, by CSV file name."""
     t = {
         "scores.csv": a.scores,
-        "paper.csv": a.paper.reset_index(),
+        "paper.csv": paper_csv(a),
         "deltas.csv": a.deltas,
         "score_ci.csv": a.score_ci,
         "spread_languages.csv": a.spread_languages,
@@ -59,6 +66,8 @@ def csv_tables(a: Analysis) -> dict[str, pd.DataFrame]:
         "gain_points.csv": a.gain_points,
         "selection.csv": a.selection,
         "selection_summary.csv": a.selection_summary,
+        "mde.csv": a.mde,
+        "same_data.csv": a.same_data,
     }
     for task, lt in a.languages.items():
         t[f"languages_{_safe(task)}.csv"] = lt.reset_index()
@@ -108,15 +117,18 @@ def build_document(a: Analysis) -> Document:
     doc.add(Heading(1, "Findings"))
     doc.add(Bullets(findings(a)))
     doc.add(Heading(1, "Summary (official aggregation)"))
-    paper = a.paper.drop(columns="kind")
+    paper, mark_note = paper_display(a)
     doc.add(
         Table(
             paper,
             "paper.csv",
             "Mean over benchmark languages (English included) of the official per-language "
-            "score, seed means; QA = (EM+F1)/2. Group and overall scores only when complete.",
+            "score, seed means; QA = (EM+F1)/2. Group and overall scores only when complete."
+            + mark_note,
         )
     )
+    same_data_section(doc, a)
+    mde_section(doc, a)
     for task in a.tasks:
         _task_section(doc, a, task)
     _covariates_section(doc, a)
@@ -130,14 +142,15 @@ def _task_section(doc: Document, a: Analysis, task: str) -> None:
     lt = a.languages[task]
     systems = [s for s in a.systems if s in lt.columns]
     shown = pd.DataFrame(index=lt.index)
+    name = {s: label(a, task, s) for s in systems}  # marked where it trains on target data
     for s in systems:
-        shown[s] = [_mean_sd(m, sd) for m, sd in zip(lt[s], lt[f"{s} sd"])]
+        shown[name[s]] = [_mean_sd(m, sd) for m, sd in zip(lt[s], lt[f"{s} sd"])]
     for s in systems:
         if f"Δ {s}" in lt:
-            shown[f"Δ {s} [CI]"] = [
+            shown[f"Δ {name[s]} [CI]"] = [
                 _ci(v, lo, hi) for v, lo, hi in zip(lt[f"Δ {s}"], lt[f"lo {s}"], lt[f"hi {s}"])
             ]
-            shown[f"p Holm {s}"] = [fmt_p(p) for p in lt[f"p_holm {s}"]]
+            shown[f"p Holm {name[s]}"] = [fmt_p(p) for p in lt[f"p_holm {s}"]]
     doc.add(Heading(2, "Scores per language"))
     doc.add(
         Table(
@@ -165,6 +178,7 @@ def _task_section(doc: Document, a: Analysis, task: str) -> None:
     sl = a.spread_languages[a.spread_languages["task"] == task]
     rank = {s: i for i, s in enumerate(a.systems)}  # baseline first, as everywhere
     sl = sl.sort_values("system", key=lambda c: c.map(rank), kind="stable")
+    sl = sl.assign(system=[name.get(x, x) for x in sl["system"]])
     sl = sl[
         [
             "system",
@@ -195,6 +209,7 @@ def _task_section(doc: Document, a: Analysis, task: str) -> None:
     if (ss["n_seeds"] > 1).any():
         piv = ss.pivot_table(index="language", columns="system", values="sd")
         piv = piv.reindex(index=[x for x in langs if x in piv.index], columns=systems)
+        piv = piv.rename(columns=name)
         doc.add(Heading(2, "Spread across seeds"))
         doc.add(Table(piv, "spread_seeds.csv", "SD over seeds of each language's score."))
     else:
@@ -209,7 +224,7 @@ def _task_section(doc: Document, a: Analysis, task: str) -> None:
         for _, r in v.iterrows():
             rows.append(
                 {
-                    "system": r["system"],
+                    "system": name.get(r["system"], r["system"]),
                     "languages": r["n_languages"],
                     "SD base": fmt(r["sd_baseline"]),
                     "SD system": fmt(r["sd_system"]),
@@ -241,6 +256,7 @@ def _task_section(doc: Document, a: Analysis, task: str) -> None:
         doc.add(Para("No per-language deltas to correlate."))
     else:
         shown = g.assign(
+            system=[name.get(x, x) for x in g["system"]],
             rho=[_ci(x, lo, hi) for x, lo, hi in zip(g["rho"], g["ci_lo"], g["ci_hi"])],
             p=[fmt_p(p) for p in g["p"]],
             p_holm=[fmt_p(p) for p in g["p_holm"]],
@@ -319,6 +335,12 @@ def _methods_section(doc: Document, a: Analysis) -> None:
                 "signed-rank tests the per-language deltas (exact for small n).",
                 "Who gains: Spearman ρ over non-English languages with a bootstrap CI over "
                 "languages; p from the t approximation (exact permutation for n ≤ 8).",
+                "Minimum detectable effect: (z_(1−α/2) + z_power) × the bootstrap SE of Δ "
+                f"(α = {o.alpha}, power {o.power:.0%}); see its section.",
+                "Same data: a (task, system) is flagged when a task of the system's intermediate "
+                "stage (protocol.data of its intermediate-stage rows) trained on the file, or "
+                "the task/split/language, that the target trained on (protocol.train_file / "
+                "train_source of the zero-shot rows).",
                 "Holm families (p-values adjusted within each): " + " | ".join(a.families),
             ]
         )

@@ -45,6 +45,8 @@ def findings(a: Analysis) -> list[str]:
     out = []
     for s in others:
         out.append(_overall(a, s, alpha))
+    out.append(_same_data(a))
+    out.append(_mde(a))
     out += _spread(a, others, alpha)
     out += [x for s in others if (x := _across_languages(a, s, alpha))]
     out.append(_seeds(a))
@@ -199,4 +201,50 @@ def _selection(a: Analysis) -> str:
         "Choosing checkpoints on English dev instead of each target language's dev costs — "
         + "; ".join(parts)
         + " (oracle measured on the same dev sets, so an upper bound)."
+    )
+
+
+def _same_data(a: Analysis) -> str:
+    s = a.same_data
+    hit = s[s["same_data"].fillna(False).astype(bool)] if len(s) else s
+    if hit.empty:
+        return ""
+    parts = []
+    for system, g in hit.groupby("system", sort=True):
+        files = sorted(set(g["train_file"]))
+        parts.append(f"**{system}** on {_list(sorted(g['task']))} ({', '.join(files)})")
+    return (
+        "Same data (marked †): the intermediate stage trained on the target's own training data "
+        f"for {_list(parts)}; those deltas measure more training on the target's data, not "
+        "transfer from another English task."
+    )
+
+
+def _mde(a: Analysis) -> str:
+    m = a.mde
+    if m.empty:
+        return ""
+    if not np.isfinite(m["mde_avg"]).any():
+        return (
+            "No minimum detectable effect can be given: no standard error "
+            "(one seed and no per-example predictions)."
+        )
+    m = m[np.isfinite(m["mde_avg"]) & (m["se_avg"] > 0)]  # SE 0: a copy of the baseline
+    if m.empty:
+        return ""
+    o = a.options
+
+    def rng(v: pd.Series) -> str:
+        lo, hi = float(v.min()), float(v.max())
+        return f"{lo:.1f}" if round(lo, 1) == round(hi, 1) else f"{lo:.1f}–{hi:.1f}"
+
+    parts = [
+        f"{task} ({g['languages'].max()} languages, {g['seeds'].max()} seed(s)): "
+        f"{rng(g['mde_avg'])} points for the language average, {rng(g['mde_language'])} for "
+        f"one language ({rng(g['mde_language_bonferroni'])} at the Bonferroni level)"
+        for task, g in m.groupby("task", sort=True)
+    ]
+    return (
+        f"With {o.power:.0%} power at α = {o.alpha}, the smallest true delta the design can "
+        f"detect (minimum detectable effect, range over systems) is — {'; '.join(parts)}."
     )
