@@ -207,3 +207,60 @@ def test_report_without_matplotlib_still_writes_text(tmp_path, monkeypatch):
     build.write_report(a, tmp_path / "o")
     md = _check_written(tmp_path / "o", figures=False)
     assert "figures left out" in md
+
+
+PREAMBLE = """# A study of ours
+
+**Model.** English MiniLM; see `grid.yaml`.
+
+- intermediate systems: none, mnli
+  (continued on an indented line)
+- 2 seeds
+
+| target | languages |
+|---|---|
+| XNLI | 15 |
+
+## Grid progress
+
+```
+stage   done
+target  4/4
+```
+"""
+
+
+def test_cli_report_opens_with_a_preamble(tmp_path, capsys):
+    """A study's own Markdown opens both outputs: its title, bullets, table and code block."""
+    pytest.importorskip("matplotlib")
+    rows = [
+        (t, lang, s, seed, "accuracy", 50 + 10 * (s == "mnli") + seed + i % 4)
+        for t in ("xnli",)
+        for i, lang in enumerate(XTREME_R[t])
+        for s in ("none", "mnli")
+        for seed in (1, 2)
+    ]
+    csv = write_csv(tmp_path / "published.csv", rows)
+    pre = tmp_path / "pre.md"
+    pre.write_text(PREAMBLE, encoding="utf-8")
+    out = tmp_path / "rep"
+    argv = ["report", str(csv), "--output-dir", str(out), "--bootstrap", "200"]
+    assert main([*argv, "--preamble", str(pre)]) == 0
+    md = (out / "report.md").read_text(encoding="utf-8")
+    html_ = (out / "report.html").read_text(encoding="utf-8")
+    assert md.startswith("# A study of ours\n")
+    assert "- intermediate systems: none, mnli (continued on an indented line)" in md
+    assert "| XNLI | 15 |" in md and "```\nstage   done\ntarget  4/4\n```" in md
+    assert md.index("Grid progress") < md.index("Analysis (written by xstilts report)")
+    assert "<title>A study of ours</title>" in html_ and "<pre>stage   done" in html_
+    assert "<strong>Model.</strong> English MiniLM; see <code>grid.yaml</code>." in html_
+    assert "<td>XNLI</td><td>15</td>" in html_
+
+    # a missing preamble is a one-line error before anything is written
+    capsys.readouterr()
+    out2 = tmp_path / "rep2"
+    bad = ["report", str(csv), "--output-dir", str(out2), "--preamble", str(tmp_path / "no.md")]
+    assert main(bad) == 2
+    err = capsys.readouterr().err.strip()
+    assert "no.md: cannot read the preamble" in err and "\n" not in err
+    assert not out2.exists()

@@ -11,9 +11,16 @@ from xstilts.tasks.languages import Benchmark
 
 def _cmd_report(args: argparse.Namespace) -> int:
     from xstilts.analysis import Options, analyze, load_results
+    from xstilts.errors import ConfigError
     from xstilts.report import write_report
 
     source = Path(args.input)
+    preamble = None
+    if args.preamble:  # read first: a missing file must not leave a half-written report
+        try:
+            preamble = Path(args.preamble).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise ConfigError(f"{args.preamble}: cannot read the preamble: {e}") from None
     results = load_results(source, model=args.model)
     options = Options(
         baseline=args.baseline,
@@ -25,7 +32,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     )
     analysis = analyze(results, options)
     out = Path(args.output_dir) if args.output_dir else Path("reports") / (source.stem or "report")
-    paths = write_report(analysis, out)
+    paths = write_report(analysis, out, preamble=preamble)
     n_fig = sum(k.startswith("figures/") for k in paths)
     n_tab = sum(k.startswith("tables/") for k in paths)
     print(f"report: {paths['report.html']}  (Markdown: {paths['report.md']})")
@@ -62,4 +69,9 @@ def register(subparsers) -> None:
         "--power", type=float, default=0.8, help="power of the minimum detectable effect"
     )
     p.add_argument("--model", help="analyse only the rows of this model (when there are several)")
+    p.add_argument(
+        "--preamble",
+        metavar="FILE.md",
+        help="Markdown that opens the report (what the study is, its data, its deviations)",
+    )
     p.set_defaults(func=_cmd_report)

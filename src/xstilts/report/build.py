@@ -27,6 +27,7 @@ from xstilts.report.document import (
     Table,
     fmt,
     fmt_p,
+    parse_markdown,
     to_html,
     to_markdown,
 )
@@ -92,13 +93,20 @@ def _figure(name: str, *args, **kwargs) -> bytes | None:
     return getattr(figures, name)(*args, **kwargs)
 
 
-def build_document(a: Analysis) -> Document:
+def build_document(a: Analysis, preamble: str | None = None) -> Document:
+    """The report; ``preamble`` (Markdown: what the study is, its deviations) opens it, and its
+    ``# title`` replaces the default title."""
     o = a.options
     r = a.results
     missing = _matplotlib_missing()
     if missing:
         a.notes.append(missing)
-    doc = Document(f"xstilts report — {r.source.name}")
+    title, intro = parse_markdown(preamble) if preamble else (None, [])
+    doc = Document(title or f"xstilts report — {r.source.name}")
+    for block in intro:
+        doc.add(block)
+    if intro:
+        doc.add(Heading(1, "Analysis (written by xstilts report)"))
     seeds = a.scores.groupby("system")["seed"].nunique()
     doc.add(
         Para(
@@ -351,12 +359,12 @@ def _methods_section(doc: Document, a: Analysis) -> None:
         doc.add(Bullets(notes))
 
 
-def write_report(a: Analysis, out_dir: Path) -> dict[str, Path]:
+def write_report(a: Analysis, out_dir: Path, *, preamble: str | None = None) -> dict[str, Path]:
     """Write report.md, report.html, figures/ and tables/ under ``out_dir``; returns the paths."""
     out_dir = Path(out_dir)
     (out_dir / "figures").mkdir(parents=True, exist_ok=True)
     (out_dir / "tables").mkdir(parents=True, exist_ok=True)
-    doc = build_document(a)
+    doc = build_document(a, preamble)
     paths = {}
     for fig in doc.figures:
         p = out_dir / "figures" / f"{fig.name}.png"

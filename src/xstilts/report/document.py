@@ -28,6 +28,11 @@ class Bullets:
 
 
 @dataclass
+class Code:
+    text: str  # preformatted (e.g. a progress table), shown verbatim
+
+
+@dataclass
 class Table:
     frame: pd.DataFrame  # already formatted for display (strings or numbers)
     csv_name: str | None = None  # file under tables/ that holds the full numeric table
@@ -87,6 +92,8 @@ def to_markdown(doc: Document) -> str:
             out += [b.text, ""]
         elif isinstance(b, Bullets):
             out += [f"- {item}" for item in b.items] + [""]
+        elif isinstance(b, Code):
+            out += ["```", b.text.rstrip("\n"), "```", ""]
         elif isinstance(b, Table):
             if b.caption:
                 out += [f"*{b.caption}*", ""]
@@ -137,6 +144,8 @@ def to_html(doc: Document) -> str:
             out.append(f"<p>{_inline(b.text)}</p>")
         elif isinstance(b, Bullets):
             out.append("<ul>" + "".join(f"<li>{_inline(i)}</li>" for i in b.items) + "</ul>")
+        elif isinstance(b, Code):
+            out.append(f"<pre>{e(b.text)}</pre>")
         elif isinstance(b, Table):
             if b.caption:
                 out.append(f'<p class="caption">{e(b.caption)}</p>')
@@ -158,6 +167,80 @@ def to_html(doc: Document) -> str:
 
 
 def _inline(text: str) -> str:
-    """Escape, then render the one Markdown span the report uses: **bold**."""
-    parts = html.escape(text).split("**")
-    return "".join(f"<strong>{p}</strong>" if i % 2 else p for i, p in enumerate(parts))
+    """Escape, then render the Markdown spans the report uses: **bold** and `code`."""
+    out = []
+    for i, chunk in enumerate(text.split("`")):
+        if i % 2:  # inside backticks: verbatim
+            out.append(f"<code>{html.escape(chunk)}</code>")
+            continue
+        parts = html.escape(chunk).split("**")
+        out.append("".join(f"<strong>{p}</strong>" if j % 2 else p for j, p in enumerate(parts)))
+    return "".join(out)
+
+
+# --------------------------------------------------------------------------- preamble
+
+
+def parse_markdown(text: str) -> tuple[str | None, list]:
+    """A study's own Markdown (``xstilts report --preamble``) as document blocks, so it renders
+    in both outputs: ``# title`` (returned), ``##`` headings, paragraphs, ``-`` bullets (with
+    indented continuation lines), pipe tables and fenced code. Other Markdown passes through as
+    paragraph text."""
+    title, blocks = None, []
+    lines = text.replace("\r\n", "\n").split("\n")
+    i, para = 0, []
+
+    def flush() -> None:
+        if para:
+            blocks.append(Para(" ".join(x.strip() for x in para)))
+            para.clear()
+
+    while i < len(lines):
+        line = lines[i]
+        if line.startswith("```"):
+            flush()
+            j = i + 1
+            while j < len(lines) and not lines[j].startswith("```"):
+                j += 1
+            blocks.append(Code("\n".join(lines[i + 1 : j])))
+            i = j + 1
+            continue
+        if line.startswith("#"):
+            flush()
+            level = len(line) - len(line.lstrip("#"))
+            if level == 1 and title is None and not blocks:
+                title = line[1:].strip()
+            else:
+                blocks.append(Heading(max(1, level - 1), line[level:].strip()))
+        elif line.startswith("|"):
+            flush()
+            rows = []
+            while i < len(lines) and lines[i].startswith("|"):
+                cells = [c.strip() for c in lines[i].strip().strip("|").split("|")]
+                if not all(set(c) <= set("-: ") for c in cells):  # skip the |---| rule
+                    rows.append(cells)
+                i += 1
+            width = len(rows[0])
+            body = [(r + [""] * width)[:width] for r in rows[1:]]
+            blocks.append(Table(pd.DataFrame(body, columns=rows[0])))
+            continue
+        elif line.startswith("- "):
+            flush()
+            items = []
+            while i < len(lines) and (
+                lines[i].startswith("- ") or (items and lines[i].startswith("  "))
+            ):
+                if lines[i].startswith("- "):
+                    items.append(lines[i][2:].strip())
+                else:
+                    items[-1] += " " + lines[i].strip()
+                i += 1
+            blocks.append(Bullets(items))
+            continue
+        elif not line.strip():
+            flush()
+        else:
+            para.append(line)
+        i += 1
+    flush()
+    return title, blocks
