@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -151,12 +153,22 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    from xstilts import runtime
+
     try:
         if getattr(args, "device", None):
-            from xstilts import runtime
-
             runtime.use(args.device)  # checked before anything is read or written
-        return args.func(args)
+        if runtime.world() == 1 or runtime.is_main():
+            code = args.func(args)
+        else:
+            # Another process of a data-parallel launch (accelerate launch, torchrun): rank 0
+            # prints; this one's output would only repeat it. Errors still go to stderr.
+            with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
+                code = args.func(args)
+        # Left only after success: after a failure the others may be inside a collective that
+        # would never end; the launcher stops them when this process exits.
+        runtime.shutdown()
+        return code
     except XStiltsError as e:
         print(f"xstilts: error: {e}", file=sys.stderr)
         return 2

@@ -81,7 +81,9 @@ def _cmd_stage(args: argparse.Namespace) -> int:
     from xstilts.errors import ConfigError
     from xstilts.grid import build_graph
     from xstilts.grid.worker import WorkStats, build_node, set_threads
+    from xstilts.pipeline.parallel import end, follow, lead
     from xstilts.pipeline.stages import acquire_claim
+    from xstilts.runtime import is_main
 
     spec, out = _load(args)
     graph = build_graph(spec, out, echo=print)
@@ -93,16 +95,21 @@ def _cmd_stage(args: argparse.Namespace) -> int:
     missing = [d for d in node.deps if d in todo]
     if missing:
         raise ConfigError(f"stage {node.id} reads stages that are not built: {', '.join(missing)}")
+    set_threads(spec.threads)
+    if not is_main():  # a data-parallel launch: rank 0 builds, this process trains along
+        follow([node.job])
+        return 0
+    node.job = lead(node.job)
     if node.id not in todo and not args.force:
         print(f"[skip] {node.job.label} ({node.stage.key}) already done")
-        return 0
-    set_threads(spec.threads)
-    claim = acquire_claim(node.stage, spec.execution.claims, until_done=not args.force)
-    if claim is None:
-        print(f"[skip] {node.job.label} ({node.stage.key}) built by another worker meanwhile")
-        return 0
-    with claim:
-        build_node(node, claim, print, WorkStats(), force=args.force)
+    else:
+        claim = acquire_claim(node.stage, spec.execution.claims, until_done=not args.force)
+        if claim is None:
+            print(f"[skip] {node.job.label} ({node.stage.key}) built by another worker meanwhile")
+        else:
+            with claim:
+                build_node(node, claim, print, WorkStats(), force=args.force)
+    end()
     return 0
 
 

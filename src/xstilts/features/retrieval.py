@@ -118,6 +118,9 @@ class PairFeatures:
 
 class DualEncoder(Family):
     head = HeadKind.DUAL_ENCODER
+    # The loss scores each query against every answer of its batch (in-batch negatives): a
+    # data-parallel launch cannot split a batch without changing it (``training/loop.py``).
+    batch_coupled = True
 
     def encode(self, examples, tokenizer, *, max_length, labels):
         for ex in examples[:1]:

@@ -19,6 +19,7 @@ from xstilts.config import to_dict
 from xstilts.grid.graph import Graph, build_graph, grid_rows, output_dir
 from xstilts.grid.spec import Executor, GridSpec, load_grid
 from xstilts.grid.worker import WorkStats
+from xstilts.pipeline.parallel import check_local
 from xstilts.results.store import atomic_write_text
 
 __all__ = [
@@ -64,6 +65,7 @@ def dump_grid(spec: GridSpec) -> str:
 def check_executor(spec: GridSpec) -> None:
     """Executor prerequisites (packages, Slurm partition), before anything starts."""
     ex = spec.execution.executor
+    check_local(ex.value)  # under accelerate launch / torchrun: local only
     if ex in (Executor.SLURM, Executor.RAY):
         from xstilts.grid.remote import check_ray, check_slurm
 

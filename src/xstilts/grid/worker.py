@@ -21,6 +21,7 @@ from pathlib import Path
 
 from xstilts.grid.graph import Graph, Node, build_graph
 from xstilts.grid.spec import GridSpec
+from xstilts.pipeline.parallel import end, follow, lead
 from xstilts.pipeline.stages import (
     HOST,
     ClaimSettings,
@@ -32,6 +33,7 @@ from xstilts.pipeline.stages import (
     try_claim,
 )
 from xstilts.results.store import atomic_write_text
+from xstilts.runtime import is_main
 
 FAILED_DIR = ".failed"
 
@@ -217,9 +219,18 @@ def set_threads(n: int | None) -> None:
 
 
 def run_local(graph: Graph, *, echo: Callable[[str], None] = print) -> WorkStats:
+    """This process builds the stages. Under a data-parallel launch, rank 0 runs the worker
+    loop and the other processes train along (``pipeline/parallel.py``)."""
     set_threads(graph.spec.threads)
+    if not is_main():
+        follow(node.job for node in graph.nodes.values())
+        return WorkStats()
+    for node in graph.nodes.values():
+        node.job = lead(node.job)
     prepare(graph)
-    return work_loop(graph, echo=echo, stop_on_error=True)
+    stats = work_loop(graph, echo=echo, stop_on_error=True)
+    end()
+    return stats
 
 
 def _worker_main(

@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from xstilts import runtime
 from xstilts.config import (
     EvalConfig,
     MLMMode,
@@ -36,6 +37,7 @@ from xstilts.pipeline.evaluate import (
     oracle_halves,
     zero_shot_job,
 )
+from xstilts.pipeline.parallel import end, follow, lead
 from xstilts.pipeline.plan import (
     Plan,
     _mlm_training,
@@ -78,23 +80,34 @@ __all__ = [
 def run(
     cfg: RunConfig, *, data_dir: Path | None, out_dir: Path, echo: Callable[[str], None] = print
 ) -> pd.DataFrame:
-    """Run every (seed, system) of ``cfg``; return the zero-shot rows of this config."""
+    """Run every (seed, system) of ``cfg``; return the zero-shot rows of this config.
+
+    Under a data-parallel launch only rank 0 writes and returns rows; the other processes
+    train along (``pipeline/parallel.py``) and return no rows."""
     plan = plan_run(cfg, data_dir=data_dir, out_dir=out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out_dir / "config.yaml", dump_config(cfg))
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    cells = [(seed, system) for seed in cfg.seeds for system in cfg.intermediate.systems]
+    if not runtime.is_main():
+        follow(j for seed, system in cells for j in cell_jobs(plan, system, seed, _quiet))
+        return pd.DataFrame()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out_dir / "config.yaml", dump_config(cfg))
     keys = []
-    for seed in cfg.seeds:
-        for system in cfg.intermediate.systems:
-            for job in cell_jobs(plan, system, seed, echo):
-                execute(job, echo)
-                if job.stage.kind == "zero_shot":
-                    keys.append(job.stage.key)
+    for seed, system in cells:
+        for job in cell_jobs(plan, system, seed, echo):
+            execute(lead(job), echo)
+            if job.stage.kind == "zero_shot":
+                keys.append(job.stage.key)
+    end()
     rows = load_rows(out_dir / "stages")
     rows = rows[(rows["stage"] == "zero_shot") & rows["stage_key"].isin(keys)]
     atomic_write_text(out_dir / "runs.json", json.dumps({"zero_shot_stage_keys": keys}, indent=2))
     return rows.reset_index(drop=True)
+
+
+def _quiet(msg: str) -> None:
+    pass
 
 
 def cell_jobs(plan: Plan, system: tuple[str, ...], seed: int, echo=print) -> list[StageJob]:

@@ -4,6 +4,11 @@ AdamW with linear warmup/decay, gradient accumulation and clipping, dynamic padd
 length-grouped batches, periodic evaluation on an English dev subset, best and last checkpoints.
 Multi-task training interleaves the tasks' batches (proportional to their sizes): one shared
 encoder, one head per task.
+
+Data-parallel (``runtime.world() > 1``, under ``accelerate launch`` / ``torchrun``): every
+process draws the same batch plan and takes its share of each batch; DistributedDataParallel
+averages the gradients, weighted so that one optimizer step equals the single-process step on
+the whole batch. The evaluations and checkpoints are rank 0's alone (the others write nothing).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from xstilts import runtime
 from xstilts.config import ModelSelection, TrainConfig
 from xstilts.features.base import Family, Features, eval_batches, train_batches
 from xstilts.modeling.model import MultiTaskModel, save_checkpoint
@@ -159,6 +165,8 @@ def train(
     seed_everything(seed)
     dev = runtime_device()
     model.to(dev)  # before the optimizer is built: it holds the parameters it was given
+    world, main = runtime.world(), runtime.is_main()
+    net = _data_parallel(model, dev, seed) if world > 1 else model  # what a training step calls
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     rng = np.random.default_rng(seed)
     batches_per_epoch = sum(math.ceil(len(t.train) / cfg.batch_size) for t in tasks)
@@ -200,6 +208,13 @@ def train(
         )
 
     def epoch_plan() -> list[tuple[int, np.ndarray]]:
+        plan = _draw_plan()
+        # Every process draws the plan from its own identically seeded rng; a process that
+        # drew another (other data, other library versions) would train on other batches.
+        runtime.check_same(_plan_digest(plan), "the batch plan")
+        return plan
+
+    def _draw_plan() -> list[tuple[int, np.ndarray]]:
         if sampling.kind is Sampler.PROPORTIONAL and sampling.size_cap is None:
             # every batch of every task once per epoch, in random order
             plan = [(ti, b) for ti, t in enumerate(tasks) for b in task_epoch(t)]
@@ -222,14 +237,17 @@ def train(
     keep_periodic = cfg.keep_periodic or cfg.selection is ModelSelection.ORACLE_TARGET_DEV
     model.train()
     step, micro = 0, 0
-    pbar = tqdm(total=total_updates, desc=desc, leave=False, disable=None)
+    pbar = tqdm(total=total_updates, desc=desc, leave=False, disable=None if main else True)
     while step < total_updates:
         for ti, idx in epoch_plan():
             pt = tasks[ti]
-            batch = to_device(pt.family.collate(pt.train, idx, pad_id), dev)
-            labels = batch.pop("labels")
-            logits = model(pt.head_name, **batch)
-            loss = pt.family.loss(logits, labels) / cfg.grad_accum
+            if world > 1:
+                loss = _shard_loss(net, pt, idx, pad_id, dev) / cfg.grad_accum
+            else:
+                batch = to_device(pt.family.collate(pt.train, idx, pad_id), dev)
+                labels = batch.pop("labels")
+                logits = model(pt.head_name, **batch)
+                loss = pt.family.loss(logits, labels) / cfg.grad_accum
             loss.backward()
             result.examples_seen += len(idx)
             micro += 1
@@ -241,8 +259,10 @@ def train(
             optim.zero_grad(set_to_none=True)
             step += 1
             pbar.update(1)
-            pbar.set_postfix(loss=f"{loss.item() * cfg.grad_accum:.3f}")
-            if step % eval_every == 0 or step == total_updates:
+            if main:
+                pbar.set_postfix(loss=f"{loss.item() * cfg.grad_accum:.3f}")
+            at_eval = step % eval_every == 0 or step == total_updates
+            if at_eval and main:  # the other processes' scores and checkpoints would be unused
                 score = _evaluate(model, tasks, cfg, pad_id, step, result)
                 if on_eval is not None:
                     result.history.extend(on_eval(step, model))
@@ -264,10 +284,16 @@ def train(
                         out_dir / f"step-{step}",
                         {**checkpoint_meta, "step": step},
                     )
+            if at_eval and world > 1:
+                # The others wait here (on the CPU) while rank 0 evaluates and writes, rather
+                # than in the next gradient all-reduce.
+                runtime.barrier()
             if step >= total_updates:
                 break
     pbar.close()
     result.steps = step
+    if not main:
+        return result  # its stage directory is a throwaway (pipeline/parallel.py)
     save_checkpoint(model, tokenizer, out_dir / "last", {**checkpoint_meta, "step": step})
     if avg_state is not None:
         last_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -289,6 +315,64 @@ def train(
         )
         model.load_state_dict(last_state)
     return result
+
+
+def _data_parallel(model: MultiTaskModel, dev: torch.device, seed: int) -> torch.nn.Module:
+    """``model`` wrapped for data-parallel training; gradients are averaged over processes."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    net = DistributedDataParallel(
+        model,
+        device_ids=[dev.index] if dev.type == "cuda" else None,
+        # a multi-task model has a head per task and a batch uses one: the others get no grad
+        find_unused_parameters=True,
+    )
+    # DDP copied rank 0's weights to every process. From here on the processes should draw
+    # different dropout masks and masked-LM masks for their different examples: one torch
+    # stream per (seed, rank), instead of the same masks on every shard.
+    torch.manual_seed(int(np.random.SeedSequence([seed, runtime.rank()]).generate_state(1)[0]))
+    return net
+
+
+def _plan_digest(plan: list[tuple[int, np.ndarray]]) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    for ti, idx in plan:
+        h.update(np.int64(ti).tobytes())
+        h.update(np.asarray(idx, dtype=np.int64).tobytes())
+    return h.hexdigest()
+
+
+def _shard_loss(
+    net: torch.nn.Module, pt: PhaseTask, idx: np.ndarray, pad_id: int, dev: torch.device
+) -> torch.Tensor:
+    """This process's part of the loss of batch ``idx``, scaled so that DDP's gradient average
+    over the processes is the gradient of the whole batch's loss.
+
+    Process r takes rows ``idx[r::world]``. A family's loss is a mean over the batch's counted
+    targets (labels other than ``-100``: examples, or tokens for tagging and masked LM), so with
+    ``n_r`` of the ``N`` targets here, ``loss_r * n_r * world / N`` averages to the whole
+    batch's mean whatever the split (uneven shards, tokens per row). A family whose loss couples
+    the rows of a batch (in-batch negatives: ``batch_coupled``) cannot be split: every process
+    computes the whole batch and the average is that batch's gradient (no speed-up there).
+    """
+    world, rank = runtime.world(), runtime.rank()
+    if getattr(pt.family, "batch_coupled", False):
+        batch = pt.family.collate(pt.train, idx, pad_id)
+        labels = batch.pop("labels")
+        return pt.family.loss(net(pt.head_name, **to_device(batch, dev)), labels.to(dev))
+    shard = idx[rank::world]
+    # a process without rows still runs one (weight 0): DDP's all-reduce needs every process
+    batch = pt.family.collate(pt.train, shard if len(shard) else idx[:1], pad_id)
+    labels = batch.pop("labels")
+    n = int((labels != -100).sum()) if len(shard) else 0  # on the CPU: no device sync
+    total = runtime.all_sum([n])[0]
+    logits = net(pt.head_name, **to_device(batch, dev))
+    if n == 0 or total == 0:
+        # zero gradients that still reach every used parameter (the loss of no target is NaN)
+        return logits.float().sum() * 0.0
+    return pt.family.loss(logits, labels.to(dev)) * (n * world / total)
 
 
 def _evaluate(
