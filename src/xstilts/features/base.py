@@ -109,16 +109,24 @@ def family_for(head: HeadKind) -> Family:
     return FAMILIES[head]
 
 
+_loaded = False
+
+
 def _load() -> None:
-    """Import every featuriser module of ``xstilts.features`` (each registers its family)."""
+    """Import every featuriser module of ``xstilts.features`` (each registers its family);
+    once per process: listing the package directory again at every stage is wasted time."""
+    global _loaded
+    if _loaded:
+        return
     import importlib
     import pkgutil
 
     import xstilts.features as pkg
 
     for mod in pkgutil.iter_modules(pkg.__path__):
-        if mod.name != "base" and not mod.name.startswith("_"):
+        if mod.name not in ("base", "cache") and not mod.name.startswith("_"):
             importlib.import_module(f"xstilts.features.{mod.name}")
+    _loaded = True
 
 
 def train_batches(

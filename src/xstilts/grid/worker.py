@@ -79,6 +79,16 @@ def record_failure(out_dir: Path, node: Node, exc: BaseException) -> str:
     return msg
 
 
+def recorded_failures(out_dir: Path) -> set[str]:
+    """Ids of the nodes with a failure record: one directory listing per scan of the work
+    loop instead of one failed ``open`` per node to do."""
+    try:
+        names = os.listdir(out_dir / "stages" / FAILED_DIR)
+    except FileNotFoundError:
+        return set()
+    return {n.removesuffix(".json") for n in names if n.endswith(".json")}
+
+
 def recorded_failure(out_dir: Path, node_id: str) -> str | None:
     try:
         return json.loads(_failure_path(out_dir, node_id).read_text())["error"]
@@ -165,8 +175,9 @@ def work_loop(
     failed: set[str] = set()
     while True:
         todo = graph.todo()
+        recorded = recorded_failures(graph.out_dir)
         for nid in todo:
-            if nid not in failed and recorded_failure(graph.out_dir, nid):
+            if nid not in failed and nid in recorded and recorded_failure(graph.out_dir, nid):
                 failed.add(nid)
                 stats.failed[nid] = recorded_failure(graph.out_dir, nid) or "failed"
         stop = blocked(graph, failed)

@@ -14,6 +14,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from xstilts.errors import ConfigError
+from xstilts.modeling import cache
 from xstilts.modeling.heads import build_head
 from xstilts.tasks.base import HeadKind
 
@@ -76,16 +77,27 @@ def resolve_model_path(name_or_path: str) -> str:
 def load_encoder(
     name_or_path: str, *, revision: str | None = None, trust_remote_code: bool = False
 ):
-    """Pretrained encoder and tokenizer from a hub id, local directory or alias."""
+    """Pretrained encoder and tokenizer from a hub id, local directory or alias.
+
+    Both come through the in-process caches (``xstilts.modeling.cache``): a small encoder is
+    a fresh deep copy of the one loaded first, the tokenizer is shared and reset to its state
+    as loaded."""
     from transformers import AutoModel, AutoTokenizer
 
     path = resolve_model_path(name_or_path)
+    key = cache.source_key(path, revision, trust_remote_code) if cache.enabled() else None
     try:
-        tokenizer = AutoTokenizer.from_pretrained(
-            path, revision=revision, trust_remote_code=trust_remote_code
+        tokenizer = cache.tokenizer(
+            key,
+            lambda: AutoTokenizer.from_pretrained(
+                path, revision=revision, trust_remote_code=trust_remote_code
+            ),
         )
-        encoder = AutoModel.from_pretrained(
-            path, revision=revision, trust_remote_code=trust_remote_code
+        encoder = cache.module(
+            key,
+            lambda: AutoModel.from_pretrained(
+                path, revision=revision, trust_remote_code=trust_remote_code
+            ),
         )
     except OSError as e:
         first = str(e).strip().splitlines()[0]
@@ -115,18 +127,79 @@ def save_checkpoint(model: MultiTaskModel, tokenizer, out_dir: Path, meta: dict)
     (out_dir / "checkpoint.json").write_text(json.dumps(info, indent=2, sort_keys=True))
 
 
-def load_checkpoint(ckpt_dir: Path, *, dropout: float = 0.1):
-    """Rebuild a ``MultiTaskModel`` and its tokenizer from a checkpoint directory."""
+def load_checkpoint(ckpt_dir: Path, *, dropout: float = 0.1, tokenizer: bool = True):
+    """Rebuild a ``MultiTaskModel`` and its tokenizer (None unless ``tokenizer``) from a
+    checkpoint directory.
+
+    The encoder is built from its config (a deep copy of a cached skeleton when small) and
+    every weight is then loaded from the checkpoint, strictly: the skeleton's random values
+    never survive, and its non-persistent buffers (position ids) are fixed by the config."""
     from transformers import AutoConfig, AutoModel, AutoTokenizer
 
     info = json.loads((ckpt_dir / "checkpoint.json").read_text())
     heads = {t: HeadInfo(HeadKind(h["kind"]), tuple(h["labels"])) for t, h in info["heads"].items()}
-    config = AutoConfig.from_pretrained(ckpt_dir / "encoder")
-    encoder = AutoModel.from_config(config)
+    enc_dir, tok_dir = ckpt_dir / "encoder", ckpt_dir / "tokenizer"
+    on = cache.enabled()
+    encoder = cache.module(
+        cache.content_key(enc_dir, "encoder-config") if on else None,
+        lambda: AutoModel.from_config(AutoConfig.from_pretrained(enc_dir)),
+    )
     model = MultiTaskModel(encoder, heads, dropout)
     model.load_state_dict(load_file(str(ckpt_dir / "model.safetensors")), strict=True)
-    tokenizer = AutoTokenizer.from_pretrained(ckpt_dir / "tokenizer")
-    return model, tokenizer, info
+    tok = None
+    if tokenizer:
+        tok = cache.tokenizer(
+            cache.content_key(tok_dir, "tokenizer") if on else None,
+            lambda: AutoTokenizer.from_pretrained(tok_dir),
+        )
+    return model, tok, info
+
+
+@dataclass(frozen=True)
+class _StateLayout:
+    """What ``load_checkpoint(...)[0].state_dict()`` looks like for a checkpoint's config and
+    heads: its keys in order, their dtypes, and the groups of keys sharing one tensor (tied
+    weights, which all read the value loaded last)."""
+
+    keys: tuple[str, ...]
+    dtypes: tuple[torch.dtype, ...]
+    tied: tuple[tuple[str, ...], ...]
+
+
+def _state_layout(ckpt_dir: Path) -> _StateLayout:
+    state = load_checkpoint(ckpt_dir, tokenizer=False)[0].state_dict()
+    groups: dict[int, list[str]] = {}
+    for k, v in state.items():
+        if v.numel():  # empty tensors may all report address 0
+            groups.setdefault(v.data_ptr(), []).append(k)
+    return _StateLayout(
+        tuple(state),
+        tuple(v.dtype for v in state.values()),
+        tuple(tuple(g) for g in groups.values() if len(g) > 1),
+    )
+
+
+def load_checkpoint_state(ckpt_dir: Path) -> dict[str, torch.Tensor]:
+    """The weights of a checkpoint as ``load_checkpoint(ckpt_dir)[0].state_dict()`` gives
+    them (keys, order, dtypes, values, tied weights alike) without building the model: an
+    encoder transfer only reads them. The layout is learnt by building the model once per
+    encoder config and heads; a checkpoint that does not fit it is loaded the full way (which
+    raises on missing or unexpected weights, as before)."""
+    if not cache.enabled():
+        return load_checkpoint(ckpt_dir, tokenizer=False)[0].state_dict()
+    info = json.loads((ckpt_dir / "checkpoint.json").read_text())
+    enc_key = cache.content_key(ckpt_dir / "encoder", "encoder-config")
+    key = ("state-layout", enc_key, json.dumps(info["heads"], sort_keys=True))
+    lay = cache.layout(key, lambda: _state_layout(ckpt_dir))
+    state = load_file(str(ckpt_dir / "model.safetensors"))
+    if set(state) != set(lay.keys) or any(
+        state[k].dtype != d for k, d in zip(lay.keys, lay.dtypes)
+    ):
+        return load_checkpoint(ckpt_dir, tokenizer=False)[0].state_dict()
+    for group in lay.tied:
+        for k in group[:-1]:
+            state[k] = state[group[-1]]
+    return {k: state[k] for k in lay.keys}
 
 
 def copy_checkpoint(src: Path, dst: Path) -> None:

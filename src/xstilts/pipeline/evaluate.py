@@ -13,6 +13,7 @@ from xstilts.config import (
     Precision,
 )
 from xstilts.errors import ConfigError
+from xstilts.features import cache as features_cache
 from xstilts.features.base import family_for
 from xstilts.modeling.model import (
     HeadInfo,
@@ -80,7 +81,8 @@ def _target_dev_callback(plan: Plan, tokenizer, *, half: str | None = None):
         }
     family = family_for(spec.head)
     feats = {
-        lang: family.encode(
+        lang: features_cache.encode(
+            family,
             d.examples,
             tokenizer,
             max_length=plan.target.length(plan.cfg.model.max_length),
@@ -202,7 +204,8 @@ def zero_shot_job(plan: Plan, tgt: Stage | None, name: str, seed: int, echo) -> 
                     raise ConfigError(f"oracle selection: no dev_a score for language '{lang}'")
                 step = steps[lang]
                 if step not in step_models:
-                    step_models[step] = load_checkpoint(tgt.dir / f"step-{step}")[0]
+                    ckpt_dir = tgt.dir / f"step-{step}"
+                    step_models[step] = load_checkpoint(ckpt_dir, tokenizer=False)[0]
                 lang_model = step_models[step]
                 lang_protocol = {
                     **protocol,
@@ -214,8 +217,9 @@ def zero_shot_job(plan: Plan, tgt: Stage | None, name: str, seed: int, echo) -> 
                     examples = [examples[i] for i in oracle_halves(len(examples))[1]]
                     split = "dev_b"
             data = dataclasses.replace(data, examples=examples)
-            feats = family.encode(
-                data.examples, tokenizer, max_length=max_length, labels=spec.labels
+            # the same test sets in every zero-shot stage of a grid: tokenised once
+            feats = features_cache.encode(
+                family, data.examples, tokenizer, max_length=max_length, labels=spec.labels
             )
             preds = predict(
                 lang_model,
@@ -229,9 +233,10 @@ def zero_shot_job(plan: Plan, tgt: Stage | None, name: str, seed: int, echo) -> 
                 desc=f"eval {lang}",
                 bf16=ev.precision is Precision.BF16,
             )
-            write_predictions(
+            write_predictions(  # no fsync: build_stage syncs the stage before publishing it
                 tmp / "predictions" / f"{spec.name}.{split}.{lang}.jsonl",
                 (family.record(ex, p) for ex, p in zip(data.examples, preds)),
+                sync=False,
             )
             refs = family.references(data.examples)
             if any(r is None for r in refs):
@@ -267,7 +272,7 @@ def zero_shot_job(plan: Plan, tgt: Stage | None, name: str, seed: int, echo) -> 
                 )
         for lang, why in plan.missing.items():
             echo(f"       {lang}: missing, not evaluated ({why})")
-        write_rows(tmp, rows)
+        write_rows(tmp, rows, sync=False)
         return {
             "scored": sorted({r.language for r in rows}),
             "unscored": unscored,
@@ -336,7 +341,7 @@ def _retrieval_rows(
         echo=echo,
     )
     for fname, records in outcome.predictions.items():
-        write_predictions(tmp / "predictions" / fname, records)
+        write_predictions(tmp / "predictions" / fname, records, sync=False)
     base = {**protocol, "encoder": encoder_id, "encoder_selection": selection.value}
     if not spec.trainable:
         base["model_selection"] = selection.value  # of the encoder's stage, not a target's

@@ -22,12 +22,13 @@ from xstilts.config import (
     RunConfig,
     dump_config,
 )
+from xstilts.features import cache as features_cache
 from xstilts.features.base import family_for
 from xstilts.modeling.model import (
     HeadInfo,
     MultiTaskModel,
     TransferReport,
-    load_checkpoint,
+    load_checkpoint_state,
     load_encoder,
     transfer_encoder,
 )
@@ -144,9 +145,12 @@ def _phase_task(
     """Features of one task of a phase; model selection scores the first ``max_dev`` dev
     examples (the English dev subset, fixed across runs)."""
     family = family_for(spec.head)
-    train_f = family.encode(pd_.train, tokenizer, max_length=max_length, labels=pd_.labels)
+    encode = features_cache.encode  # every target stage of a grid tokenises the same sets
+    train_f = encode(family, pd_.train, tokenizer, max_length=max_length, labels=pd_.labels)
     dev = pd_.dev[:max_dev] if pd_.dev and max_dev is not None else pd_.dev
-    dev_f = family.encode(dev, tokenizer, max_length=max_length, labels=pd_.labels) if dev else None
+    dev_f = (
+        encode(family, dev, tokenizer, max_length=max_length, labels=pd_.labels) if dev else None
+    )
     return PhaseTask(
         pd_.task, family, train_f, dev_f, dev, spec.metric, pd_.labels, spec.primary_metric
     )
@@ -194,11 +198,10 @@ def _start_model(
     model = MultiTaskModel(encoder, heads, cfg.model.head_dropout)
     if source is not None:
         src = _selected(source.dir, selection)
-        src_model, _, _ = load_checkpoint(src)
+        # only the source's weights are read: no model is built for them
         report = transfer_encoder(
-            src_model.state_dict(), model, source=str(src.relative_to(plan.out_dir))
+            load_checkpoint_state(src), model, source=str(src.relative_to(plan.out_dir))
         )
-        del src_model
     else:
         report = TransferReport(
             source=f"pretrained:{cfg.model.name_or_path}",
@@ -334,9 +337,8 @@ def intermediate_job(
             desc=f"intermediate {name}",
             sampling=Sampling(ic.sampler, ic.temperature, ic.size_cap),
         )
-        write_rows(
-            tmp, _history_rows(plan, stage, result.history, name=name, seed=seed, protocol=protocol)
-        )
+        rows = _history_rows(plan, stage, result.history, name=name, seed=seed, protocol=protocol)
+        write_rows(tmp, rows, sync=False)  # build_stage syncs the stage before publishing it
         return {
             "steps": result.steps,
             "best_step": result.best_step,
@@ -409,9 +411,8 @@ def target_job(
             "model_selection": tc.selection.value,
             **plan.target.protocol,
         }
-        write_rows(
-            tmp, _history_rows(plan, stage, result.history, name=name, seed=seed, protocol=protocol)
-        )
+        rows = _history_rows(plan, stage, result.history, name=name, seed=seed, protocol=protocol)
+        write_rows(tmp, rows, sync=False)  # build_stage syncs the stage before publishing it
         return {
             "steps": result.steps,
             "best_step": result.best_step,

@@ -34,7 +34,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from xstilts.results.store import atomic_write_text
+from xstilts.results.store import atomic_write_text, sync_tree
 from xstilts.tasks.base import file_fingerprint
 
 log = logging.getLogger(__name__)
@@ -363,6 +363,13 @@ def build_stage(
         info.setdefault("cpu_s", round(time.process_time() - c0, 2))
         record = {"kind": stage.kind, "key": stage.key, "inputs": stage.inputs, **info}
         (tmp / STAGE_FILE).write_text(json.dumps(record, indent=2, sort_keys=True, default=str))
+        # Durable before visible: the stage's files are written without an fsync each
+        # (``sync=False``) and made durable here, all at once, before the rename publishes
+        # them. A crash (even a power loss) before the rename leaves only the temporary dir,
+        # removed later; once the rename is on disk, so is every byte renamed: a published
+        # stage is never half-written. The rename itself is not synced: lost in a crash, the
+        # stage is simply not done and is rebuilt.
+        sync_tree(tmp)
         if claim is not None and (claim.lost.is_set() or not claim.check()):
             raise ClaimLost(f"{stage.name}: claim taken over by another worker; not published")
         if stage.done and (replace_done or checkpoints_deleted(stage)):
