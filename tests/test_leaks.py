@@ -10,7 +10,8 @@ from xstilts.pipeline.run import plan_run
 @pytest.mark.realdata
 def test_xcopa_val_refuses_copa_val_for_model_selection(shared_data, tiny_model, tmp_path):
     raw = {
-        "name": "leak", "model": {"name_or_path": str(tiny_model)},
+        "name": "leak",
+        "model": {"name_or_path": str(tiny_model)},
         "target": {"task": "xcopa", "evaluation": {"split": "dev", "languages": ["et", "it"]}},
     }
     with pytest.raises(ConfigError, match="COPA"):
