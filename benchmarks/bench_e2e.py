@@ -69,6 +69,9 @@ from xstilts.tasks.base import HeadKind, get_task, load_split
 from xstilts.tasks.languages import XTREME, Benchmark
 from xstilts.training import loop
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_pairs import quiet_hf  # noqa: E402  (HF quiet + torch threads, restored on exit)
+
 # "other": everything else (stage bookkeeping, Trainer construction, ...)
 PHASES = ("read data", "tokenise", "model load/save", "intermediate train", "target train",
           "zero-shot predict", "score + write", "other")  # fmt: skip
@@ -416,22 +419,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.tiny and args.max_length > 128:
         ap.error("--tiny builds a model with 128 positions: --max-length must be <= 128")
     return args
-
-
-@contextlib.contextmanager
-def quiet_hf(threads: int) -> Iterator[None]:
-    """HF warnings off (the new head's 'newly initialized' notice) and torch threads fixed;
-    both restored on exit so the smoke test leaves its session as it found it."""
-    from transformers.utils import logging as hf_logging
-
-    verbosity, old_threads = hf_logging.get_verbosity(), torch.get_num_threads()
-    hf_logging.set_verbosity_error()
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old_threads)
-        hf_logging.set_verbosity(verbosity)
 
 
 def _ratio(base: float, ours: float) -> float | None:

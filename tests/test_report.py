@@ -171,15 +171,20 @@ def test_cli_report_on_a_results_directory(tmp_path, capsys):
     assert set(same.loc[same["same_data"] == True, "system"]) == {"mnli"}  # noqa: E712
 
 
-def test_cli_report_on_a_csv(tmp_path):
-    pytest.importorskip("matplotlib")
-    rows = [
+def _published_rows() -> list[tuple]:
+    """XNLI rows of two systems x two seeds, as a CSV of published numbers holds them."""
+    return [
         (t, lang, s, seed, "accuracy", 50 + 10 * (s == "mnli") + seed + i % 4)
         for t in ("xnli",)
         for i, lang in enumerate(XTREME_R[t])
         for s in ("none", "mnli")
         for seed in (1, 2)
     ]
+
+
+def test_cli_report_on_a_csv(tmp_path):
+    pytest.importorskip("matplotlib")
+    rows = _published_rows()
     out = tmp_path / "rep"
     csv = write_csv(tmp_path / "published.csv", rows)
     assert main(["report", str(csv), "--output-dir", str(out), "--bootstrap", "300"]) == 0
@@ -233,13 +238,7 @@ target  4/4
 def test_cli_report_opens_with_a_preamble(tmp_path, capsys):
     """A study's own Markdown opens both outputs: its title, bullets, table and code block."""
     pytest.importorskip("matplotlib")
-    rows = [
-        (t, lang, s, seed, "accuracy", 50 + 10 * (s == "mnli") + seed + i % 4)
-        for t in ("xnli",)
-        for i, lang in enumerate(XTREME_R[t])
-        for s in ("none", "mnli")
-        for seed in (1, 2)
-    ]
+    rows = _published_rows()
     csv = write_csv(tmp_path / "published.csv", rows)
     pre = tmp_path / "pre.md"
     pre.write_text(PREAMBLE, encoding="utf-8")
