@@ -98,7 +98,9 @@ def main() -> None:
     p.add_argument("--executor", default="local", choices=["local", "processes"])
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--threads", type=int, default=1, help="torch threads per worker")
-    p.add_argument("--n-train", type=int, default=160, help="demo training examples per task")
+    # 600 examples = 75 optimizer steps per stage; at 160 (20 steps, ~80 ms of work a stage) the
+    # ~15 ms durability + model-copy floor of a stage dominates (both figures: docs/grid.md)
+    p.add_argument("--n-train", type=int, default=600, help="demo training examples per task")
     p.add_argument("--json", help="also write the figures to this file")
     p.add_argument("--keep", help="directory to keep the output in (default: a temp dir)")
     args = p.parse_args()
