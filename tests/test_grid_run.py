@@ -316,3 +316,37 @@ def test_plan_and_status_show_running_and_failed_stages(tiny_model, demo_data, t
     finally:
         claim.release()
     assert "[ready]" in plan_text(graph)
+
+
+def test_grid_scores_also_evaluate_tasks_with_the_target_model(tiny_model, demo_data, tmp_path):
+    """A grid target's ``also_evaluate`` (MLQA scored by the XQuAD model, here XNLI files by the
+    demo NLI model) becomes one more zero-shot stage per cell, reading the same target stage."""
+    data = tmp_path / "data"
+    shutil.copytree(demo_data, data)
+    (data / "xtreme-xnli").mkdir()
+    for lang in ("en", "de"):
+        shutil.copy(data / "demo-nli" / f"test-{lang}.tsv", data / f"xtreme-xnli/test-{lang}.tsv")
+    target = {
+        "task": "demo_nli",
+        "training": TRAIN,
+        "evaluation": {"max_examples": 10, "languages": ["en", "ru"]},
+        "also_evaluate": {"xnli": {"split": "test", "languages": ["en", "de"], "max_examples": 10}},
+    }
+    spec = parse_grid(_raw(tiny_model, data, targets=[target]))
+    out = tmp_path / "out"
+    graph = build_graph(spec, out, echo=_quiet)
+    kinds = [graph.nodes[n].kind for n in graph.nodes]
+    assert kinds.count("zero_shot") == 4 and kinds.count("target") == 2  # 2 systems x 2 tasks
+    assert sorted(graph.n_languages.values()) == [2, 2, 2, 2]
+    graph, _ = run_grid(spec, out, graph=graph, echo=_quiet)
+    rows = grid_rows(graph, kinds=("zero_shot",))
+    assert set(zip(rows["task"], rows["language"])) == {
+        ("demo_nli", "en"),
+        ("demo_nli", "ru"),
+        ("xnli", "en"),
+        ("xnli", "de"),
+    }
+    # the demo English test file is the XNLI one: both tasks score the same model the same
+    en = rows[rows["language"] == "en"].groupby(["intermediate", "task"])["value"].first()
+    for system in ("none", "demo_inter"):
+        assert en[(system, "xnli")] == pytest.approx(en[(system, "demo_nli")])

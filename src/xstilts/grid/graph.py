@@ -182,6 +182,8 @@ def _cell_jobs(spec: GridSpec, inter_plan: Plan, tgt_plan: Plan, cell: Cell, ech
         )
         tgt = jobs[-1].stage
     jobs.append(zero_shot_job(tgt_plan, tgt, cell.system_name, cell.seed, echo))
+    for also in tgt_plan.also:  # other tasks scored with the same target model (MLQA by XQuAD)
+        jobs.append(zero_shot_job(also, tgt, cell.system_name, cell.seed, echo))
     return jobs
 
 
@@ -225,7 +227,11 @@ def build_graph(
         ip = inter_plans[cell.model]
         tp = plan(cell.model, cell.target, cell.source_language, ((),))
         ids = []
-        for job in _cell_jobs(spec, ip, tp, cell, echo):
+        jobs = _cell_jobs(spec, ip, tp, cell, echo)
+        evaluated = [j.stage.name for j in jobs if j.stage.kind == "zero_shot"]
+        for nid, p in zip(evaluated, [tp, *tp.also]):
+            n_lang[nid] = len(p.evaluation)
+        for job in jobs:
             nid = job.stage.name
             if nid not in nodes:
                 recipe = cell
@@ -238,7 +244,6 @@ def build_graph(
             nodes[nid].cells.append(cell)
             ids.append(nid)
         by_cell[cell] = ids
-        n_lang[ids[-1]] = len(tp.evaluation)
     _check_distinct(by_cell, spec)
     return Graph(spec, out_dir, nodes, by_cell, time.perf_counter() - t0, n_lang)
 
