@@ -70,7 +70,7 @@ from xstilts.tasks.languages import XTREME, Benchmark
 from xstilts.training import loop
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_pairs import quiet_hf  # noqa: E402  (HF quiet + torch threads, restored on exit)
+from bench_pairs import quiet_hf, write_figures  # noqa: E402  (HF quiet + torch threads, restored on exit)
 
 # "other": everything else (stage bookkeeping, Trainer construction, ...)
 PHASES = ("read data", "tokenise", "model load/save", "intermediate train", "target train",
@@ -496,10 +496,7 @@ def main(argv: list[str] | None = None) -> dict:
         "accuracy": {"xstilts": acc_x, "baseline": acc_b},
     }
     print_report(results)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(results, indent=2))
-        print(f"figures written to {args.json}")
+    write_figures(args.json, results)
     return results
 
 

@@ -609,11 +609,16 @@ def main(argv: list[str] | None = None) -> dict:
     with quiet_hf(args.threads):
         results = run_benchmark(args)
     print_report(results)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(results, indent=2))
-        print(f"figures written to {args.json}")
+    write_figures(args.json, results)
     return results
+
+
+def write_figures(path: Path | None, results: dict) -> None:
+    """The figures as JSON at ``path`` (when given), for comparing runs."""
+    if path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(results, indent=2))
+        print(f"figures written to {path}")
 
 
 def run_benchmark(args: argparse.Namespace) -> dict:

@@ -205,8 +205,11 @@ def shutdown() -> None:
         return
     import torch.distributed as dist
 
-    _control = None
+    control, _control = _control, None
     if dist.is_initialized():
+        # every process reaches this point before any tears the group down: gloo aborts a
+        # process (std::terminate) whose peer closed the connection under a pending receive
+        dist.barrier(group=control)
         dist.destroy_process_group()
 
 
