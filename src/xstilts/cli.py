@@ -167,7 +167,16 @@ def main(argv: list[str] | None = None) -> int:
                 code = args.func(args)
         # Left only after success: after a failure the others may be inside a collective that
         # would never end; the launcher stops them when this process exits.
+        launched = runtime.world() > 1
         runtime.shutdown()
+        if launched and __name__ == "__main__":
+            # A launched process ends here, skipping interpreter teardown: gloo's background
+            # threads can still be joinable when C++ destructors run at exit, which aborts the
+            # process (std::terminate) after its work is done and makes the launcher report a
+            # failure. Everything this process wrote is closed; flush what it printed.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
         return code
     except XStiltsError as e:
         print(f"xstilts: error: {e}", file=sys.stderr)
