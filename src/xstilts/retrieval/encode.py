@@ -249,6 +249,13 @@ class Encoder:
         pad = getattr(self.tokenizer, "pad_token_id", None)
         return pad if pad is not None else 0
 
+    def _cached(self, key: dict, rows: int) -> np.ndarray | None:
+        """The cached vectors of ``key`` when there are any and they have ``rows`` rows."""
+        if self.cache is None:
+            return None
+        hit = self.cache.get(key)
+        return hit if hit is not None and hit.shape[0] == rows else None
+
     def _key(self, fp: str, what: dict) -> dict:
         return {"encoder": self.encoder_id, "texts": fp, "max_length": self.max_length, **what}
 
@@ -260,11 +267,10 @@ class Encoder:
         fp = texts_fingerprint(texts)
         out: dict[int, np.ndarray] = {}
         keys = {lay: self._key(fp, {"layer": lay, "pooling": pooling}) for lay in layers}
-        if self.cache is not None:
-            for lay, key in keys.items():
-                hit = self.cache.get(key)
-                if hit is not None and hit.shape[0] == len(texts):
-                    out[lay] = hit
+        for lay, key in keys.items():
+            hit = self._cached(key, len(texts))
+            if hit is not None:
+                out[lay] = hit
         missing = [lay for lay in layers if lay not in out]
         if missing:
             ids, tti = tokenize(self.tokenizer, texts, None, max_length=self.max_length)
@@ -289,10 +295,9 @@ class Encoder:
         """``[n, hidden]`` outputs of a single-output head (the dual encoder) for every text
         (or ``(text, pair)``), cached."""
         key = self._key(texts_fingerprint(texts, pairs), {"head": "dual_encoder"})
-        if self.cache is not None:
-            hit = self.cache.get(key)
-            if hit is not None and hit.shape[0] == len(texts):
-                return hit
+        hit = self._cached(key, len(texts))
+        if hit is not None:
+            return hit
         ids, tti = tokenize(self.tokenizer, texts, pairs, max_length=self.max_length)
         vecs = encode_rows(
             self.model, self.task, ids, tti, pad_id=self.pad_id, batch_tokens=self.batch_tokens
@@ -306,10 +311,9 @@ class Encoder:
         candidate descriptions), written chunk by chunk into a cached ``.npy`` memmap so
         memory holds one chunk of tokens and vectors at a time."""
         key = self._key(fingerprint, {"head": "dual_encoder", "rows": n})
-        if self.cache is not None:
-            hit = self.cache.get(key)
-            if hit is not None and hit.shape[0] == n:
-                return hit
+        hit = self._cached(key, n)
+        if hit is not None:
+            return hit
         out, tmp, done = None, None, 0
         try:
             for texts, pairs in chunks:
