@@ -8,6 +8,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from _export import check_export
 from safetensors import safe_open
 
 from xstilts.config import RunConfig, from_dict
@@ -119,6 +120,7 @@ def test_siqa_then_copa_then_xcopa(tiny_model, mc_data, tmp_path):
     preds = next((out / "stages").glob("zero_shot-*/predictions/xcopa.test.zh.jsonl"))
     records = [json.loads(x) for x in preds.read_text().splitlines()]
     assert len(records) == 10 and {r["pred"] for r in records} <= {"0", "1"}
+    assert {f["task"] for f in check_export(out)} == {"xcopa"}
 
 
 def test_evaluating_xcopa_val_refuses_copa_val_for_selection(tiny_model, mc_data, tmp_path):

@@ -7,6 +7,7 @@ import random
 from pathlib import Path
 
 import pytest
+from _export import check_export
 from safetensors import safe_open
 
 from xstilts.config import RunConfig, from_dict
@@ -130,6 +131,13 @@ def test_xquad_trained_on_tydiqa_end_to_end(tiny_model, qa_data, tmp_path):
     assert len(records) == 10
     assert all(r["pred"] in contexts[r["guid"]] and r["gold"] for r in records)
 
+    # the xtreme layout beside the run rescores to the rows (xstilts score's own scorer)
+    files = check_export(out)
+    assert {(f["task"], f["language"], f["split"]) for f in files} == {
+        ("xquad", "en", "test"),
+        ("xquad", "de", "test"),
+    }
+
 
 def test_stripped_tydiqa_dev_is_predicted_not_scored(tiny_model, qa_data, tmp_path):
     out = tmp_path / "run"
@@ -144,6 +152,9 @@ def test_stripped_tydiqa_dev_is_predicted_not_scored(tiny_model, qa_data, tmp_pa
         json.loads(x) for x in (zs / "predictions/tydiqa.dev.sw.jsonl").read_text().splitlines()
     ]
     assert len(records) == 6 and all(r["gold"] is None for r in records)
+    # predictions are exported; no gold file for an unlabelled split
+    files = check_export(out, labelled=False)
+    assert {f["language"] for f in files} == {"en", "sw"} and {f["split"] for f in files} == {"dev"}
 
 
 def test_cli_duplicate_evaluation_id_is_one_line_error(tiny_model, qa_data, tmp_path, capsys):

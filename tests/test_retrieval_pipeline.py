@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _export import check_export
 from _retrieval_fixtures import (
     write_bucc,
     write_mewslix,
@@ -69,6 +70,8 @@ def test_tatoeba_base_and_intermediate_then_resume(tiny_model, data, tmp_path, m
     assert proto["layer"] == 1 and proto["pooling"] == "mean"
     assert proto["layer_selection"] == "default" and "relative depth" in proto["layer_rule"]
     assert proto["headline_direction"].startswith("en2xx")
+    # exported in the official direction (en2xx), rescored equal to 'accuracy'
+    assert len(check_export(out)) == 3 * 2
     # no target stage: the intermediate encoder is evaluated directly
     assert not list((out / "stages").glob("target-*"))
     enc = {r["intermediate"]: r["protocol"]["encoder"] for _, r in rows.iterrows()}
@@ -150,6 +153,8 @@ def test_bucc_threshold_from_sample_split(tiny_model, demo_data, tmp_path):
     assert (rows["n_examples"] == 20).all()
     # shared names and digits align many pairs: F1 well above zero
     assert rows.set_index("metric").loc["f1", "value"] > 10
+    # the prediction records hold the gold pairs too, so the export rescores the language
+    assert [f["task"] for f in check_export(tmp_path / "run")] == ["bucc2018"]
 
 
 def test_lareqa_dual_encoder_train_and_pooled_eval(tiny_model, demo_data, tmp_path):
@@ -171,6 +176,8 @@ def test_lareqa_dual_encoder_train_and_pooled_eval(tiny_model, demo_data, tmp_pa
     assert rows["value"].between(0, 100).all() and (rows["n_examples"] == 30).all()
     proto = rows.iloc[0]["protocol"]
     assert proto["pool_languages"] == ["de", "en", "es"] and proto["pool_size"] == 90
+    manifest = json.loads((tmp_path / "run" / "xtreme" / "manifest.json").read_text())
+    assert not manifest["files"] and {s["task"] for s in manifest["skipped"]} == {"lareqa"}
     stage = next((tmp_path / "run" / "stages").glob("target-*"))
     hist = [json.loads(x) for x in (stage / "rows.jsonl").read_text().splitlines()]
     assert {h["metric"] for h in hist} == {"map@20"}  # English dev mAP@20 for model selection
@@ -208,6 +215,7 @@ def test_mewslix_train_and_chunked_pool(tiny_model, demo_data, tmp_path, monkeyp
         .splitlines()[0]
     )
     assert pred["gold"] == "Q10" and len(pred["pred"]) == 20
+    assert {f["language"] for f in check_export(out)} == {"de", "es"}
     cached = [np.load(p, mmap_mode="r") for p in (out / "cache" / "embeddings").glob("*.npy")]
     assert any(a.shape == (100, 32) for a in cached)  # the whole pool, one memmap
 

@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from _export import check_export
 
 from xstilts.config import RunConfig, from_dict
 from xstilts.pipeline import run as run_mod
@@ -118,6 +119,10 @@ def test_panx_every_language_scored_every_word_predicted(tiny_model, data, tmp_p
     hist = load_rows(out)
     tgt = hist[(hist["stage"] == "target") & (hist["metric"] == "f1")]
     assert len(set(tgt["step"])) >= 2
+
+    # one submission per system, tag files rescored by xstilts score's scorer equal the rows
+    files = check_export(out)
+    assert {f["submission"].split("/")[1] for f in files} == {"none", "demo_inter"}
 
 
 CONLLU_DE = """\

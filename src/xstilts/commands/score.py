@@ -16,6 +16,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
         Benchmark(args.benchmark),
         strict=args.strict,
         extras=args.extras,
+        partial=args.partial,
     )
     out = write_scores(scores, args.output)
     for line in summary_lines(scores):
@@ -53,5 +54,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--extras",
         action="store_true",
         help="also report xstilts extras (UD-POS token accuracy) under 'xstilts_extras'",
+    )
+    p.add_argument(
+        "--partial",
+        action="store_true",
+        help="score a task on the languages that have files (listed under 'xstilts_partial', "
+        "left out of group averages) instead of failing on a missing language file",
     )
     p.set_defaults(func=_cmd_score)

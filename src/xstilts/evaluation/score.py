@@ -61,6 +61,7 @@ QA_TASKS = frozenset({"xquad", "mlqa", "tydiqa"})
 UNSCORABLE = frozenset({"lareqa"})
 XTREME_R_AVERAGE_KEY = "xstilts_xtreme_r_average"
 EXTRAS_KEY = "xstilts_extras"
+PARTIAL_KEY = "xstilts_partial"  # --partial: task -> languages without a file (never in groups)
 
 
 def suffixes(task: str) -> tuple[str, ...]:
@@ -279,6 +280,22 @@ SCORERS: dict[str, _Scorer] = {
 }
 
 
+def score_file(
+    task: str, language: str, predictions: str | Path, labels: str | Path, *, strict: bool = False
+) -> dict[str, float]:
+    """One language file of one task, scored as ``score_folders`` scores it (no averages)."""
+    if task not in SCORERS:
+        raise DataError(Path(predictions), f"no scorer for task {task!r}")
+    return SCORERS[task](Path(predictions), Path(labels), task, language, _Issues(strict))
+
+
+def _has_pair(pred_dir: Path, label_dir: Path, task: str, lang: str) -> bool:
+    return all(
+        any((d / task / f"test-{lang}.{s}").is_file() for s in suffixes(task))
+        for d in (pred_dir, label_dir)
+    )
+
+
 def _subdirs(folder: Path, what: str) -> list[str]:
     if not folder.is_dir():
         raise DataError(folder, f"{what} folder not found")
@@ -316,6 +333,7 @@ def score_folders(
     *,
     strict: bool = False,
     extras: bool = False,
+    partial: bool = False,
 ) -> dict:
     """Score ``predictions`` against ``labels`` as ``evaluate.py`` does; returns the JSON dict.
 
@@ -323,7 +341,10 @@ def score_folders(
     gold, blank lines, unexpected files or task folders, predicted labels outside the label
     file's values) into :class:`DataError` s naming the file. Count mismatches and missing
     language files are errors either way. ``extras`` adds ``xstilts_extras`` (UD-POS token
-    accuracy beside its span F1).
+    accuracy beside its span F1). ``partial`` scores a task on the languages that have files
+    (a missing one is otherwise an error, as in ``evaluate.py``); such a task's averages cover
+    only those languages, it is listed under ``xstilts_partial`` and left out of every group
+    and overall average.
     """
     bench = Benchmark(benchmark)
     pred_dir, label_dir = Path(predictions), Path(labels)
@@ -339,12 +360,21 @@ def score_folders(
 
     detailed: dict[str, dict] = {}
     extra_scores: dict[str, dict] = {}
+    missing_langs: dict[str, list[str]] = {}
     for task, langs in table.items():
         if task in UNSCORABLE or task not in pred_tasks or task not in label_tasks:
             continue
         _check_extra_files(pred_dir, task, langs, issues)
         score: dict = {}
         accs: dict[str, float] = {}
+        if partial:
+            absent = [lang for lang in langs if not _has_pair(pred_dir, label_dir, task, lang)]
+            if absent:
+                missing_langs[task] = absent
+                langs = tuple(lang for lang in langs if lang not in absent)
+                log.warning("%s: no files for %s; scored without them", task, ", ".join(absent))
+            if not langs:
+                continue
         for lang in langs:
             pred_path = _find(pred_dir, task, lang)
             label_path = _find(label_dir, task, lang)
@@ -367,19 +397,22 @@ def score_folders(
             extra_scores[task] = {"accuracy": accs, "avg_accuracy": sum(accs.values()) / len(accs)}
 
     overall: dict = {}
+    complete = {t: s for t, s in detailed.items() if t not in missing_langs}
     scorable = [t for t in table if t not in UNSCORABLE]
-    if bench is Benchmark.XTREME and set(table) == set(detailed):
-        overall["all_task"] = sum(detailed[t]["avg_metric"] for t in table) / len(table)
+    if bench is Benchmark.XTREME and set(table) == set(complete):
+        overall["all_task"] = sum(complete[t]["avg_metric"] for t in table) / len(table)
     for group, tasks in GROUPS[bench].items():
-        if all(t in detailed for t in tasks):
-            overall[group] = sum(detailed[t]["avg_metric"] for t in tasks) / len(tasks)
-    if bench is Benchmark.XTREME_R and all(t in detailed for t in scorable):
-        overall[XTREME_R_AVERAGE_KEY] = sum(detailed[t]["avg_metric"] for t in scorable) / len(
+        if all(t in complete for t in tasks):
+            overall[group] = sum(complete[t]["avg_metric"] for t in tasks) / len(tasks)
+    if bench is Benchmark.XTREME_R and all(t in complete for t in scorable):
+        overall[XTREME_R_AVERAGE_KEY] = sum(complete[t]["avg_metric"] for t in scorable) / len(
             scorable
         )
     overall.update(detailed)
     if extra_scores:
         overall[EXTRAS_KEY] = extra_scores
+    if missing_langs:
+        overall[PARTIAL_KEY] = missing_langs
     return overall
 
 
@@ -401,9 +434,11 @@ def summary_lines(scores: dict) -> list[str]:
         if isinstance(value, float):
             lines.append(f"{key:24} {value:6.2f}")
     for key, value in scores.items():
-        if isinstance(value, dict) and key != EXTRAS_KEY:
+        if isinstance(value, dict) and key not in (EXTRAS_KEY, PARTIAL_KEY):
             avgs = ", ".join(f"{k[4:]}={v:.2f}" for k, v in value.items() if k.startswith("avg_"))
-            lines.append(f"{key:24} {avgs}")
+            absent = scores.get(PARTIAL_KEY, {}).get(key)
+            note = f"  (partial: no {', '.join(absent)})" if absent else ""
+            lines.append(f"{key:24} {avgs}{note}")
     for task, extra in scores.get(EXTRAS_KEY, {}).items():
         lines.append(f"{task + ' (extra)':24} token accuracy={extra['avg_accuracy']:.2f}")
     return lines

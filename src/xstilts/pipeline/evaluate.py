@@ -274,6 +274,14 @@ def zero_shot_job(plan: Plan, tgt: Stage | None, name: str, seed: int, echo) -> 
             echo(f"       {lang}: missing, not evaluated ({why})")
         write_rows(tmp, rows, sync=False)
         return {
+            # who this stage is, for readers of a stage without rows (all unscored): export
+            "cell": {
+                "run": cfg.name,
+                "model": cfg.model.name_or_path,
+                "intermediate": name,
+                "seed": seed,
+                "target": cfg.target.task,
+            },
             "scored": sorted({r.language for r in rows}),
             "unscored": unscored,
             "missing": plan.missing,

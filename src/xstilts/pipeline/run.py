@@ -56,6 +56,7 @@ from xstilts.results.store import (
     load_rows,
     write_rows,
 )
+from xstilts.results.xtreme_layout import export_xtreme
 from xstilts.tasks.base import HeadKind, TaskSpec, get_task
 from xstilts.training.loop import PhaseTask, Sampling, seed_everything, train
 
@@ -104,6 +105,8 @@ def run(
     rows = load_rows(out_dir / "stages")
     rows = rows[(rows["stage"] == "zero_shot") & rows["stage_key"].isin(keys)]
     atomic_write_text(out_dir / "runs.json", json.dumps({"zero_shot_stage_keys": keys}, indent=2))
+    export = export_xtreme(out_dir)  # every finished zero-shot stage, ready for xstilts score
+    echo(f"xtreme layout: {export.out} ({len(export.submissions)} submission(s))")
     return rows.reset_index(drop=True)
 
 

@@ -264,8 +264,27 @@ def _bucc(spec, evaluation, enc, rep, rc: RetrievalConfig, *, aux: Aux, split, e
             pred = bucc.extract(test_c2s[layer], th)
             scores[(lang, layer)] = spec.metric(sorted(test_gold), pred, language=lang)
             info[(lang, layer)] = {"threshold": th, "threshold_source": source}
+            # every predicted pair and every gold pair, flagged: the file alone rescores the
+            # language (xstilts export writes both sides in xtreme's layout)
+            chosen = set(pred)
             predicted[(lang, layer)] = [
-                {"src": a, "trg": b, "score": test_c2s[layer][(a, b)]} for a, b in pred
+                {
+                    "src": a,
+                    "trg": b,
+                    "score": test_c2s[layer][(a, b)],
+                    "pred": True,
+                    "gold": (a, b) in test_gold,
+                }
+                for a, b in pred
+            ] + [
+                {
+                    "src": a,
+                    "trg": b,
+                    "score": test_c2s[layer].get((a, b)),
+                    "pred": False,
+                    "gold": True,
+                }
+                for a, b in sorted(test_gold - chosen)
             ]
         shown = rep.headline if rep.headline is not None else rep.layers[-1]
         echo(f"       {lang} (layer {shown}): f1 {scores[(lang, shown)]['f1']:.2f}")
