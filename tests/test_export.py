@@ -139,9 +139,12 @@ def test_clash_splits_submission_and_reexport_replaces(tmp_path):
     _stage(tmp_path, "a", recs, target="xnli-from-dev", run="r1")
     _stage(tmp_path, "b", recs, target="xnli-from-mnli", run="r1")
     _stage(tmp_path, "c", recs, system="rte+sick", seed=2, target="xnli")
+    _stage(tmp_path, "f", {("xcopa", "test", "et"): RECORDS[("xcopa", "test", "et")]})
     (tmp_path / "stages" / ".zero_shot-d.tmp").mkdir()  # a stage being built: ignored
     report = export_xtreme(tmp_path)
+    # only the clashing task moves; XCOPA stays in the plain seed folder
     assert report.submissions == [
+        "org--enc/none/seed0",
         "org--enc/none/seed0.xnli-from-dev",
         "org--enc/none/seed0.xnli-from-mnli",
         "org--enc/rte+sick/seed2",

@@ -14,8 +14,9 @@ shared data) so a dev folder is never mistaken for a test submission. Gold files
 only where every example has gold (the shared TyDiQA-GoldP dev files are unlabelled: their
 predictions are exported, their labels are not). LAReQA has no scorer in ``evaluate.py`` and is
 left out (listed under ``skipped``). If two targets of one (model, system, seed) evaluate the
-same task and language (e.g. XQuAD after SQuAD and after TyDiQA training), that submission is
-split per target: ``seed<k>.<target>/`` (by run and target, or stage key, if that is not enough).
+same task and language (e.g. XQuAD after SQuAD and after TyDiQA training), that task's files
+move to ``seed<k>.<target>/`` (by run and target, or stage key, if that is not enough); the
+other tasks stay together in ``seed<k>/``.
 
 The whole tree is built beside the destination and swapped in with renames: a reader sees the
 old export or the new one, never half of one.
@@ -191,22 +192,23 @@ _QUALIFIERS: tuple[Callable[[dict], str], ...] = (
 
 
 def _submission_dirs(entries: list[dict]) -> None:
-    """Set each entry's submission folder. A (model, system, seed) whose stages evaluate one
-    task and language twice is split: by target, else by run and target, else by stage key."""
+    """Set each entry's submission folder. When stages of one (model, system, seed) evaluate a
+    task in the same language twice, that task's files (only that task's) move to folders
+    qualified by target, else by run and target, else by stage key as well."""
     groups: dict[tuple, list[dict]] = {}
     for e in entries:
-        groups.setdefault((e["model"], e["system"], e["seed"]), []).append(e)
-    for (model, system, seed), members in groups.items():
-        keys: dict[tuple, set[str]] = {}
+        groups.setdefault((e["model"], e["system"], e["seed"], e["task"]), []).append(e)
+    for (model, system, seed, _task), members in groups.items():
+        keys: dict[str, set[str]] = {}
         for e in members:
-            keys.setdefault((e["task"], e["language"]), set()).add(e["stage_key"])
+            keys.setdefault(e["language"], set()).add(e["stage_key"])
         qualify = None
         if any(len(k) > 1 for k in keys.values()):
             for q in _QUALIFIERS:
-                labels: dict[tuple, set[str]] = {}
+                labels: dict[str, set[str]] = {}
                 for e in members:
-                    labels.setdefault((e["task"], e["language"]), set()).add(q(e))
-                if all(len(labels[tl]) == len(keys[tl]) for tl in keys):
+                    labels.setdefault(e["language"], set()).add(q(e))
+                if all(len(labels[lang]) == len(keys[lang]) for lang in keys):
                     qualify = q
                     break
         for e in members:
