@@ -71,8 +71,8 @@ def _json(obj: object) -> str:
 class _Format:
     suffix: str
     pred: Callable[[list[dict]], str]
-    gold: Callable[[list[dict]], str] | None  # None: this task's records carry no gold to write
-    labelled: Callable[[dict], bool] = lambda r: r.get("gold") is not None
+    gold: Callable[[list[dict]], str]
+    labelled: Callable[[dict], bool] = lambda r: r.get("gold") is not None  # has gold to write
 
 
 def _label_lines(key: str) -> Callable[[list[dict]], str]:
@@ -89,16 +89,15 @@ def _bucc(gold: bool) -> Callable[[list[dict]], str]:
     return lambda recs: _lines([f"{r['src']}\t{r['trg']}" for r in recs if r.get(key, True)])
 
 
+_TAGS = _Format(
+    "tsv", lambda rs: _tags([r["pred"] for r in rs]), lambda rs: _tags([r["gold"] for r in rs])
+)
 FORMATS: dict[str, _Format] = {
     "xnli": _Format("tsv", _label_lines("pred"), _label_lines("gold")),
     "pawsx": _Format("tsv", _label_lines("pred"), _label_lines("gold")),
     "xcopa": _Format("jsonl", _xcopa("pred"), _xcopa("gold")),
-    "udpos": _Format(
-        "tsv", lambda rs: _tags([r["pred"] for r in rs]), lambda rs: _tags([r["gold"] for r in rs])
-    ),
-    "panx": _Format(
-        "tsv", lambda rs: _tags([r["pred"] for r in rs]), lambda rs: _tags([r["gold"] for r in rs])
-    ),
+    "udpos": _TAGS,
+    "panx": _TAGS,
     # the official Tatoeba direction: each English sentence's nearest non-English sentence
     "tatoeba": _Format("tsv", _label_lines("en2xx"), _label_lines("gold")),
     "bucc2018": _Format("tsv", _bucc(gold=False), _bucc(gold=True), lambda r: "gold" in r),
@@ -234,7 +233,7 @@ def export_xtreme(root: str | Path, out: str | Path | None = None) -> ExportRepo
             pred = tmp / e["submission"] / "predictions" / e["task"] / name
             pred.parent.mkdir(parents=True, exist_ok=True)
             pred.write_text(fmt.pred(records), encoding="utf-8")
-            labelled = fmt.gold is not None and bool(records) and all(map(fmt.labelled, records))
+            labelled = bool(records) and all(map(fmt.labelled, records))
             if labelled:
                 gold = tmp / e["submission"] / "labels" / e["task"] / name
                 gold.parent.mkdir(parents=True, exist_ok=True)
