@@ -188,3 +188,62 @@ def test_who_gains_recovers_a_planted_typology_correlation(tmp_path):
     assert g.at["syntactic", "rho"] == pytest.approx(1.0)
     assert g.at["syntactic", "p_holm"] < 0.05 and g.at["syntactic", "n"] == 14
     assert g.at["fertility", "note"] == "unavailable"
+
+
+def test_tatoeba_records_rescore_in_the_official_direction(tmp_path):
+    # Tatoeba's records hold both directions (en2xx, xx2en) and no 'pred': the report rescored
+    # them with the generic reader and stopped ("field 'pred': missing") on a real grid
+    from test_analysis_fixtures import _row
+
+    from xstilts.results.store import write_predictions, write_rows
+
+    rng = np.random.default_rng(0)
+    n = 40
+    for system in ("none", "sick"):
+        for seed in (0, 1):
+            key = f"tatoeba-{system}-{seed}"
+            stage = tmp_path / "stages" / f"zero_shot-{key}"
+            rows = []
+            for lang in ("de", "fr"):
+                hit = rng.random(n) < (0.3 if system == "none" else 0.6)
+                en2xx = [i if h else (i + 1) % n for i, h in enumerate(hit)]
+                xx2en = [i if rng.random() < 0.9 else (i + 2) % n for i in range(n)]
+                recs = [{"guid": f"{lang}-{i + 1}", "line": i + 1, "en2xx": e, "xx2en": x,
+                         "gold": i} for i, (e, x) in enumerate(zip(en2xx, xx2en))]  # fmt: skip
+                write_predictions(stage / "predictions" / f"tatoeba.test.{lang}.jsonl", recs)
+                acc = 100.0 * float(np.mean(hit))
+                xx = 100.0 * float(np.mean([x == i for i, x in enumerate(xx2en)]))
+                rows += [_row("tatoeba", lang, "accuracy", acc, n, seed, system, key),
+                         _row("tatoeba", lang, "accuracy_xx2en", xx, n, seed, system, key)]  # fmt: skip
+            write_rows(stage, rows)
+    d = analyze(load_results(tmp_path), FAST).deltas.set_index(["task", "language", "system"])
+    de = d.loc[("tatoeba", "de", "sick")]
+    assert de["resampling"] == "seeds × examples" and not de["note"]
+    assert de["ci_lo"] < de["delta"] < de["ci_hi"]
+
+
+def test_grid_option_keeps_only_the_grids_current_cells(tmp_path):
+    root = write_tree(
+        tmp_path / "r", systems=("none", "mnli"), seeds=(1,), pos=False, history=False
+    )
+    # a stale evaluation of the same (task, language, system, seed), written later: e.g. the
+    # stage of an earlier size of the grid
+    src = root / "stages" / "zero_shot-none-1" / "rows.jsonl"
+    stale = [json.loads(x) for x in src.read_text().splitlines()]
+    for r in stale:
+        r.update(stage_key="old-none-1", value=1.0, time="2999-01-01T00:00:00+00:00")
+    old = root / "stages" / "zero_shot-old-none-1"
+    old.mkdir()
+    (old / "rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in stale))
+    cells = [{"stages": ["zero_shot-none-1"]}, {"stages": ["zero_shot-mnli-1"]}]
+    (root / "grids").mkdir()
+    (root / "grids" / "g.cells.jsonl").write_text("".join(json.dumps(c) + "\n" for c in cells))
+
+    everything = load_results(root)
+    assert any("appear in several stages (e.g. ('xnli', 'ar', 'none', 1))" in n
+               for n in everything.notes)  # fmt: skip
+    grid = load_results(root, grid="g")
+    assert not any("several stages" in n for n in grid.notes)
+    assert (grid.scores.xs("none", level="system")["score"] > 1.0).all()
+    with pytest.raises(ConfigError, match=r"--grid 'h': no .*grids here: \['g'\]"):
+        load_results(root, grid="h")

@@ -28,7 +28,9 @@ trap 'rm -f "$preamble"' EXIT
   "$xstilts" grid status "$here/grid.yaml" --data-dir "$data" --output-dir "$out" 2>/dev/null
   printf '```\n'
 } > "$preamble"
-"$xstilts" report "$out" --output-dir "$here/report" --benchmark xtreme-r --preamble "$preamble"
+# --grid: only this grid's current cells (the output dir also holds stages of its first sizes)
+"$xstilts" report "$out" --grid cpu-minilm --output-dir "$here/report" --benchmark xtreme-r \
+  --preamble "$preamble"
 cp "$here/report/report.md" "$here/REPORT.md"
 sed -i 's#](figures/#](report/figures/#g' "$here/REPORT.md"
 echo "report: $here/REPORT.md (HTML: $here/report/report.html)"

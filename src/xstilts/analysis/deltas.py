@@ -63,7 +63,7 @@ def cell_stats(
             path = ev.predictions if ev is not None else None
             if path is None or not path.is_file():
                 return CellStats(None, rescorer, 0, f"predictions missing: {path}")
-            records = read_predictions(path)
+            records = read_predictions(path, rescorer.pred_field)
             ids = example_ids(records)
             if len(set(ids)) != len(ids):
                 ids = [f"pos:{i}" for i in range(len(records))]

@@ -68,13 +68,19 @@ class Results:
         return self.kind == "results"
 
 
-def load_results(path: str | Path, *, model: str | None = None) -> Results:
-    """Read a results directory or a long-format CSV (``task,language,system,seed,metric,value``)."""
+def load_results(path: str | Path, *, model: str | None = None, grid: str | None = None) -> Results:
+    """Read a results directory or a long-format CSV (``task,language,system,seed,metric,value``).
+
+    ``grid``: only the stages of the grid of that name in the directory (its current cells, as
+    ``grids/<grid>.cells.jsonl`` lists them), not stages left by earlier sizes of it or by
+    other configs sharing the directory."""
     path = Path(path)
     if path.is_file():
+        if grid is not None:
+            raise ConfigError(f"--grid needs a results directory, not the file {path}")
         return load_csv(path)
     if path.is_dir():
-        return load_results_dir(path, model=model)
+        return load_results_dir(path, model=model, grid=grid)
     raise DataError(path, "not found (give a results directory or a CSV file)")
 
 
@@ -140,11 +146,36 @@ def _stage_dirs(root: Path) -> dict[str, Path]:
     return out
 
 
-def load_results_dir(root: Path, *, model: str | None = None) -> Results:
+def grid_stage_keys(root: Path, grid: str) -> set[str]:
+    """Stage keys of every cell of grid ``grid`` written under ``root`` (by ``grid run``)."""
+    path = root / "grids" / f"{grid}.cells.jsonl"
+    if not path.is_file():
+        known = sorted(
+            p.name.removesuffix(".cells.jsonl") for p in root.glob("grids/*.cells.jsonl")
+        )
+        raise ConfigError(f"--grid {grid!r}: no {path} (grids here: {known or 'none'})")
+    keys = set()
+    with open(path, encoding="utf-8") as f:
+        for line, text in enumerate(f, start=1):
+            if not text.strip():
+                continue
+            try:
+                stages = json.loads(text)["stages"]
+            except (json.JSONDecodeError, KeyError, TypeError):
+                raise DataError(path, "not a grid cell record", line=line, field="stages") from None
+            keys.update(s.split("-", 1)[1] for s in stages)
+    return keys
+
+
+def load_results_dir(root: Path, *, model: str | None = None, grid: str | None = None) -> Results:
     rows = load_rows(root)
     if rows.empty:
         raise DataError(root, f"no result rows ({ROWS_FILE}) under this directory")
     notes: list[str] = []
+    if grid is not None:
+        rows = rows[rows["stage_key"].isin(grid_stage_keys(root, grid))]
+        if rows.empty:
+            raise DataError(root, f"no result rows of grid {grid!r} yet")
     models = sorted(rows["model"].dropna().unique())
     if model is not None:
         if model not in models:
@@ -217,8 +248,9 @@ def _latest_stage(zs: pd.DataFrame, notes: list[str]) -> pd.DataFrame:
     if dup.empty:
         return zs
     latest = zs.sort_values("time").groupby(list(SCORE_KEY))["stage_key"].last()
+    example = tuple(x.item() if hasattr(x, "item") else x for x in dup.index[0])
     notes.append(
-        f"{len(dup)} evaluation(s) appear in several stages (e.g. {dup.index[0]}); the most "
+        f"{len(dup)} evaluation(s) appear in several stages (e.g. {example}); the most "
         "recent stage of each is used — point the report at one run directory to avoid this"
     )
     merged = zs.join(latest.rename("keep_key"), on=list(SCORE_KEY))
@@ -259,8 +291,9 @@ def _history(rows: pd.DataFrame, notes: list[str]) -> pd.DataFrame:
 # --------------------------------------------------------------------------- predictions
 
 
-def read_predictions(path: Path) -> list[dict[str, Any]]:
-    """Records ``{"guid", "line", "pred", "gold"}`` of one prediction file, in file order."""
+def read_predictions(path: Path, pred_field: str = "pred") -> list[dict[str, Any]]:
+    """Records ``{"guid", "line", "pred", "gold"}`` of one prediction file, in file order
+    (``pred`` read from ``pred_field``: Tatoeba's records name it by search direction)."""
     out = []
     with open(path, encoding="utf-8") as f:
         for i, line in enumerate(f, start=1):
@@ -270,10 +303,10 @@ def read_predictions(path: Path) -> list[dict[str, Any]]:
                 rec = json.loads(line)
             except json.JSONDecodeError as e:
                 raise DataError(path, f"not JSON ({e.msg})", line=i) from None
-            for key in ("pred", "gold"):
+            for key in (pred_field, "gold"):
                 if key not in rec:
                     raise DataError(path, "missing", line=i, field=key)
-            out.append(rec)
+            out.append({**rec, "pred": rec[pred_field]})
     if not out:
         raise DataError(path, "no prediction records")
     return out

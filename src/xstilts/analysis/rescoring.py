@@ -68,6 +68,7 @@ class Rescorer:
     name: str
     stats: Callable[[Sequence, Sequence, str], np.ndarray]
     combine: Callable[[np.ndarray, int], np.ndarray]
+    pred_field: str = "pred"  # the prediction's key in the task's per-example records
 
     def score(self, golds: Sequence, preds: Sequence, language: str) -> float:
         s = self.stats(golds, preds, language)
@@ -159,6 +160,8 @@ def per_example_mean(task: str, metric: Callable[..., dict[str, float]]) -> Resc
 _REGISTRY: dict[str, Rescorer | str] = {
     "udpos": SPAN_F1,
     "panx": SPAN_F1,
+    # Tatoeba's records hold both search directions; its official accuracy is en2xx
+    "tatoeba": Rescorer("accuracy (en2xx)", _accuracy_stats, _mean_combine, pred_field="en2xx"),
     "bucc2018": "BUCC F1 is computed over the set of mined sentence pairs, not per example",
 }
 

@@ -21,7 +21,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
             preamble = Path(args.preamble).read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as e:
             raise ConfigError(f"{args.preamble}: cannot read the preamble: {e}") from None
-    results = load_results(source, model=args.model)
+    results = load_results(source, model=args.model, grid=args.grid)
     options = Options(
         baseline=args.baseline,
         benchmark=Benchmark(args.benchmark),
@@ -69,6 +69,12 @@ def register(subparsers) -> None:
         "--power", type=float, default=0.8, help="power of the minimum detectable effect"
     )
     p.add_argument("--model", help="analyse only the rows of this model (when there are several)")
+    p.add_argument(
+        "--grid",
+        metavar="NAME",
+        help="analyse only the current cells of grid NAME in the directory (not stages left by "
+        "an earlier size of the grid or by other configs sharing the directory)",
+    )
     p.add_argument(
         "--preamble",
         metavar="FILE.md",
