@@ -174,3 +174,14 @@ def test_cli_export_then_score(tmp_path, capsys):
     assert scores["xnli"]["accuracy"] == {"de": 50.0} and "classification" not in scores
     assert len(scores[PARTIAL_KEY]["xnli"]) == 14
     assert "(partial: no ar, bg," in capsys.readouterr().out
+
+
+def test_malformed_record_names_its_line_and_keeps_the_old_export(tmp_path):
+    stage = _stage(tmp_path, "a", {("xnli", "test", "de"): RECORDS[("xnli", "test", "de")]})
+    export_xtreme(tmp_path)
+    bad = stage / "predictions" / "xnli.test.de.jsonl"
+    bad.write_text(bad.read_text().replace('"de-2"', "de-2", 1))
+    with pytest.raises(DataError, match=r"xnli\.test\.de\.jsonl:2: not JSON"):
+        export_xtreme(tmp_path)
+    assert (tmp_path / "xtreme" / "manifest.json").is_file()  # the previous export stays
+    assert not list(tmp_path.glob(".xtreme*"))

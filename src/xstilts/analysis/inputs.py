@@ -19,7 +19,8 @@ import pandas as pd
 from xstilts.analysis.rescoring import official_from_metrics
 from xstilts.analysis.same_data import same_data_flags
 from xstilts.errors import ConfigError, DataError
-from xstilts.results.store import ROWS_FILE, load_rows
+from xstilts.results.store import ROWS_FILE, load_rows, rows_files
+from xstilts.results.store import read_predictions as read_records
 
 CSV_COLUMNS = ("task", "language", "system", "seed", "metric", "value")
 # rows of a published table that are aggregates, not languages: recomputed, never analysed
@@ -135,7 +136,7 @@ def load_csv(path: Path) -> Results:
 def _stage_dirs(root: Path) -> dict[str, Path]:
     """stage key -> stage directory, from the first row of every rows file under ``root``."""
     out = {}
-    for f in sorted(root.rglob(ROWS_FILE)):
+    for f in rows_files(root):
         with open(f, encoding="utf-8") as fh:
             first = fh.readline()
         if first.strip():
@@ -295,18 +296,11 @@ def read_predictions(path: Path, pred_field: str = "pred") -> list[dict[str, Any
     """Records ``{"guid", "line", "pred", "gold"}`` of one prediction file, in file order
     (``pred`` read from ``pred_field``: Tatoeba's records name it by search direction)."""
     out = []
-    with open(path, encoding="utf-8") as f:
-        for i, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(path, f"not JSON ({e.msg})", line=i) from None
-            for key in (pred_field, "gold"):
-                if key not in rec:
-                    raise DataError(path, "missing", line=i, field=key)
-            out.append({**rec, "pred": rec[pred_field]})
+    for i, rec in read_records(path):
+        for key in (pred_field, "gold"):
+            if key not in rec:
+                raise DataError(path, "missing", line=i, field=key)
+        out.append({**rec, "pred": rec[pred_field]})
     if not out:
         raise DataError(path, "no prediction records")
     return out

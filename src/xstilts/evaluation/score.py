@@ -88,11 +88,18 @@ class _Issues:
         log.warning("%s", err)
 
 
-def _find(folder: Path, task: str, lang: str) -> Path:
+def _locate(folder: Path, task: str, lang: str) -> Path | None:
     for suffix in suffixes(task):
         path = folder / task / f"test-{lang}.{suffix}"
         if path.is_file():
             return path
+    return None
+
+
+def _find(folder: Path, task: str, lang: str) -> Path:
+    path = _locate(folder, task, lang)
+    if path is not None:
+        return path
     expected = " or ".join(f"test-{lang}.{s}" for s in suffixes(task))
     # evaluate.py raises FileNotFoundError too: a task is scored on all its languages or not at all
     raise DataError(folder / task / f"test-{lang}.{suffixes(task)[0]}", f"missing ({expected})")
@@ -290,10 +297,7 @@ def score_file(
 
 
 def _has_pair(pred_dir: Path, label_dir: Path, task: str, lang: str) -> bool:
-    return all(
-        any((d / task / f"test-{lang}.{s}").is_file() for s in suffixes(task))
-        for d in (pred_dir, label_dir)
-    )
+    return all(_locate(d, task, lang) is not None for d in (pred_dir, label_dir))
 
 
 def _subdirs(folder: Path, what: str) -> list[str]:

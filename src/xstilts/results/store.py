@@ -151,14 +151,37 @@ def write_predictions(path: Path, records: Iterable[dict], *, sync: bool = True)
     atomic_write_text(path, text, sync=sync)
 
 
+def read_predictions(path: Path) -> list[tuple[int, dict]]:
+    """(line number, record) of every per-example record of one prediction file, in file
+    order, whatever its fields."""
+    from xstilts.errors import DataError
+
+    out = []
+    with open(path, encoding="utf-8") as f:
+        for i, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                out.append((i, json.loads(line)))
+            except json.JSONDecodeError as e:
+                raise DataError(path, f"not JSON ({e.msg})", line=i) from None
+    return out
+
+
+def rows_files(root: Path) -> list[Path]:
+    """Every finished stage's rows file under ``root``, sorted."""
+    return [
+        path
+        for path in sorted(root.rglob(ROWS_FILE))
+        # a dot-directory is a stage still being built (or left by a killed worker)
+        if not any(part.startswith(".") for part in path.relative_to(root).parts[:-1])
+    ]
+
+
 def load_rows(root: str | Path) -> pd.DataFrame:
     """All result rows under ``root`` as one DataFrame (``protocol`` stays a dict column)."""
     records = []
-    root = Path(root)
-    for path in sorted(root.rglob(ROWS_FILE)):
-        # a dot-directory is a stage still being built (or left by a killed worker)
-        if any(part.startswith(".") for part in path.relative_to(root).parts[:-1]):
-            continue
+    for path in rows_files(Path(root)):
         with open(path, encoding="utf-8") as f:
             records.extend(json.loads(line) for line in f if line.strip())
     columns = list(ResultRow.__dataclass_fields__)

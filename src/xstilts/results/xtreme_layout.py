@@ -31,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from xstilts.errors import DataError
+from xstilts.results.store import read_predictions, rows_files
 
 EXPORT_DIR = "xtreme"  # under a run or grid output directory
 TOP_K_MEWSLIX = 20  # utils_mewslix scores the first 20 entities of each ranking
@@ -131,21 +131,11 @@ def _safe(name: str) -> str:
     return name.strip("/").replace("/", "--") or "model"
 
 
-def _read_records(path: Path) -> list[dict]:
-    with open(path, encoding="utf-8") as f:
-        try:
-            return [json.loads(line) for line in f if line.strip()]
-        except json.JSONDecodeError as e:
-            raise DataError(path, f"not JSON Lines ({e.msg})", line=e.lineno) from None
-
-
 def _zero_shot_stages(root: Path) -> list[tuple[Path, dict]]:
     """(stage directory, its first zero-shot row) of every finished zero-shot stage."""
     found = []
-    for rows_file in sorted(root.rglob("rows.jsonl")):
+    for rows_file in rows_files(root):
         stage = rows_file.parent
-        if any(p.startswith(".") for p in stage.relative_to(root).parts):
-            continue  # a stage being built, or left by a killed worker
         if not (stage / "predictions").is_dir():
             continue
         with open(rows_file, encoding="utf-8") as f:
@@ -228,7 +218,7 @@ def export_xtreme(root: str | Path, out: str | Path | None = None) -> ExportRepo
     try:
         for e in entries:
             fmt = FORMATS[e["task"]]
-            records = _read_records(root / e["source"])
+            records = [r for _, r in read_predictions(root / e["source"])]
             name = f"test-{e['language']}.{fmt.suffix}"
             pred = tmp / e["submission"] / "predictions" / e["task"] / name
             pred.parent.mkdir(parents=True, exist_ok=True)
