@@ -13,20 +13,15 @@ from xstilts.errors import DataError
 from xstilts.tasks.base import HeadKind, LocalFormat, TaskSpec, register
 from xstilts.tasks.examples import TextExample
 from xstilts.tasks.languages import TABLES
+from xstilts.tasks.readers.files import physical_lines, read_text
 
 
 def read_text_corpus(path: str | Path, *, language: str) -> list[TextExample]:
-    """Non-blank lines of a UTF-8 text file, stripped; CRLF accepted."""
-    p = Path(path)
-    if not p.is_file():
-        raise DataError(p, "file not found")
-    try:
-        text = p.read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        raise DataError(p, f"not valid UTF-8 ({e.reason})") from None
+    """Non-blank lines of a UTF-8 text file, stripped; CRLF accepted (lines split on ``\\n``)."""
+    p, text = read_text(path)
     out = [
         TextExample(f"{language}-{i}", line.strip(), language, i)
-        for i, line in enumerate(text.splitlines(), 1)
+        for i, line in enumerate(physical_lines(text), 1)
         if line.strip()
     ]
     if not out:

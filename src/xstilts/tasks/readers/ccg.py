@@ -33,7 +33,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from xstilts.errors import DataError
-from xstilts.tasks.readers.nli import _physical_lines, _read_text
+from xstilts.tasks.readers.files import physical_lines, read_text
 from xstilts.tasks.readers.tagging import TaggedExample
 
 #: the label given to dev/test supertags absent from the training data (sorted last)
@@ -48,11 +48,11 @@ def _is_comment(raw: str) -> bool:
 def read_ccg_pipe(path: str | Path, *, language: str = "en") -> list[TaggedExample]:
     """Read a pipe-format file (``word|POS|tag`` or ``word|tag`` tokens, a sentence per line);
     guids ``{language}-{n}`` with n the 1-based sentence, ``line`` the physical line."""
-    p, text = _read_text(path)
+    p, text = read_text(path)
     n_fields: int | None = None
     first_line = 0
     out: list[TaggedExample] = []
-    for lineno, raw in enumerate(_physical_lines(text), start=1):
+    for lineno, raw in enumerate(physical_lines(text), start=1):
         if not raw.strip() or _is_comment(raw):
             continue
         tokens = raw.split()
@@ -83,7 +83,7 @@ def read_ccg_pipe(path: str | Path, *, language: str = "en") -> list[TaggedExamp
 
 def read_ccg_conll(path: str | Path, *, language: str = "en") -> list[TaggedExample]:
     """Read a two-column file (``word<TAB>tag`` per line, blank line between sentences)."""
-    p, text = _read_text(path)
+    p, text = read_text(path)
     out: list[TaggedExample] = []
     words: list[str] = []
     tags: list[str] = []
@@ -99,7 +99,7 @@ def read_ccg_conll(path: str | Path, *, language: str = "en") -> list[TaggedExam
             words.clear()
             tags.clear()
 
-    for lineno, raw in enumerate(_physical_lines(text), start=1):
+    for lineno, raw in enumerate(physical_lines(text), start=1):
         if not raw.strip():
             flush()
             continue
@@ -125,8 +125,8 @@ def read_ccg_conll(path: str | Path, *, language: str = "en") -> list[TaggedExam
 
 def read_ccg(path: str | Path, *, language: str = "en") -> list[TaggedExample]:
     """Read a CCG file in either layout, chosen from its first non-comment line."""
-    p, text = _read_text(path)
-    for raw in _physical_lines(text):
+    p, text = read_text(path)
+    for raw in physical_lines(text):
         if not raw.strip() or _is_comment(raw):
             continue
         items = raw.split()

@@ -26,7 +26,6 @@ the field.
 
 from __future__ import annotations
 
-import json
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from pathlib import Path
 from xml.etree import ElementTree
 
 from xstilts.errors import DataError
+from xstilts.tasks.readers.files import decode, jsonl_records, read_bytes
 
 COPA_LABELS: tuple[str, ...] = ("0", "1")
 SIQA_LABELS: tuple[str, ...] = ("0", "1", "2")
@@ -76,43 +76,6 @@ class ChoiceExample:
 # --------------------------------------------------------------------------------- helpers
 
 
-def _decode(path: Path | str, data: bytes) -> str:
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = data.count(b"\n", 0, e.start) + 1
-        raise DataError(path, f"not valid UTF-8 ({e.reason})", line=line) from None
-    return text.removeprefix("\ufeff")
-
-
-def _read_bytes(path: str | Path) -> tuple[Path, bytes]:
-    p = Path(path)
-    if not p.is_file():
-        raise DataError(p, "file not found" if not p.exists() else "not a regular file")
-    return p, p.read_bytes()
-
-
-def _jsonl_records(where: str, text: str) -> list[tuple[int, dict]]:
-    """``(line, record)`` of every non-blank line; invalid JSON or a non-object is an error."""
-    records = []
-    for line, raw in enumerate(text.split("\n"), 1):
-        raw = raw.removesuffix("\r")
-        if not raw.strip():
-            continue
-        try:
-            record = json.loads(raw)
-        except json.JSONDecodeError as e:
-            raise DataError(where, f"invalid JSON ({e.msg}, column {e.colno})", line=line) from None
-        if not isinstance(record, dict):
-            raise DataError(
-                where, f"expected a JSON object, got {type(record).__name__}", line=line
-            )
-        records.append((line, record))
-    if not records:
-        raise DataError(where, "empty file (no examples)")
-    return records
-
-
 def _text_field(where: str, line: int, record: dict, key: str) -> str:
     value = record.get(key)
     if not isinstance(value, str) or not value.strip():
@@ -151,11 +114,11 @@ def read_copa_jsonl(
     SuperGLUE COPA files (``language == "en"`` and ``split`` in train/dev/val/test)
     ``source_item`` maps ``idx`` to the original COPA numbering.
     """
-    p, data = _read_bytes(path)
+    p, data = read_bytes(path)
     where = str(p)
     first_id = COPA_JSONL_FIRST_ID.get(split or "") if language == "en" else None
     examples = []
-    for line, rec in _jsonl_records(where, _decode(p, data)):
+    for line, rec in jsonl_records(where, decode(p, data)):
         premise = _text_field(where, line, rec, "premise")
         choices = (
             _text_field(where, line, rec, "choice1"),
@@ -183,7 +146,7 @@ def read_copa_xml(path: str | Path, *, language: str = "en") -> list[ChoiceExamp
     Items keep file order; the guid and ``source_item`` are ``copa:{id}``; ``line`` is the
     item's 1-based position. ``most-plausible-alternative`` 1/2 becomes label "0"/"1".
     """
-    p, data = _read_bytes(path)
+    p, data = read_bytes(path)
     try:
         # expat never fetches the external ``copa.dtd`` named in the DOCTYPE
         root = ElementTree.fromstring(data)
@@ -256,7 +219,7 @@ def _siqa_examples(
     labels: Sequence[tuple[int, str]] | None,
     labels_where: str | None = None,
 ) -> list[ChoiceExample]:
-    records = _jsonl_records(where, text)
+    records = jsonl_records(where, text)
     if labels is not None and len(labels) != len(records):
         raise DataError(
             labels_where,
@@ -288,17 +251,17 @@ def read_siqa_jsonl(
 ) -> list[ChoiceExample]:
     """Read a SIQA jsonl file: v1.4 (labels in ``correct``) or the official layout, whose labels
     come from ``labels_path`` (default: ``{stem}-labels.lst`` beside the file, if present)."""
-    p, data = _read_bytes(path)
+    p, data = read_bytes(path)
     if labels_path is None:
         beside = p.with_name(f"{p.stem}-labels.lst")
         labels_path = beside if beside.is_file() else None
     labels = labels_where = None
     if labels_path is not None:
-        lp, ldata = _read_bytes(labels_path)
+        lp, ldata = read_bytes(labels_path)
         labels_where = str(lp)
-        labels = read_siqa_labels(labels_where, _decode(lp, ldata))
+        labels = read_siqa_labels(labels_where, decode(lp, ldata))
     return _siqa_examples(
-        str(p), _decode(p, data), language=language, labels=labels, labels_where=labels_where
+        str(p), decode(p, data), language=language, labels=labels, labels_where=labels_where
     )
 
 
@@ -332,10 +295,10 @@ def read_siqa_zip(path: str | Path, *, split: str, language: str = "en") -> list
             raise DataError(p, f"no '{split}.jsonl' in the zip (it has {have})", field="split")
         member = members[f"{name}.jsonl"]
         where = f"{p}!{member}"
-        text = _decode(where, z.read(member))
+        text = decode(where, z.read(member))
         labels = labels_where = None
         if f"{name}-labels.lst" in members:
             lmember = members[f"{name}-labels.lst"]
             labels_where = f"{p}!{lmember}"
-            labels = read_siqa_labels(labels_where, _decode(labels_where, z.read(lmember)))
+            labels = read_siqa_labels(labels_where, decode(labels_where, z.read(lmember)))
     return _siqa_examples(where, text, language=language, labels=labels, labels_where=labels_where)

@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from xstilts.errors import ConfigError, DataError
-from xstilts.tasks.readers.nli import _physical_lines, _read_text
+from xstilts.tasks.readers.files import physical_lines, read_text
 from xstilts.tasks.readers.tagging import UPOS_TAGS, TaggedExample, check_tag
 
 logger = logging.getLogger(__name__)
@@ -130,7 +130,7 @@ def _parse(path: Path, text: str, labels: Sequence[str]) -> list[_Sentence]:
     sentences: list[_Sentence] = []
     cur: _Sentence | None = None
     sent_id: str | None = None
-    for lineno, raw in enumerate(_physical_lines(text), start=1):
+    for lineno, raw in enumerate(physical_lines(text), start=1):
         if not raw.strip():
             if cur is not None:
                 _close(path, cur)
@@ -231,7 +231,7 @@ def read_conllu(
     """
     if tokenisation not in TOKENISATIONS:
         raise ConfigError(f"tokenisation {tokenisation!r} is not one of {list(TOKENISATIONS)}")
-    p, text = _read_text(path)
+    p, text = read_text(path)
     sentences = _parse(p, text, labels)
     if not sentences:
         raise DataError(p, "empty file (no sentences)")

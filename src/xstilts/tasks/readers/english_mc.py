@@ -36,13 +36,8 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from xstilts.errors import DataError
-from xstilts.tasks.readers.choice import (
-    ChoiceExample,
-    _decode,
-    _jsonl_records,
-    _read_bytes,
-    _text_field,
-)
+from xstilts.tasks.readers.choice import ChoiceExample, _text_field
+from xstilts.tasks.readers.files import decode, jsonl_records, read_bytes
 
 HELLASWAG_LABELS: tuple[str, ...] = ("0", "1", "2", "3")
 COSMOSQA_LABELS: tuple[str, ...] = ("0", "1", "2", "3")
@@ -90,10 +85,10 @@ def _guid(record: Mapping, key: str, language: str, line: int) -> str:
 
 
 def _from_jsonl(path: str | Path, language: str, convert: _Converter) -> list[ChoiceExample]:
-    p, data = _read_bytes(path)
+    p, data = read_bytes(path)
     where = str(p)
     return [
-        convert(where, line, rec, language) for line, rec in _jsonl_records(where, _decode(p, data))
+        convert(where, line, rec, language) for line, rec in jsonl_records(where, decode(p, data))
     ]
 
 
@@ -176,9 +171,9 @@ def read_cosmosqa_csv(path: str | Path, *, language: str = "en") -> list[ChoiceE
     """Read the release's ``train.csv`` / ``valid.csv``: a header row, comma-separated, fields
     quoted when needed (contexts may hold commas, quotes and line breaks). ``line`` is the
     physical line on which the record starts."""
-    p, data = _read_bytes(path)
+    p, data = read_bytes(path)
     where = str(p)
-    text = _decode(p, data)
+    text = decode(p, data)
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
         header = next(reader, None)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from xstilts.errors import DataError
 from xstilts.tasks.examples import PairExample
-from xstilts.tasks.readers.nli import _check_columns, _check_label, _columns, _read_text, _tsv_rows
+from xstilts.tasks.readers.files import check_columns, check_label, columns, read_text, tsv_rows
 
 BINARY: tuple[str, ...] = ("0", "1")
 
@@ -25,18 +25,18 @@ def _read(
     guid: str | None,
     language: str,
 ) -> list[PairExample]:
-    p, text = _read_text(path)
-    rows = _tsv_rows(p, text, quoting=csv.QUOTE_NONE)
+    p, text = read_text(path)
+    rows = tsv_rows(p, text, quoting=csv.QUOTE_NONE)
     if len(rows) < 2:
         raise DataError(p, "empty file (no examples)")
     hline, header = rows[0]
     required = [text_a] + ([text_b] if text_b else [])
-    cols = _columns(p, hline, header, required)
+    cols = columns(p, hline, header, required)
     has_label = label in cols
     out = []
     for line, row in rows[1:]:
-        _check_columns(p, line, row, len(header), " (as in the header)")
-        lab = _check_label(p, line, row[cols[label]], BINARY, label) if has_label else None
+        check_columns(p, line, row, len(header), " (as in the header)")
+        lab = check_label(p, line, row[cols[label]], BINARY, label) if has_label else None
         gid = row[cols[guid]] if guid and guid in cols else f"{language}-{line}"
         b = row[cols[text_b]] if text_b else None
         out.append(PairExample(gid, row[cols[text_a]], b, lab, language, line))

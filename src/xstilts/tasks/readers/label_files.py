@@ -16,15 +16,15 @@ from typing import NamedTuple
 
 from xstilts.errors import DataError
 from xstilts.tasks.examples import PairExample
-from xstilts.tasks.readers.nli import (
+from xstilts.tasks.readers.files import (
     Quoting,
-    _check_columns,
-    _check_label,
-    _columns,
-    _empty,
-    _quoting,
-    _read_text,
-    _tsv_rows,
+    check_columns,
+    check_label,
+    columns,
+    csv_quoting,
+    empty_file,
+    read_text,
+    tsv_rows,
 )
 
 logger = logging.getLogger(__name__)
@@ -72,23 +72,23 @@ def read_label_file(
     quote is csv-quoted (the PAWS-X Hugging Face exports ``test-xx.labeled.tsv`` with header
     ``id sentence1 sentence2 label``), else quotes are literal text (myXNLI).
     """
-    p, text = _read_text(path)
-    rows = _tsv_rows(p, text, quoting=_quoting(text, quoting))
+    p, text = read_text(path)
+    rows = tsv_rows(p, text, quoting=csv_quoting(text, quoting))
     if not rows:
-        raise _empty(p)
+        raise empty_file(p)
     hline, header = rows[0]
     names = (label_column, *text_columns)
-    cols = _columns(p, hline, header, names)
+    cols = columns(p, hline, header, names)
     idx = [cols[name] for name in names]
     out = []
     for line, row in rows[1:]:
-        _check_columns(p, line, row, len(header), " (as in the header)")
+        check_columns(p, line, row, len(header), " (as in the header)")
         values = tuple(row[i] for i in idx)
         if labels is not None:
-            _check_label(p, line, values[0], labels, label_column)
+            check_label(p, line, values[0], labels, label_column)
         out.append(LabelRow(values[0], values[1:], line, names))
     if not out:
-        raise _empty(p)
+        raise empty_file(p)
     return out
 
 

@@ -24,16 +24,24 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import io
-import json
 import logging
-import re
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping
 from pathlib import Path
-from typing import Literal
 
 from xstilts.errors import ConfigError, DataError
 from xstilts.tasks.examples import PairExample
+from xstilts.tasks.readers.files import (
+    Quoting,
+    bad_label,
+    check_columns,
+    check_label,
+    columns,
+    csv_quoting,
+    empty_file,
+    jsonl_records,
+    read_text,
+    tsv_rows,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -53,129 +61,6 @@ SICK_SPLITS: Mapping[str, str] = {
     "validation": "TRIAL",
     "test": "TEST",
 }
-
-Quoting = Literal["auto", "csv", "none"]
-
-
-# --------------------------------------------------------------------------------------------
-# low-level helpers (also used by hub.py)
-
-
-def _read_text(path: str | Path) -> tuple[Path, str]:
-    """Read a whole file as UTF-8; DataError for a missing file or invalid UTF-8."""
-    p = Path(path)
-    if not p.is_file():
-        raise DataError(p, "file not found" if not p.exists() else "not a regular file")
-    data = p.read_bytes()
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = data.count(b"\n", 0, e.start) + 1
-        raise DataError(p, f"not valid UTF-8 ({e.reason})", line=line) from None
-    return p, text.removeprefix("\ufeff")
-
-
-def _physical_lines(text: str) -> list[str]:
-    """Split on ``\\n`` only (never on U+2028 etc.), dropping a trailing ``\\r`` per line."""
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    return [line.removesuffix("\r") for line in lines]
-
-
-def _tsv_rows(path: Path, text: str, *, quoting: int) -> list[tuple[int, list[str]]]:
-    """Parse tab-separated text into ``(line, fields)``; blank lines are skipped.
-
-    ``line`` is the 1-based physical line on which the record starts. With ``QUOTE_NONE`` a
-    record is exactly one line and quote characters are literal text; with ``QUOTE_MINIMAL``
-    fields may be csv-quoted (``"a ""b"" c"`` is ``a "b" c``) and may span lines.
-    """
-    rows: list[tuple[int, list[str]]] = []
-    if quoting == csv.QUOTE_NONE:
-        reader = csv.reader(_physical_lines(text), delimiter="\t", quoting=csv.QUOTE_NONE)
-        try:
-            for row in reader:
-                if row:
-                    rows.append((reader.line_num, row))
-        except csv.Error as e:
-            raise DataError(path, f"unreadable row: {e}", line=reader.line_num) from None
-        return rows
-    reader = csv.reader(
-        io.StringIO(text, newline=""), delimiter="\t", quoting=quoting, doublequote=True
-    )
-    start = 1
-    try:
-        for row in reader:
-            if row:
-                rows.append((start, row))
-            start = reader.line_num + 1
-    except csv.Error as e:
-        raise DataError(path, f"unreadable row: {e}", line=start) from None
-    return rows
-
-
-_CSV_QUOTED_FIELD = re.compile(r'"(?:[^"]|"")*"')
-
-
-def _detect_quoting(text: str) -> int:
-    '''``QUOTE_MINIMAL`` if every field that contains ``"`` is csv-quoted, else ``QUOTE_NONE``.
-
-    XTREME and the Hugging Face exports wrote PAWS-X with ``csv.writer`` (``"""Angel Eyes""
-    is"``); the original PAWS-X release has raw quotes (``"Angel Eyes" is``).
-    '''
-    quoted = False
-    for line in _physical_lines(text):
-        if '"' not in line:
-            continue
-        for field in line.split("\t"):
-            if '"' in field:
-                if not _CSV_QUOTED_FIELD.fullmatch(field):
-                    return csv.QUOTE_NONE
-                quoted = True
-    return csv.QUOTE_MINIMAL if quoted else csv.QUOTE_NONE
-
-
-def _empty(path: Path) -> DataError:
-    return DataError(path, "empty file (no examples)")
-
-
-def _check_columns(path: Path, line: int, row: Sequence[str], expected: int, why: str = "") -> None:
-    if len(row) != expected:
-        raise DataError(
-            path,
-            f"expected {expected} tab-separated columns{why}, found {len(row)}",
-            line=line,
-            field="columns",
-        )
-
-
-def _bad_label(
-    path: str | Path | None, line: int | None, value: object, allowed: Collection[str], field: str
-) -> DataError:
-    return DataError(
-        path, f"{value!r} is not in the label set {sorted(allowed)}", line=line, field=field
-    )
-
-
-def _check_label(
-    path: Path, line: int, value: str, allowed: Collection[str], field: str = "label"
-) -> str:
-    if value not in allowed:
-        raise _bad_label(path, line, value, allowed, field)
-    return value
-
-
-def _columns(
-    path: Path, line: int, header: Sequence[str], required: Sequence[str]
-) -> dict[str, int]:
-    """Map column names to indices; DataError naming the first required column missing."""
-    index = {name: i for i, name in enumerate(header)}
-    for name in required:
-        if name not in index:
-            raise DataError(
-                path, f"missing column (header has {list(header)})", line=line, field=name
-            )
-    return index
 
 
 def _warn_skipped(path: Path, skipped: int) -> None:
@@ -202,29 +87,29 @@ def read_glue_tsv_nli(path: str | Path, *, language: str = "en") -> list[PairExa
     warning. Quote characters are literal text (``QUOTE_NONE``): MNLI has unbalanced quotes.
     Every row must have as many columns as the header.
     """
-    p, text = _read_text(path)
-    rows = _tsv_rows(p, text, quoting=csv.QUOTE_NONE)
+    p, text = read_text(path)
+    rows = tsv_rows(p, text, quoting=csv.QUOTE_NONE)
     if not rows:
-        raise _empty(p)
+        raise empty_file(p)
     hline, header = rows[0]
-    cols = _columns(p, hline, header, ("sentence1", "sentence2"))
+    cols = columns(p, hline, header, ("sentence1", "sentence2"))
     s1, s2 = cols["sentence1"], cols["sentence2"]
     label_col, id_col = cols.get("gold_label"), cols.get("pairID")
     examples: list[PairExample] = []
     skipped = 0
     for line, row in rows[1:]:
-        _check_columns(p, line, row, len(header), " (as in the header)")
+        check_columns(p, line, row, len(header), " (as in the header)")
         label = None
         if label_col is not None:
             if row[label_col] == NO_CONSENSUS_LABEL:
                 skipped += 1
                 continue
-            label = _check_label(p, line, row[label_col], NLI_LABELS, "gold_label")
+            label = check_label(p, line, row[label_col], NLI_LABELS, "gold_label")
         guid = row[id_col] if id_col is not None else f"{language}-{line}"
         examples.append(PairExample(guid, row[s1], row[s2], label, language, line))
     _warn_skipped(p, skipped)
     if not examples:
-        raise _empty(p)
+        raise empty_file(p)
     return examples
 
 
@@ -269,20 +154,8 @@ def read_nli_jsonl(path: str | Path, *, language: str = "en") -> list[PairExampl
     Blank lines are skipped; ``line`` is the physical line number. An invalid JSON line or a
     record that is not an object raises DataError with its line.
     """
-    p, text = _read_text(path)
-    records: list[tuple[int, dict]] = []
-    for line, raw in enumerate(_physical_lines(text), 1):
-        if not raw.strip():
-            continue
-        try:
-            record = json.loads(raw)
-        except json.JSONDecodeError as e:
-            raise DataError(p, f"invalid JSON ({e.msg}, column {e.colno})", line=line) from None
-        if not isinstance(record, dict):
-            raise DataError(p, f"expected a JSON object, got {type(record).__name__}", line=line)
-        records.append((line, record))
-    if not records:
-        raise _empty(p)
+    p, text = read_text(path)
+    records = jsonl_records(p, text)
     first_line, first = records[0]
     for schema in _JSONL_SCHEMAS:
         if schema.text_a in first and schema.text_b in first:
@@ -313,7 +186,7 @@ def read_nli_jsonl(path: str | Path, *, language: str = "en") -> list[PairExampl
         if raw_label is not None:
             allowed = schema.labels if family is None else family
             if not isinstance(raw_label, str) or raw_label not in allowed:
-                raise _bad_label(p, line, raw_label, allowed, schema.label)
+                raise bad_label(p, line, raw_label, allowed, schema.label)
             label = schema.labels[raw_label]
             if schema.text_a == "premise" and label != "entailment":
                 family = set(RTE_LABELS) if label == "not_entailment" else set(NLI_LABELS)
@@ -322,7 +195,7 @@ def read_nli_jsonl(path: str | Path, *, language: str = "en") -> list[PairExampl
         examples.append(PairExample(guid, texts[0], texts[1], label, language, line))
     _warn_skipped(p, skipped)
     if not examples:
-        raise _empty(p)
+        raise empty_file(p)
     return examples
 
 
@@ -344,23 +217,21 @@ def read_sick(path: str | Path, *, split: str) -> list[PairExample]:
     wanted = SICK_SPLITS.get(split.strip().lower())
     if wanted is None:
         raise ConfigError(f"unknown SICK split {split!r}; expected one of {sorted(SICK_SPLITS)}")
-    p, text = _read_text(path)
-    rows = _tsv_rows(p, text, quoting=csv.QUOTE_NONE)
+    p, text = read_text(path)
+    rows = tsv_rows(p, text, quoting=csv.QUOTE_NONE)
     if not rows:
-        raise _empty(p)
+        raise empty_file(p)
     hline, header = rows[0]
     required = ("pair_ID", "sentence_A", "sentence_B", "entailment_label", "SemEval_set")
-    cols = _columns(p, hline, header, required)
+    cols = columns(p, hline, header, required)
     i_id, i_a, i_b, i_label, i_set = (cols[name] for name in required)
     sets = set(SICK_SPLITS.values())
     examples: list[PairExample] = []
     for line, row in rows[1:]:
-        _check_columns(p, line, row, len(header), " (as in the header)")
+        check_columns(p, line, row, len(header), " (as in the header)")
         label = row[i_label].lower()
         if label not in NLI_LABELS:
-            raise _bad_label(
-                p, line, row[i_label], [x.upper() for x in NLI_LABELS], header[i_label]
-            )
+            raise bad_label(p, line, row[i_label], [x.upper() for x in NLI_LABELS], header[i_label])
         if row[i_set] not in sets:
             raise DataError(
                 p, f"{row[i_set]!r} is not one of {sorted(sets)}", line=line, field="SemEval_set"
@@ -368,7 +239,7 @@ def read_sick(path: str | Path, *, split: str) -> list[PairExample]:
         if row[i_set] == wanted:
             examples.append(PairExample(row[i_id], row[i_a], row[i_b], label, "en", line))
     if len(rows) == 1:
-        raise _empty(p)
+        raise empty_file(p)
     if not examples:
         raise DataError(p, f"no rows with SemEval_set {wanted}", field="SemEval_set")
     return examples
@@ -383,16 +254,16 @@ def _headerless_pairs(
 ) -> list[PairExample]:
     """``text_a TAB text_b [TAB label]`` rows; every row has the first row's column count."""
     if not rows:
-        raise _empty(p)
+        raise empty_file(p)
     first_line, first = rows[0]
     if len(first) not in (2, 3):
-        _check_columns(p, first_line, first, 3, " (text_a, text_b, label) or 2 (test)")
+        check_columns(p, first_line, first, 3, " (text_a, text_b, label) or 2 (test)")
     width = len(first)
     why = f" (as on line {first_line})"
     examples = []
     for line, row in rows:
-        _check_columns(p, line, row, width, why)
-        label = _check_label(p, line, row[2], labels) if width == 3 else None
+        check_columns(p, line, row, width, why)
+        label = check_label(p, line, row[2], labels) if width == 3 else None
         examples.append(PairExample(f"{language}-{line}", row[0], row[1], label, language, line))
     return examples
 
@@ -407,8 +278,8 @@ def read_xnli_xtreme_tsv(
     have the column count of the first row. Quote characters are literal (``QUOTE_NONE``).
     The guid is ``"{language}-{line}"``, so row i of every language shares the suffix.
     """
-    p, text = _read_text(path)
-    rows = _tsv_rows(p, text, quoting=csv.QUOTE_NONE)
+    p, text = read_text(path)
+    rows = tsv_rows(p, text, quoting=csv.QUOTE_NONE)
     return _headerless_pairs(p, rows, language=language, labels=labels)
 
 
@@ -421,45 +292,39 @@ def read_xnli_original_tsv(path: str | Path, *, language: str) -> list[PairExamp
     the guid is ``pairID``. The label ``contradictory`` (used in some XNLI copies, mapped by
     XTREME's preprocessing) is read as ``contradiction``. Quote characters are literal.
     """
-    p, text = _read_text(path)
-    rows = _tsv_rows(p, text, quoting=csv.QUOTE_NONE)
+    p, text = read_text(path)
+    rows = tsv_rows(p, text, quoting=csv.QUOTE_NONE)
     if not rows:
-        raise _empty(p)
+        raise empty_file(p)
     hline, header = rows[0]
-    cols = _columns(p, hline, header, ("language", "gold_label", "sentence1", "sentence2"))
+    cols = columns(p, hline, header, ("language", "gold_label", "sentence1", "sentence2"))
     i_lang, i_label = cols["language"], cols["gold_label"]
     i_a, i_b, i_id = cols["sentence1"], cols["sentence2"], cols.get("pairID")
     examples: list[PairExample] = []
     seen: set[str] = set()
     for line, row in rows[1:]:
-        _check_columns(p, line, row, len(header), " (as in the header)")
+        check_columns(p, line, row, len(header), " (as in the header)")
         seen.add(row[i_lang])
         if row[i_lang] != language:
             continue
         raw = "contradiction" if row[i_label] == "contradictory" else row[i_label]
-        label = _check_label(p, line, raw, NLI_LABELS, "gold_label")
+        label = check_label(p, line, raw, NLI_LABELS, "gold_label")
         guid = row[i_id] if i_id is not None else f"{language}-{line}"
         examples.append(PairExample(guid, row[i_a], row[i_b], label, language, line))
     if len(rows) == 1:
-        raise _empty(p)
+        raise empty_file(p)
     if not examples:
         raise DataError(p, f"no rows for {language!r} (file has {sorted(seen)})", field="language")
     return examples
 
 
-def _quoting(text: str, quoting: Quoting) -> int:
-    if quoting == "auto":
-        return _detect_quoting(text)
-    return csv.QUOTE_MINIMAL if quoting == "csv" else csv.QUOTE_NONE
-
-
 def _read_pawsx(
     path: str | Path, language: str, quoting: Quoting, require_header: bool
 ) -> list[PairExample]:
-    p, text = _read_text(path)
-    rows = _tsv_rows(p, text, quoting=_quoting(text, quoting))
+    p, text = read_text(path)
+    rows = tsv_rows(p, text, quoting=csv_quoting(text, quoting))
     if not rows:
-        raise _empty(p)
+        raise empty_file(p)
     has_header = tuple(rows[0][1]) == PAWSX_HEADER
     if require_header and not has_header:
         raise DataError(
@@ -469,11 +334,11 @@ def _read_pawsx(
         return _headerless_pairs(p, rows, language=language, labels=PAWSX_LABELS)
     examples = []
     for line, row in rows[1:]:
-        _check_columns(p, line, row, len(PAWSX_HEADER), " (id, sentence1, sentence2, label)")
-        label = _check_label(p, line, row[3], PAWSX_LABELS)
+        check_columns(p, line, row, len(PAWSX_HEADER), " (id, sentence1, sentence2, label)")
+        label = check_label(p, line, row[3], PAWSX_LABELS)
         examples.append(PairExample(row[0], row[1], row[2], label, language, line))
     if not examples:
-        raise _empty(p)
+        raise empty_file(p)
     return examples
 
 

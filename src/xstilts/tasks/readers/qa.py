@@ -35,7 +35,6 @@ ignored and nothing above changes.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -43,6 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from xstilts.errors import DataError
+from xstilts.tasks.readers.files import read_json
 
 logger = logging.getLogger(__name__)
 
@@ -257,17 +257,7 @@ def read_squad_json(
 ) -> list[QAExample]:
     """Read a SQuAD v1.1-format file (``v2``: SQuAD v2.0, see the module doc); ``split ==
     "train"`` re-keys repeated ids (module doc)."""
-    p = Path(path)
-    if not p.is_file():
-        raise DataError(p, "file not found" if not p.exists() else "not a regular file")
-    data = p.read_bytes()
-    try:
-        doc = json.loads(data.decode("utf-8").removeprefix("\ufeff"))
-    except UnicodeDecodeError as e:
-        line = data.count(b"\n", 0, e.start) + 1
-        raise DataError(p, f"not valid UTF-8 ({e.reason})", line=line) from None
-    except json.JSONDecodeError as e:
-        raise DataError(p, f"invalid JSON ({e.msg}, column {e.colno})", line=e.lineno) from None
+    p, doc = read_json(path)
     where = str(p)
     if not isinstance(doc, dict) or not isinstance(doc.get("data"), list):
         raise DataError(where, "not a SQuAD-format file (no top-level 'data' list)", field="data")

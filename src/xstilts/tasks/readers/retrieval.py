@@ -16,7 +16,6 @@ Every malformed input raises :class:`DataError` naming the file, the line (or re
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections.abc import Iterator
@@ -33,18 +32,13 @@ from xstilts.retrieval.examples import (
     TatoebaPair,
 )
 from xstilts.retrieval.sentences import sentence_breaks
+from xstilts.tasks.readers.files import iter_jsonl, physical_lines, read_json, read_text
 
 log = logging.getLogger(__name__)
 
 
 def _lines(path: Path) -> list[str]:
-    if not path.is_file():
-        raise DataError(path, "file not found")
-    try:
-        with open(path, encoding="utf-8", newline="") as f:
-            return [line.rstrip("\r\n") for line in f]
-    except UnicodeDecodeError as e:
-        raise DataError(path, f"not UTF-8 text ({e.reason} at byte {e.start})") from None
+    return physical_lines(read_text(path)[1])
 
 
 def sibling(path: Path, suffix: str) -> Path:
@@ -130,15 +124,7 @@ def read_bucc(path: Path, *, language: str) -> list[BuccSentence]:
 
 
 def _load_json(path: Path) -> dict:
-    if not path.is_file():
-        raise DataError(path, "file not found")
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except json.JSONDecodeError as e:
-        raise DataError(path, f"invalid JSON: {e.msg} (column {e.colno})", line=e.lineno) from None
-    except UnicodeDecodeError as e:
-        raise DataError(path, f"not UTF-8 text ({e.reason})") from None
+    _, data = read_json(path)
     if not isinstance(data, dict) or not isinstance(data.get("data"), list):
         raise DataError(path, "not SQuAD format: no top-level 'data' list")
     return data
@@ -276,22 +262,6 @@ _MARKER_L, _MARKER_R = "{", "}"
 _ESCAPE = re.compile(rf"{re.escape(_MARKER_L)}(.*?){re.escape(_MARKER_R)}")
 
 
-def _jsonl(path: Path) -> Iterator[tuple[int, dict]]:
-    if not path.is_file():
-        raise DataError(path, "file not found")
-    with open(path, encoding="utf-8") as f:
-        for i, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(path, f"invalid JSON: {e.msg}", line=i) from None
-            if not isinstance(obj, dict):
-                raise DataError(path, "expected a JSON object", line=i)
-            yield i, obj
-
-
 def _spans(obj: dict, text: str, path: Path, line: int, field: str) -> list[tuple[int, int]]:
     out = []
     for s in obj.get("sentence_spans") or []:
@@ -362,7 +332,7 @@ def read_mewslix_mentions(path: Path, *, language: str) -> list[EntityMention]:
     """The mentions of ``wikinews_mentions-*.jsonl`` whose article is in ``language``."""
     path = Path(path)
     out = []
-    for i, obj in _jsonl(path):
+    for i, obj in iter_jsonl(path):
         context = obj.get("context")
         if not isinstance(context, dict) or not isinstance(obj.get("mentions"), list):
             raise DataError(path, "expected 'context' and 'mentions'", line=i)
@@ -382,7 +352,7 @@ def read_mewslix_pairs(path: Path, *, language: str) -> list[DualPair]:
     """(mention in context, entity description) pairs of ``wikipedia_pairs-*.jsonl``."""
     path = Path(path)
     out = []
-    for i, obj in _jsonl(path):
+    for i, obj in iter_jsonl(path):
         cm, entity = obj.get("contextual_mention"), obj.get("entity")
         if not isinstance(cm, dict) or not isinstance(entity, dict):
             raise DataError(path, "expected 'contextual_mention' and 'entity'", line=i)
@@ -401,7 +371,7 @@ def iter_mewslix_entities(
 ) -> Iterator[tuple[int, str, str]]:
     """(line, entity id, description text) of ``candidate_set_entities.jsonl``, streamed."""
     path = Path(path)
-    for n, (i, obj) in enumerate(_jsonl(path)):
+    for n, (i, obj) in enumerate(iter_jsonl(path)):
         if limit is not None and n >= limit:
             return
         eid = obj.get("entity_id")

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from xstilts.errors import ConfigError, DataError
-from xstilts.tasks.readers.nli import _physical_lines, _read_text
+from xstilts.tasks.readers.files import physical_lines, read_text
 
 #: The 17 universal POS tags of UD v2 (the UD-POS label set), in the hub's ClassLabel order.
 UPOS_TAGS: tuple[str, ...] = (
@@ -109,13 +109,13 @@ def read_tagging_tsv(
     ``strip_language_prefix`` enables the WikiANN ``xx:`` handling of the module docstring.
     ``treebank`` / ``tokenisation`` are copied onto every example.
     """
-    p, text = _read_text(path)
+    p, text = read_text(path)
     known = frozenset(labels)  # set lookup: files hold up to 400k lines
     sentences: list[list[tuple[int, list[str]]]] = []
     current: list[tuple[int, list[str]]] = []
     n_columns: int | None = None
     first_line = 0
-    for lineno, raw in enumerate(_physical_lines(text), start=1):
+    for lineno, raw in enumerate(physical_lines(text), start=1):
         if not raw.strip():  # XTREME's readers strip lines: whitespace-only lines are blank
             if current:
                 sentences.append(current)
