@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from xstilts.errors import ConfigError, DataError
-from xstilts.tasks.readers.files import physical_lines, read_text
+from xstilts.tasks.readers.files import check_columns, physical_lines, read_text
 from xstilts.tasks.readers.tagging import UPOS_TAGS, TaggedExample, check_tag
 
 logger = logging.getLogger(__name__)
@@ -143,13 +143,7 @@ def _parse(path: Path, text: str, labels: Sequence[str]) -> list[_Sentence]:
                 sent_id = value.strip()
             continue
         cols = raw.split("\t")
-        if len(cols) != _N_COLUMNS:
-            raise DataError(
-                path,
-                f"expected {_N_COLUMNS} tab-separated columns, found {len(cols)}",
-                line=lineno,
-                field="columns",
-            )
+        check_columns(path, lineno, cols, _N_COLUMNS)
         if cur is None:
             cur = _Sentence(lineno, sent_id)
         _add_line(path, lineno, cols, cur, labels)
