@@ -273,14 +273,9 @@ class Encoder:
                 out[lay] = hit
         missing = [lay for lay in layers if lay not in out]
         if missing:
-            ids, tti = tokenize(self.tokenizer, texts, None, max_length=self.max_length)
-            vecs = encode_rows(
-                self.model,
-                self.task,
-                ids,
-                tti,
-                pad_id=self.pad_id,
-                batch_tokens=self.batch_tokens,
+            vecs = self._encode(
+                texts,
+                None,
                 head_kwargs={"pool_layers": tuple(missing), "pooling": pooling},
                 # at least one block: with none, HF records no hidden states at all
                 n_blocks=max(1, *missing) if min(missing) >= 0 else None,
@@ -288,6 +283,22 @@ class Encoder:
             for j, lay in enumerate(missing):
                 out[lay] = self.cache.put(keys[lay], vecs[j]) if self.cache else vecs[j]
         return out
+
+    def _encode(
+        self, texts: Sequence[str], pairs: Sequence[str | None] | None, **kwargs
+    ) -> np.ndarray:
+        """Tokenise and run the model over ``texts`` (``[outputs, n, hidden]``; ``kwargs`` go
+        to :func:`encode_rows`)."""
+        ids, tti = tokenize(self.tokenizer, texts, pairs, max_length=self.max_length)
+        return encode_rows(
+            self.model,
+            self.task,
+            ids,
+            tti,
+            pad_id=self.pad_id,
+            batch_tokens=self.batch_tokens,
+            **kwargs,
+        )
 
     def vectors(
         self, texts: Sequence[str], pairs: Sequence[str | None] | None = None
@@ -298,10 +309,7 @@ class Encoder:
         hit = self._cached(key, len(texts))
         if hit is not None:
             return hit
-        ids, tti = tokenize(self.tokenizer, texts, pairs, max_length=self.max_length)
-        vecs = encode_rows(
-            self.model, self.task, ids, tti, pad_id=self.pad_id, batch_tokens=self.batch_tokens
-        )[0]
+        vecs = self._encode(texts, pairs)[0]
         return self.cache.put(key, vecs) if self.cache else vecs
 
     def vectors_stream(
@@ -317,15 +325,7 @@ class Encoder:
         out, tmp, done = None, None, 0
         try:
             for texts, pairs in chunks:
-                ids, tti = tokenize(self.tokenizer, texts, pairs, max_length=self.max_length)
-                vecs = encode_rows(
-                    self.model,
-                    self.task,
-                    ids,
-                    tti,
-                    pad_id=self.pad_id,
-                    batch_tokens=self.batch_tokens,
-                )[0]  # [chunk, hidden]
+                vecs = self._encode(texts, pairs)[0]  # [chunk, hidden]
                 if out is None:
                     shape = (n, vecs.shape[1])
                     if self.cache is not None:
