@@ -133,6 +133,20 @@ def test_findings_report_spread_shrinking_only_when_significant(tmp_path):
     assert "did not change significantly for xnli" in text and "shrank" not in text
 
 
+def test_findings_say_when_the_variance_test_and_its_ci_disagree():
+    from xstilts.report.findings import _ci_disagrees
+
+    def row(lo, hi):
+        return pd.Series({"sd_ratio_lo": lo, "sd_ratio_hi": hi})
+
+    # the test paired by language says "grew" while the CI (resampling languages, seeds) covers 1
+    assert "includes 1" in _ci_disagrees(row(0.85, 3.80), significant=True)
+    assert "excludes 1" in _ci_disagrees(row(1.01, 1.03), significant=False)
+    assert _ci_disagrees(row(1.20, 1.90), significant=True) == ""
+    assert _ci_disagrees(row(0.90, 1.10), significant=False) == ""
+    assert _ci_disagrees(row(float("nan"), float("nan")), significant=True) == ""
+
+
 def _check_written(out, *, figures: bool):
     md = (out / "report.md").read_text(encoding="utf-8")
     html = (out / "report.html").read_text(encoding="utf-8")

@@ -340,7 +340,10 @@ def _methods_section(doc: Document, a: Analysis) -> None:
                 "Variance: SD over languages of seed-mean scores; the SD ratio's CI resamples "
                 "seeds then languages (the same languages for both systems). Pitman–Morgan tests "
                 "equal variances of paired samples (t-test of corr(x+y, x−y), n−2 df); Wilcoxon "
-                "signed-rank tests the per-language deltas (exact for small n).",
+                "signed-rank tests the per-language deltas (exact for small n). The test conditions "
+                "on the seeds and pairs by language, the CI resamples both, so one language far "
+                "from the rest (often English) can put the CI across 1 while the test rejects; "
+                "the findings say where the two disagree.",
                 "Who gains: Spearman ρ over non-English languages with a bootstrap CI over "
                 "languages; p from the t approximation (exact permutation for n ≤ 8).",
                 "Minimum detectable effect: (z_(1−α/2) + z_power) × the bootstrap SE of Δ "

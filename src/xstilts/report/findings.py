@@ -104,13 +104,15 @@ def _spread(a: Analysis, others: list[str], alpha: float) -> list[str]:
                 if math.isfinite(r["sd_ratio_lo"])
                 else "no CI"
             )
+            significant = math.isfinite(r["pm_p_holm"]) and r["pm_p_holm"] < alpha
             desc = (
                 f"{r['task']} (SD {r['sd_baseline']:.2f} → {r['sd_system']:.2f}, ratio "
-                f"{r['sd_ratio']:.2f} {ci}, Pitman–Morgan Holm p={fmt_p(r['pm_p_holm'])})"
+                f"{r['sd_ratio']:.2f} {ci}, Pitman–Morgan Holm p={fmt_p(r['pm_p_holm'])}"
+                f"{_ci_disagrees(r, significant)})"
             )
             if not math.isfinite(r["pm_p_holm"]):
                 untested.append(f"{r['task']} ({r['pm_note'] or r['note'] or 'not testable'})")
-            elif r["pm_p_holm"] < alpha:
+            elif significant:
                 (grew if r["sd_system"] > r["sd_baseline"] else shrank).append(desc)
             else:
                 flat.append(desc)
@@ -130,6 +132,21 @@ def _spread(a: Analysis, others: list[str], alpha: float) -> list[str]:
             f"(task groups — {groups})."
         )
     return out
+
+
+def _ci_disagrees(r: pd.Series, significant: bool) -> str:
+    """A warning where the test and the SD ratio's CI disagree: the test is paired by language
+    and conditions on the seeds; the CI also resamples languages and seeds, so one language far
+    from the others (English) or a seed-to-seed swing can widen it past 1."""
+    lo, hi = r["sd_ratio_lo"], r["sd_ratio_hi"]
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return ""
+    covers_one = lo <= 1.0 <= hi
+    if significant and covers_one:
+        return "; but the CI, which also resamples languages and seeds, includes 1"
+    if not significant and not covers_one:
+        return "; but the CI, which also resamples languages and seeds, excludes 1"
+    return ""
 
 
 def _across_languages(a: Analysis, s: str, alpha: float) -> str:
