@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import re
 import shutil
 import time
 from pathlib import Path
@@ -231,6 +232,34 @@ def test_processes_executor(tiny_model, demo_data, tmp_path, small_reference):
     graph, stats = run_grid(spec, tmp_path / "out", echo=_quiet)
     assert sorted(stats.built) == sorted(graph.nodes) and not stats.failed  # each once
     pd.testing.assert_frame_equal(_key(grid_rows(graph)), small_reference)
+
+
+def test_processes_executor_recycles_workers_above_their_memory_limit(
+    tiny_model, demo_data, tmp_path, small_reference, capfd
+):
+    # a limit every process is above: each worker leaves after one stage and a fresh one
+    # takes its slot; every stage is still built exactly once, with the same results
+    execution = {"executor": "processes", "workers": 2, "worker_max_rss_gb": 0.001}
+    spec = parse_grid(_raw(tiny_model, demo_data, seeds=[1], execution=execution))
+    graph, stats = run_grid(spec, tmp_path / "out", echo=_quiet)
+    assert sorted(stats.built) == sorted(graph.nodes) and not stats.failed
+    assert not stats.recycle
+    pd.testing.assert_frame_equal(_key(grid_rows(graph)), small_reference)
+    out = capfd.readouterr().out
+    assert out.count("leaving to be replaced by a fresh worker") == len(graph.nodes)
+    assert re.search(r"\[mem \] resident \d+\.\d\d GiB after ", out)
+
+
+def test_worker_memory_helpers():
+    from xstilts.grid.worker import release_memory, rss_bytes
+
+    before = rss_bytes()
+    assert before is None or before > 0
+    blob = bytearray(64 * 2**20)  # touched pages count as resident
+    blob[::4096] = b"x" * len(blob[::4096])
+    del blob
+    after = release_memory()
+    assert after is None or 0 < after < before + 32 * 2**20
 
 
 def test_slurm_executor_through_submitit_local(tiny_model, demo_data, tmp_path, small_reference):

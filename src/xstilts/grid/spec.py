@@ -71,6 +71,9 @@ class RaySettings:
 class Execution:
     executor: Executor = Executor.LOCAL
     workers: int = 1  # processes executor: local worker processes
+    # processes executor: a worker whose resident memory is above this after a stage exits and
+    # is replaced by a fresh process (None: never); a killed worker is replaced either way
+    worker_max_rss_gb: float | None = None
     heartbeat_s: float = 10.0
     stale_after_s: float = 120.0
     poll_s: float = 1.0
@@ -429,6 +432,10 @@ def _parse_exclude(e, i, models, inter, targets, g, source) -> dict[str, tuple]:
 
 
 def _check_execution(ex: Execution, source: str) -> None:
+    if ex.worker_max_rss_gb is not None and ex.worker_max_rss_gb <= 0:
+        raise ConfigError(
+            f"{source}: execution.worker_max_rss_gb must be > 0, got {ex.worker_max_rss_gb}"
+        )
     if ex.workers < 1:
         raise ConfigError(f"{source}: execution.workers must be >= 1, got {ex.workers}")
     if ex.heartbeat_s <= 0 or ex.stale_after_s < 3 * ex.heartbeat_s:
