@@ -247,7 +247,7 @@ def test_processes_executor_recycles_workers_above_their_memory_limit(
     pd.testing.assert_frame_equal(_key(grid_rows(graph)), small_reference)
     out = capfd.readouterr().out
     assert out.count("leaving to be replaced by a fresh worker") == len(graph.nodes)
-    assert re.search(r"\[mem \] resident \d+\.\d\d GiB after ", out)
+    assert re.search(r"\[mem \] resident \d+\.\d\d GiB after .*\(peak so far \d+\.\d\d GiB\)", out)
 
 
 def test_worker_memory_helpers():

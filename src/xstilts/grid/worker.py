@@ -76,6 +76,13 @@ def rss_bytes() -> int | None:
         return None
 
 
+def peak_rss_bytes() -> int:
+    """Highest resident size of this process since it started (``ru_maxrss``: KiB on Linux)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
 def release_memory() -> int | None:
     """Collect garbage and hand freed heap pages back to the OS (glibc ``malloc_trim``), then
     return :func:`rss_bytes`. Without the trim a long-lived worker keeps the peak of every stage
@@ -253,7 +260,10 @@ def work_loop(
             if max_rss_bytes is not None:
                 rss = release_memory()
                 if rss is not None:
-                    echo(f"[mem ] resident {rss / 2**30:.2f} GiB after {node.job.label}")
+                    echo(
+                        f"[mem ] resident {rss / 2**30:.2f} GiB after {node.job.label} "
+                        f"(peak so far {peak_rss_bytes() / 2**30:.2f} GiB)"
+                    )
                     if rss > max_rss_bytes:
                         stats.recycle = True
                         return stats
