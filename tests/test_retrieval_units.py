@@ -196,3 +196,22 @@ def test_bench_retrieval_smoke(tmp_path, monkeypatch):
     assert json.loads(out.read_text()).keys() == results.keys()
     assert results["encoding"]["sentences"] == 16 and results["encoding"]["max_abs_diff"] < 1e-4
     assert results["search"]["first_query_exact"] and results["search"]["candidates"] == 3000
+
+
+def test_tokenize_in_chunks_equals_one_call(tiny_model, monkeypatch):
+    """Chunked tokenisation (peak memory) gives exactly the ids of one tokenizer call."""
+    from transformers import AutoTokenizer
+
+    from xstilts.retrieval import encode
+
+    tok = AutoTokenizer.from_pretrained(tiny_model)
+    texts = [f"sentence {i} about a red bag" for i in range(10)]
+    pairs = [None if i % 4 == 0 else f"the paragraph {i} " * (i + 1) for i in range(10)]
+    whole_ids, whole_tti = encode.tokenize(tok, texts, pairs, max_length=24)
+    single = encode.tokenize(tok, texts, None, max_length=24)
+    monkeypatch.setattr(encode, "TOKENIZE_CHUNK", 3)
+    assert encode.tokenize(tok, texts, pairs, max_length=24) == (whole_ids, whole_tti)
+    assert encode.tokenize(tok, texts, None, max_length=24) == single
+    one = tok(texts[1], pairs[1], truncation="longest_first", max_length=24)
+    assert whole_ids[1] == one["input_ids"] and whole_tti[1] == one["token_type_ids"]
+    assert max(map(len, whole_ids)) == 24

@@ -28,31 +28,45 @@ from xstilts.features.base import pad_rows
 from xstilts.runtime import device as runtime_device
 from xstilts.runtime import model_device, to_device
 
+#: Rows tokenised per tokenizer call. A fast tokenizer's batch output keeps a Rust
+#: ``Encoding`` per row (tokens, offsets, word ids, the overflow cut off by truncation): about
+#: 200 KiB a (sentence, paragraph) pair, 2.8 GiB for LAReQA's 13,014 pooled candidates in one
+#: call. In chunks only the id lists stay.
+TOKENIZE_CHUNK = 1024
+
 
 def tokenize(
     tokenizer, texts: Sequence[str], pairs: Sequence[str | None] | None, *, max_length: int
 ) -> tuple[list[list[int]], list[list[int]] | None]:
     """Token ids (and token types) of ``texts`` (or ``(text, pair)``), truncated longest-first
     to ``max_length``, unpadded."""
-    if pairs is not None and any(p is not None for p in pairs):
-        enc = tokenizer(
-            list(texts),
-            [p or "" for p in pairs],
-            truncation="longest_first",
-            max_length=max_length,
-            padding=False,
-            return_attention_mask=False,
-        )
-    else:
-        enc = tokenizer(
-            list(texts),
-            truncation=True,
-            max_length=max_length,
-            padding=False,
-            return_attention_mask=False,
-        )
-    tti = enc.get("token_type_ids")
-    return list(enc["input_ids"]), (list(tti) if tti is not None else None)
+    with_pairs = pairs is not None and any(p is not None for p in pairs)
+    ids: list[list[int]] = []
+    tti: list[list[int]] | None = []
+    for start in range(0, len(texts), TOKENIZE_CHUNK):
+        chunk = list(texts[start : start + TOKENIZE_CHUNK])
+        if with_pairs:
+            second = [p or "" for p in pairs[start : start + TOKENIZE_CHUNK]]
+            enc = tokenizer(
+                chunk,
+                second,
+                truncation="longest_first",
+                max_length=max_length,
+                padding=False,
+                return_attention_mask=False,
+            )
+        else:
+            enc = tokenizer(
+                chunk, truncation=True, max_length=max_length, padding=False,
+                return_attention_mask=False,
+            )  # fmt: skip
+        ids.extend(enc["input_ids"])
+        types = enc.get("token_type_ids")
+        if types is None:
+            tti = None
+        elif tti is not None:
+            tti.extend(types)
+    return ids, tti
 
 
 def length_batches(lengths: np.ndarray, batch_tokens: int, max_rows: int = 512) -> list[np.ndarray]:
