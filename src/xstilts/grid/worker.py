@@ -366,7 +366,11 @@ def run_processes(
             p.join()
             del running[i]
             code = p.exitcode
-            if code == 0 or not graph.todo():
+            if code == 0:
+                continue
+            if not graph.todo():
+                if code != RECYCLE_EXIT:  # every stage is built; say so rather than hide it
+                    echo(f"worker w{i} exited with code {code} after the last stage was built")
                 continue
             if code != RECYCLE_EXIT:
                 killed[i] += 1
