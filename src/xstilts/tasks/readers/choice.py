@@ -33,7 +33,7 @@ from pathlib import Path
 from xml.etree import ElementTree
 
 from xstilts.errors import DataError
-from xstilts.tasks.readers.files import decode, jsonl_records, read_bytes
+from xstilts.tasks.readers.files import decode, jsonl_records, read_bytes, read_text
 
 COPA_LABELS: tuple[str, ...] = ("0", "1")
 SIQA_LABELS: tuple[str, ...] = ("0", "1", "2")
@@ -114,11 +114,11 @@ def read_copa_jsonl(
     SuperGLUE COPA files (``language == "en"`` and ``split`` in train/dev/val/test)
     ``source_item`` maps ``idx`` to the original COPA numbering.
     """
-    p, data = read_bytes(path)
+    p, text = read_text(path)
     where = str(p)
     first_id = COPA_JSONL_FIRST_ID.get(split or "") if language == "en" else None
     examples = []
-    for line, rec in jsonl_records(where, decode(p, data)):
+    for line, rec in jsonl_records(where, text):
         premise = _text_field(where, line, rec, "premise")
         choices = (
             _text_field(where, line, rec, "choice1"),
@@ -251,18 +251,16 @@ def read_siqa_jsonl(
 ) -> list[ChoiceExample]:
     """Read a SIQA jsonl file: v1.4 (labels in ``correct``) or the official layout, whose labels
     come from ``labels_path`` (default: ``{stem}-labels.lst`` beside the file, if present)."""
-    p, data = read_bytes(path)
+    p, text = read_text(path)
     if labels_path is None:
         beside = p.with_name(f"{p.stem}-labels.lst")
         labels_path = beside if beside.is_file() else None
     labels = labels_where = None
     if labels_path is not None:
-        lp, ldata = read_bytes(labels_path)
+        lp, ltext = read_text(labels_path)
         labels_where = str(lp)
-        labels = read_siqa_labels(labels_where, decode(lp, ldata))
-    return _siqa_examples(
-        str(p), decode(p, data), language=language, labels=labels, labels_where=labels_where
-    )
+        labels = read_siqa_labels(labels_where, ltext)
+    return _siqa_examples(str(p), text, language=language, labels=labels, labels_where=labels_where)
 
 
 def _zip_members(z: zipfile.ZipFile) -> dict[str, str]:

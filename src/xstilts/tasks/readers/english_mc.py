@@ -37,7 +37,7 @@ from pathlib import Path
 
 from xstilts.errors import DataError
 from xstilts.tasks.readers.choice import ChoiceExample, _text_field
-from xstilts.tasks.readers.files import decode, jsonl_records, read_bytes
+from xstilts.tasks.readers.files import jsonl_records, read_text
 
 HELLASWAG_LABELS: tuple[str, ...] = ("0", "1", "2", "3")
 COSMOSQA_LABELS: tuple[str, ...] = ("0", "1", "2", "3")
@@ -85,11 +85,9 @@ def _guid(record: Mapping, key: str, language: str, line: int) -> str:
 
 
 def _from_jsonl(path: str | Path, language: str, convert: _Converter) -> list[ChoiceExample]:
-    p, data = read_bytes(path)
+    p, text = read_text(path)
     where = str(p)
-    return [
-        convert(where, line, rec, language) for line, rec in jsonl_records(where, decode(p, data))
-    ]
+    return [convert(where, line, rec, language) for line, rec in jsonl_records(where, text)]
 
 
 def _from_rows(
@@ -171,9 +169,8 @@ def read_cosmosqa_csv(path: str | Path, *, language: str = "en") -> list[ChoiceE
     """Read the release's ``train.csv`` / ``valid.csv``: a header row, comma-separated, fields
     quoted when needed (contexts may hold commas, quotes and line breaks). ``line`` is the
     physical line on which the record starts."""
-    p, data = read_bytes(path)
+    p, text = read_text(path)
     where = str(p)
-    text = decode(p, data)
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
         header = next(reader, None)

@@ -22,22 +22,28 @@ from typing import Literal
 from xstilts.errors import DataError
 
 
-def read_bytes(path: str | Path) -> tuple[Path, bytes]:
-    """The bytes of a regular file; DataError for a missing path or a directory."""
+def _regular_file(path: str | Path) -> Path:
     p = Path(path)
     if not p.is_file():
         raise DataError(p, "file not found" if not p.exists() else "not a regular file")
+    return p
+
+
+def read_bytes(path: str | Path) -> tuple[Path, bytes]:
+    """The bytes of a regular file; DataError for a missing path or a directory."""
+    p = _regular_file(path)
     return p, p.read_bytes()
 
 
-def decode(where: str | Path, data: bytes) -> str:
-    """UTF-8 text without a leading BOM; DataError naming the line of the first bad byte."""
+def decode(where: str | Path, data: bytes, *, first_line: int = 1) -> str:
+    """UTF-8 text; DataError naming the line of the first bad byte (``data`` starts on line
+    ``first_line`` of its file). A BOM is dropped at the start of the file only."""
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
-        line = data.count(b"\n", 0, e.start) + 1
+        line = data.count(b"\n", 0, e.start) + first_line
         raise DataError(where, f"not valid UTF-8 ({e.reason})", line=line) from None
-    return text.removeprefix("\ufeff")
+    return text.removeprefix("\ufeff") if first_line == 1 else text
 
 
 def read_text(path: str | Path) -> tuple[Path, str]:
@@ -87,22 +93,13 @@ def jsonl_records(where: str | Path, text: str) -> list[tuple[int, dict]]:
 def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict]]:
     """:func:`jsonl_records` streamed from disk, for files too large to hold as one string (a
     Mewsli-X candidate set); an empty file yields nothing."""
-    p = Path(path)
-    if not p.is_file():
-        raise DataError(p, "file not found" if not p.exists() else "not a regular file")
+    p = _regular_file(path)
     with open(p, "rb") as f:
         for line, data in enumerate(f, 1):
-            raw = decode(p, data) if line == 1 else _decode_line(p, line, data)
+            raw = decode(p, data, first_line=line)
             record = _jsonl_record(p, line, raw.removesuffix("\n").removesuffix("\r"))
             if record is not None:
                 yield line, record
-
-
-def _decode_line(where: Path, line: int, data: bytes) -> str:
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise DataError(where, f"not valid UTF-8 ({e.reason})", line=line) from None
 
 
 def read_json(path: str | Path) -> tuple[Path, object]:
