@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import gc
 import json
+import math
 import multiprocessing as mp
 import multiprocessing.connection
 import os
@@ -83,16 +85,24 @@ def peak_rss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
+@functools.cache
+def _libc() -> ctypes.CDLL | None:
+    """The C library, looked up once (``find_library`` runs ldconfig)."""
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    except OSError:
+        return None
+
+
 def release_memory() -> int | None:
     """Collect garbage and hand freed heap pages back to the OS (glibc ``malloc_trim``), then
     return :func:`rss_bytes`. Without the trim a long-lived worker keeps the peak of every stage
     it ran: freed tokenisation and evaluation buffers stay in glibc's arenas (seen: two study
     workers at 11 GiB each on a 24 GiB machine, one killed by the OOM killer)."""
     gc.collect()
-    try:
-        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass  # not glibc
+    trim = getattr(_libc(), "malloc_trim", None)  # glibc only
+    if trim is not None:
+        trim(0)
     return rss_bytes()
 
 
@@ -210,7 +220,7 @@ def work_loop(
     settings: ClaimSettings | None = None,
     stop_on_error: bool = True,
     tidy_checkpoints: bool | None = None,
-    max_rss_bytes: int | None = None,
+    max_rss_bytes: float | None = None,
 ) -> WorkStats:
     """Build every node of ``graph`` that is to do, cooperating with other workers.
 
@@ -320,7 +330,7 @@ def _worker_main(
         echo=echo,
         stop_on_error=False,
         # no limit: still release memory and echo the resident size after every stage
-        max_rss_bytes=int(limit * 2**30) if limit is not None else 1 << 62,
+        max_rss_bytes=limit * 2**30 if limit is not None else math.inf,
     )
     queue.put((index, stats))
     if stats.recycle:
@@ -381,5 +391,4 @@ def run_processes(
             running[i] = start(i)
     while not queue.empty():
         stats.merge(queue.get()[1])
-    stats.recycle = False
     return stats

@@ -44,22 +44,16 @@ def tokenize(
     ids: list[list[int]] = []
     tti: list[list[int]] | None = []
     for start in range(0, len(texts), TOKENIZE_CHUNK):
-        chunk = list(texts[start : start + TOKENIZE_CHUNK])
+        chunk = [list(texts[start : start + TOKENIZE_CHUNK])]
         if with_pairs:
-            second = [p or "" for p in pairs[start : start + TOKENIZE_CHUNK]]
-            enc = tokenizer(
-                chunk,
-                second,
-                truncation="longest_first",
-                max_length=max_length,
-                padding=False,
-                return_attention_mask=False,
-            )
-        else:
-            enc = tokenizer(
-                chunk, truncation=True, max_length=max_length, padding=False,
-                return_attention_mask=False,
-            )  # fmt: skip
+            chunk.append([p or "" for p in pairs[start : start + TOKENIZE_CHUNK]])
+        enc = tokenizer(
+            *chunk,
+            truncation="longest_first" if with_pairs else True,
+            max_length=max_length,
+            padding=False,
+            return_attention_mask=False,
+        )
         ids.extend(enc["input_ids"])
         types = enc.get("token_type_ids")
         if types is None:
