@@ -250,6 +250,45 @@ def test_processes_executor_recycles_workers_above_their_memory_limit(
     assert re.search(r"\[mem \] resident \d+\.\d\d GiB after .*\(peak so far \d+\.\d\d GiB\)", out)
 
 
+# Loaded by every Python process started with its folder on PYTHONPATH (the spawned workers):
+# the first stage any worker begins kills that worker outright, as the OOM killer would.
+_KILL_FIRST_STAGE = """
+import os, signal
+import xstilts.grid.worker as worker
+
+_build = worker.build_node
+
+def build_node(*args, **kwargs):
+    try:  # O_EXCL: exactly one worker of the run wins the marker and dies
+        os.close(os.open(os.environ["XSTILTS_TEST_KILL_MARKER"], os.O_CREAT | os.O_EXCL))
+    except FileExistsError:
+        return _build(*args, **kwargs)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+worker.build_node = build_node
+"""
+
+
+def test_processes_executor_replaces_a_killed_worker(
+    tiny_model, demo_data, tmp_path, small_reference, capfd, monkeypatch
+):
+    # a worker killed while it holds a claim: a fresh process takes its slot, the stale claim
+    # is taken over, and every stage is still built once with the reference results
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(_KILL_FIRST_STAGE)
+    monkeypatch.setenv("PYTHONPATH", str(hook))
+    monkeypatch.setenv("XSTILTS_TEST_KILL_MARKER", str(tmp_path / "killed"))
+    execution = {"executor": "processes", "workers": 2, "heartbeat_s": 0.2, "stale_after_s": 1}
+    spec = parse_grid(_raw(tiny_model, demo_data, seeds=[1], execution=execution))
+    graph, stats = run_grid(spec, tmp_path / "out", echo=print)
+    assert (tmp_path / "killed").exists()  # the hook did kill a worker
+    assert sorted(stats.built) == sorted(graph.nodes) and not stats.failed
+    pd.testing.assert_frame_equal(_key(grid_rows(graph)), small_reference)
+    out = capfd.readouterr().out
+    assert re.search(r"worker w[01] exited with code -9: starting a fresh one", out)
+
+
 def test_worker_memory_helpers():
     from xstilts.grid.worker import release_memory, rss_bytes
 
