@@ -49,7 +49,30 @@ def test_holm_families_are_per_task(analysis):
         assert (finite["p_holm"] >= finite["p"] - 1e-12).all()
         k = finite["p"].idxmin()
         assert finite.at[k, "p_holm"] == pytest.approx(min(1.0, len(finite) * finite.at[k, "p"]))
-    assert len(analysis.families) == 2 and "udpos" in analysis.families[0]
+    assert len(analysis.families) == 3 and "udpos" in analysis.families[1]
+    assert analysis.families[0] == "language averages (4 tests: every task × system)"
+
+
+def test_language_averaged_deltas_with_ci_and_holm_over_tasks_and_systems(analysis):
+    av = analysis.averages.set_index(["task", "system"])
+    assert set(av.index) == {(t, s) for t in ("udpos", "xnli") for s in ("mnli", "same")}
+    d = analysis.deltas
+    for (task, system), r in av.iterrows():
+        per_lang = d[(d["task"] == task) & (d["system"] == system)]
+        assert r["delta_avg"] == pytest.approx(per_lang["delta"].mean())
+        assert r["n_languages"] == len(per_lang) and r["baseline"] == "none"
+        # the mean's replicates are less spread than one language's (examples are independent)
+        assert r["se_avg"] < per_lang["se"].max() or r["se_avg"] == 0
+    gain = av.loc[("xnli", "mnli")]
+    assert 0 < gain["ci_lo"] <= gain["delta_avg"] <= gain["ci_hi"] and gain["p_holm"] < 0.05
+    same = av.loc[("xnli", "same")]
+    assert same["delta_avg"] == 0 and same["p"] == 1 and same["p_holm"] == 1
+    # Holm over the 4 (task, system) averages: the smallest p is multiplied by 4
+    k = av["p"].idxmin()
+    assert av.at[k, "p_holm"] == pytest.approx(min(1.0, 4 * av.at[k, "p"]))
+    assert (av["p_holm"] >= av["p"] - 1e-12).all()
+    m = analysis.mde.set_index(["task", "system"])
+    assert m.loc[("xnli", "mnli"), "se_avg"] == pytest.approx(gain["se_avg"])
 
 
 def test_deterministic_for_a_seed_and_sensitive_to_it(tree, analysis):

@@ -89,9 +89,16 @@ def test_document_shows_mde_and_marks_same_data_cells(analysis):
 
 def test_findings_react_to_planted_effect_vs_none(analysis, tmp_path):
     text = " ".join(findings(analysis))
-    assert re.search(r"\*\*mnli\*\* changes the official score by \+\d", text)
+    # the planted gains, on the language averages (xnli marked: mnli trains on its file)
+    ci = r"\(\+\d+\.\d \[\+\d+\.\d, \+\d+\.\d\], \d+ languages\)"
+    assert re.search(
+        rf"\*\*mnli\*\* raises the language average of udpos {ci} and xnli † {ci} "
+        r"significantly \(Holm over 4 task × system averages\); per language",
+        text,
+    )
     assert "significantly positive" in text
-    same = next(s for s in findings(analysis) if "**same** changes" in s)
+    same = next(s for s in findings(analysis) if "**same** " in s)
+    assert "makes no significant change to the language average of any of its 2 tasks" in same
     assert "no significant difference from the baseline" in same
     null = analyze(
         load_results(
@@ -99,8 +106,22 @@ def test_findings_react_to_planted_effect_vs_none(analysis, tmp_path):
         ),
         FAST,
     )
-    mnli = next(s for s in findings(null) if "**mnli** changes" in s)
+    mnli = next(s for s in findings(null) if "**mnli** " in s)
     assert "no significant difference" in mnli and "significantly positive" not in mnli
+    assert "raises" not in mnli and "lowers" not in mnli
+
+
+def test_language_averaged_deltas_section(analysis):
+    md = to_markdown(build_document(analysis))
+    assert "## Language-averaged deltas" in md
+    assert (
+        md.index("## Findings") < md.index("## Language-averaged deltas") < md.index("## Summary")
+    )
+    row = next(line for line in md.splitlines() if line.startswith("| xnli | 10 |"))
+    mnli, same = row.removesuffix(" |").split(" | ")[2:4]
+    assert re.fullmatch(r"\+\d+\.\d\d \[\+\d+\.\d\d, \+\d+\.\d\d\] \* †", mnli)
+    assert same == "+0.00 [+0.00, +0.00]"  # identical system: no star, not flagged
+    assert "averages.csv" in set(csv_tables(analysis))
 
 
 def _spread_csv(path, shrink: float):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 from xstilts.analysis.deltas import compute_deltas
@@ -51,6 +52,8 @@ class Analysis:
     gain_points: pd.DataFrame
     selection: pd.DataFrame
     selection_summary: pd.DataFrame
+    # per (task, system != baseline): the language-averaged delta, its CI and Holm p (deltas.py)
+    averages: pd.DataFrame = field(default_factory=pd.DataFrame)
     # per (task, system != baseline): design, SE and minimum detectable effect (mde.py)
     mde: pd.DataFrame = field(default_factory=pd.DataFrame)
     # per (task, system): intermediate and target trained on the same data (same_data.py)
@@ -60,7 +63,8 @@ class Analysis:
     @property
     def families(self) -> list[str]:
         """The families within which p-values are Holm-adjusted, as stated in the report."""
-        out = []
+        n_avg = int(np.isfinite(self.averages["p"]).sum()) if len(self.averages) else 0
+        out = [f"language averages ({n_avg} tests: every task × system)"]
         for task in self.tasks:
             n_d = int((self.deltas["task"] == task).sum()) if len(self.deltas) else 0
             n_v = 2 * int((self.variance["task"] == task).sum()) if len(self.variance) else 0
@@ -106,6 +110,7 @@ def analyze(results: Results, options: Options | None = None) -> Analysis:
     same = results.same_data if len(results.same_data) else pd.DataFrame(columns=SAME_DATA_COLUMNS)
     deltas["same_data"] = flag_column(deltas, same)
     score_ci["same_data"] = flag_column(score_ci, same)
+    averages["same_data"] = flag_column(averages, same)
     if results.kind == "csv":
         notes.append("same-data check needs result rows (a CSV does not say what trained on what)")
     unknown = same[same["same_data"].isna()]
@@ -171,6 +176,7 @@ def analyze(results: Results, options: Options | None = None) -> Analysis:
         gain_points=points,
         selection=selection,
         selection_summary=selection_summary(selection),
+        averages=averages,
         mde=mde,
         same_data=same,
         notes=notes,

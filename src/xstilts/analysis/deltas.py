@@ -123,8 +123,8 @@ def task_seed_draws(
     return out
 
 
-AVG_COLUMNS = ["task", "system", "baseline", "delta_avg", "se_avg", "n_languages", "resampling"]
-AVG_COLUMNS += ["note"]
+AVG_COLUMNS = ["task", "system", "baseline", "delta_avg", "ci_lo", "ci_hi", "p", "p_holm"]
+AVG_COLUMNS += ["se_avg", "n_languages", "resampling", "note"]
 
 
 def compute_deltas(
@@ -143,8 +143,10 @@ def compute_deltas(
     se is the bootstrap SD of the replicates of Δ (the standard error the p-value uses).
     score CIs: task, language, system, score, ci_lo, ci_hi, n_seeds, resampling.
     language averages (``AVG_COLUMNS``): per (task, system != baseline) the mean of the
-    per-language deltas and its standard error, the SD of the mean over languages of the
-    same replicates (seed draws shared across languages, examples resampled per language).
+    per-language deltas, with the percentile CI, p-value and standard error of the mean over
+    languages of the same replicates (seed draws shared across languages, examples resampled
+    per language); p_holm is Holm-adjusted over every (task, system) average: the family of
+    the headline question "does this intermediate task move this target's average?".
     """
     scores = results.scores.reset_index()
     delta_rows, ci_rows = [], []
@@ -234,7 +236,9 @@ def compute_deltas(
         ci_rows,
         columns=["task", "language", "system", "score", "ci_lo", "ci_hi", "n_seeds", "resampling"],
     )
-    return deltas, cis, _averages(deltas, avg_reps, avg_levels, baseline)
+    averages = _averages(deltas, avg_reps, avg_levels, baseline, level)
+    averages["p_holm"] = holm(averages["p"].to_numpy(float))
+    return deltas, cis, averages
 
 
 def _averages(
@@ -242,24 +246,29 @@ def _averages(
     reps: dict[tuple[str, str], dict[str, np.ndarray | None]],
     levels: dict[tuple[str, str], set[str]],
     baseline: str,
+    level: float,
 ) -> pd.DataFrame:
-    """The language-averaged delta of each (task, system) with its bootstrap standard error."""
+    """The language-averaged delta of each (task, system) with its bootstrap CI, p-value and
+    standard error (p_holm is filled in by the caller)."""
     rows = []
     for (task, system), per_lang in sorted(reps.items()):
         d = deltas[(deltas["task"] == task) & (deltas["system"] == system)]
         lv = levels[(task, system)]
         how = next(iter(lv)) if len(lv) == 1 else "mixed: " + ", ".join(sorted(lv))
         missing = sorted(lang for lang, r in per_lang.items() if r is None)
-        se, note = math.nan, ""
+        delta = float(d["delta"].mean())
+        lo = hi = p = se = math.nan
+        note = ""
         if missing:
-            # a language without replicates has unknown sampling error: no SE for the mean
+            # a language without replicates has unknown sampling error: no CI for the mean
             note = f"no replicates for {len(missing)} language(s) ({', '.join(missing[:5])})"
         else:
             mean_rep = np.mean(np.stack(list(per_lang.values())), axis=0)  # [B]
             se = float(np.std(mean_rep, ddof=1))
-        rows.append(
-            (task, system, baseline, float(d["delta"].mean()), se, len(per_lang), how, note)
-        )
+            lo, hi = percentile_ci(mean_rep, level)
+            p = bootstrap_normal_p(mean_rep, delta)
+        row = (task, system, baseline, delta, lo, hi, p, math.nan, se, len(per_lang), how, note)
+        rows.append(row)
     return pd.DataFrame(rows, columns=AVG_COLUMNS)
 
 

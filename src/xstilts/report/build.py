@@ -12,10 +12,12 @@ import pandas as pd
 from xstilts.analysis.analyze import Analysis
 from xstilts.analysis.summary import order_languages
 from xstilts.report.design import (
+    CELL_MARK,
     label,
     mde_section,
     paper_csv,
     paper_display,
+    same_data_cells,
     same_data_section,
 )
 from xstilts.report.document import (
@@ -58,6 +60,7 @@ def csv_tables(a: Analysis) -> dict[str, pd.DataFrame]:
         "scores.csv": a.scores,
         "paper.csv": paper_csv(a),
         "deltas.csv": a.deltas,
+        "averages.csv": a.averages,
         "score_ci.csv": a.score_ci,
         "spread_languages.csv": a.spread_languages,
         "spread_seeds.csv": a.spread_seeds,
@@ -124,6 +127,7 @@ def build_document(a: Analysis, preamble: str | None = None) -> Document:
     )
     doc.add(Heading(1, "Findings"))
     doc.add(Bullets(findings(a)))
+    _averages_section(doc, a)
     doc.add(Heading(1, "Summary (official aggregation)"))
     paper, mark_note = paper_display(a)
     doc.add(
@@ -142,6 +146,45 @@ def build_document(a: Analysis, preamble: str | None = None) -> Document:
     _covariates_section(doc, a)
     _methods_section(doc, a)
     return doc
+
+
+def _averages_section(doc: Document, a: Analysis) -> None:
+    """The headline table: per task and system, the language-averaged Δ with its CI, marked
+    where it is significant after Holm over every (task, system) average."""
+    av = a.averages
+    if av.empty:
+        return
+    o = a.options
+    cells = same_data_cells(a)
+    others = [s for s in a.systems if s in set(av["system"])]
+    rows = []
+    for task, g in av.groupby("task", sort=True):
+        row = {"task": task, "languages": int(g["n_languages"].max())}
+        by = g.set_index("system")
+        for s in others:
+            cell = "–"
+            if s in by.index:
+                r = by.loc[s]
+                cell = _ci(r["delta_avg"], r["ci_lo"], r["ci_hi"])
+                if math.isfinite(r["p_holm"]) and r["p_holm"] < o.alpha:
+                    cell += " *"
+                if (task, s) in cells:
+                    cell += f" {CELL_MARK}"
+            row[f"Δ {s} [CI]"] = cell
+        rows.append(row)
+    doc.add(Heading(1, "Language-averaged deltas"))
+    doc.add(
+        Table(
+            pd.DataFrame(rows),
+            "averages.csv",
+            f"Δ = system − {o.baseline} of the mean over the task's evaluated languages (English "
+            "included) of seed-mean scores, in points of the official score, with the "
+            f"{o.level:.0%} CI of the same hierarchical paired bootstrap as the per-language "
+            "deltas (seed draws shared by every language). * = significant after Holm over "
+            f"every task × system average (α = {o.alpha}); {CELL_MARK} = the intermediate stage "
+            "trained on the target's own data.",
+        )
+    )
 
 
 def _task_section(doc: Document, a: Analysis, task: str) -> None:

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from xstilts.analysis.analyze import Analysis
+from xstilts.analysis.same_data import flagged
 from xstilts.evaluation.score import GROUPS
 from xstilts.report.document import fmt_p
 
@@ -59,11 +60,8 @@ def _overall(a: Analysis, s: str, alpha: float) -> str:
     d = a.deltas[a.deltas["system"] == s]
     if d.empty:
         return f"**{s}** shares no (task, language) with the baseline: no delta."
-    tasks = ", ".join(f"{t} ({n} languages)" for t, n in d.groupby("task").size().items())
-    head = (
-        f"Against '{a.options.baseline}', **{s}** changes the official score by "
-        f"{_signed(d['delta'].mean())} points on average over {tasks}"
-    )
+    averages, moved = _averages(a, s, alpha)
+    head = f"Against '{a.options.baseline}', **{s}** {averages}"
     tested = d[np.isfinite(d["p_holm"])]
     if tested.empty:
         reason = d["note"].iloc[0] or "no CI could be computed"
@@ -73,15 +71,55 @@ def _overall(a: Analysis, s: str, alpha: float) -> str:
     if up == down == 0:
         return (
             f"{head}; no per-language delta is significant after Holm correction "
-            f"({len(tested)} tests): no significant difference from the baseline."
+            f"({len(tested)} tests)"
+            + ("." if moved else ": no significant difference from the baseline.")
         )
     best = sig.loc[sig["delta"].abs().idxmax()]
     return (
-        f"{head}; after Holm correction {up} of {len(tested)} per-language deltas are "
+        f"{head}; per language, after Holm correction {up} of {len(tested)} deltas are "
         f"significantly positive and {down} significantly negative (largest: "
         f"{best['task']}/{best['language']} {_signed(best['delta'])} "
         f"[{best['ci_lo']:.1f}, {best['ci_hi']:.1f}])."
     )
+
+
+def _averages(a: Analysis, s: str, alpha: float) -> tuple[str, bool]:
+    """What ``s`` does to each task's language average: the significant ones with their CIs
+    (Holm over every task × system average), then the tasks it leaves unchanged; and whether
+    any average moved significantly."""
+    av = a.averages[a.averages["system"] == s] if len(a.averages) else a.averages
+    if av.empty:
+        return "has no language-averaged delta", False
+    same = {t for t, sys_ in flagged(a.same_data) if sys_ == s}
+
+    def one(r: pd.Series) -> str:
+        mark = " †" if r["task"] in same else ""
+        return (
+            f"{r['task']}{mark} ({_signed(r['delta_avg'])} [{_signed(r['ci_lo'])}, "
+            f"{_signed(r['ci_hi'])}], {r['n_languages']} languages)"
+        )
+
+    tested = av[np.isfinite(av["p_holm"])]
+    sig = tested[tested["p_holm"] < alpha]
+    up, down = sig[sig["delta_avg"] > 0], sig[sig["delta_avg"] < 0]
+    rest = sorted(set(av["task"]) - set(sig["task"]))
+    parts = []
+    if len(up):
+        parts.append("raises the language average of " + _list([one(r) for _, r in up.iterrows()]))
+    if len(down):
+        lowers = _list([one(r) for _, r in down.iterrows()])
+        parts.append(("and lowers it on " if parts else "lowers the language average of ") + lowers)
+    n_fam = int(np.isfinite(a.averages["p_holm"]).sum())
+    if parts:
+        out = " ".join(parts) + f" significantly (Holm over {n_fam} task × system averages)"
+        return out + (f"; no significant change on {_list(rest)}" if rest else ""), True
+    if tested.empty:
+        return "changes no language average measurably (no CI could be computed)", False
+    largest = one(tested.loc[tested["delta_avg"].abs().idxmax()])
+    return (
+        f"makes no significant change to the language average of any of its {len(av)} tasks "
+        f"(Holm over {n_fam} task × system averages; largest {largest})"
+    ), False
 
 
 def _spread(a: Analysis, others: list[str], alpha: float) -> list[str]:
