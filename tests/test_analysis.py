@@ -73,6 +73,12 @@ def test_language_averaged_deltas_with_ci_and_holm_over_tasks_and_systems(analys
     assert (av["p_holm"] >= av["p"] - 1e-12).all()
     m = analysis.mde.set_index(["task", "system"])
     assert m.loc[("xnli", "mnli"), "se_avg"] == pytest.approx(gain["se_avg"])
+    # the per-language table's avg row carries the same average, CI and p
+    avg = analysis.languages["xnli"].loc["avg"]
+    assert avg["Δ mnli"] == pytest.approx(gain["delta_avg"])
+    assert (avg["lo mnli"], avg["hi mnli"], avg["p_holm mnli"]) == (
+        gain["ci_lo"], gain["ci_hi"], gain["p_holm"]
+    )  # fmt: skip
 
 
 def test_deterministic_for_a_seed_and_sensitive_to_it(tree, analysis):

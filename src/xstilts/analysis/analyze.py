@@ -122,7 +122,10 @@ def analyze(results: Results, options: Options | None = None) -> Analysis:
         baseline=o.baseline, alpha=o.alpha, power=o.power,
     )  # fmt: skip
     langs = {
-        t: language_table(clean, deltas, t, baseline=o.baseline, english=o.english) for t in tasks
+        t: language_table(
+            clean, deltas, t, baseline=o.baseline, english=o.english, averages=averages
+        )
+        for t in tasks
     }
     variance = compare_variance(
         clean, baseline=o.baseline, n_boot=o.n_boot, seed=o.seed, level=o.level

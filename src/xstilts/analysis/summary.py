@@ -102,9 +102,11 @@ def language_table(
     *,
     baseline: str,
     english: str = "en",
+    averages: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Per-language table of one task: seed mean and seed SD of every system, then each
-    system's delta with its CI and Holm-adjusted p. Index: language (English first), then avg."""
+    system's delta with its CI and Holm-adjusted p. Index: language (English first), then avg,
+    whose CI and p are the language average's from ``averages`` (``compute_deltas``)."""
     sub = scores[scores["task"] == task]
     g = sub.groupby(["language", "system"])["score"]
     mean, sd = g.mean().unstack("system"), g.std(ddof=1).unstack("system")
@@ -122,5 +124,10 @@ def language_table(
             ]
     avg = out[[c for c in out.columns if c in systems or c.startswith("Δ ")]].mean()
     out.loc["avg"] = avg
+    if averages is not None and len(averages):
+        av = averages[averages["task"] == task].set_index("system")
+        for s in av.index:
+            for col, name in (("ci_lo", "lo"), ("ci_hi", "hi"), ("p_holm", "p_holm")):
+                out.at["avg", f"{name} {s}"] = av.at[s, col]
     out.index.name = "language"
     return out

@@ -208,7 +208,8 @@ def _task_section(doc: Document, a: Analysis, task: str) -> None:
             shown,
             f"languages_{_safe(task)}.csv",
             "Mean ± SD over seeds; Δ = system − baseline with its hierarchical paired "
-            "bootstrap CI; p Holm within this task's per-language family.",
+            "bootstrap CI; p Holm within this task's per-language family (avg row: the "
+            "language average's CI and p, Holm over every task × system average).",
         )
     )
     d = a.deltas[a.deltas["task"] == task]
