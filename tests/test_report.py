@@ -152,6 +152,8 @@ def test_findings_report_spread_shrinking_only_when_significant(tmp_path):
     flat = analyze(load_results(_spread_csv(tmp_path / "b.csv", 0.0)), FAST)
     text = " ".join(findings(flat))
     assert "did not change significantly for xnli" in text and "shrank" not in text
+    # a test that does not reject is named only (its numbers are in the variance table)
+    assert "deltas are not significantly different from zero for xnli." in text
 
 
 def test_findings_say_when_the_variance_test_and_its_ci_disagree():

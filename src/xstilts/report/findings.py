@@ -143,17 +143,18 @@ def _spread(a: Analysis, others: list[str], alpha: float) -> list[str]:
                 else "no CI"
             )
             significant = math.isfinite(r["pm_p_holm"]) and r["pm_p_holm"] < alpha
+            disagree = _ci_disagrees(r, significant)
             desc = (
                 f"{r['task']} (SD {r['sd_baseline']:.2f} → {r['sd_system']:.2f}, ratio "
                 f"{r['sd_ratio']:.2f} {ci}, Pitman–Morgan Holm p={fmt_p(r['pm_p_holm'])}"
-                f"{_ci_disagrees(r, significant)})"
+                f"{disagree})"
             )
             if not math.isfinite(r["pm_p_holm"]):
                 untested.append(f"{r['task']} ({r['pm_note'] or r['note'] or 'not testable'})")
             elif significant:
                 (grew if r["sd_system"] > r["sd_baseline"] else shrank).append(desc)
-            else:
-                flat.append(desc)
+            else:  # the numbers are in the variance table; named here only where CI disagrees
+                flat.append(desc if disagree else r["task"])
             by_group.setdefault(g, []).append(r["task"])
         parts = []
         if grew:
@@ -200,7 +201,10 @@ def _across_languages(a: Analysis, s: str, alpha: float) -> str:
             f"{r['task']} (median Δ {_signed(r['median_delta'])}, rank-biserial r="
             f"{r['rank_biserial']:+.2f}, Holm p={fmt_p(r['wilcoxon_p_holm'])})"
         )
-        (sig if r["wilcoxon_p_holm"] < alpha else ns).append(txt)
+        if r["wilcoxon_p_holm"] < alpha:
+            sig.append(txt)
+        else:  # the numbers are in the variance table
+            ns.append(r["task"])
     parts = []
     if sig:
         parts.append(f"significantly shifted for {_list(sig)}")
