@@ -240,6 +240,26 @@ def test_cli_report_errors_are_one_line(tmp_path, capsys):
     assert "baseline system 'nope'" in capsys.readouterr().err
 
 
+def test_only_the_chosen_seeds_are_analysed(tmp_path, capsys):
+    tree = write_tree(tmp_path / "t", systems=("none", "mnli"), pos=False, history=True)
+    r = load_results(tree, seeds=(1, 3))
+    assert set(r.scores.index.get_level_values("seed")) == {1, 3}
+    assert {k[3] for k in r.evaluations} == {1, 3} and set(r.history["seed"]) == {1, 3}
+    assert "only seed(s) [1, 3] analysed (left out: [2])" in r.notes
+    a = analyze(r, FAST)
+    assert set(a.mde["seeds"]) == {2}  # two seeds per system, not three
+    csv = write_csv(tmp_path / "p.csv", _published_rows())
+    assert set(load_results(csv, seeds=(2,)).scores.index.get_level_values("seed")) == {2}
+    # a seed that is not there, and a malformed list: one-line errors, exit 2
+    out = str(tmp_path / "o")
+    assert main(["report", str(tree), "--seeds", "7", "--output-dir", out]) == 2
+    assert "no rows of seed(s) [7] (seeds here: [1, 2, 3])" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        main(["report", str(tree), "--seeds", "1,x"])
+    assert e.value.code == 2 and "integer seeds separated by commas" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
 def test_report_without_matplotlib_still_writes_text(tmp_path, monkeypatch):
     import xstilts.report.build as build
 

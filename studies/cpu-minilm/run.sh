@@ -6,7 +6,8 @@
 #   bash studies/cpu-minilm/run.sh                  # data from ../shared/data
 #   XSTILTS_SHARED_DATA=/data STUDY_OUT=/big/disk bash studies/cpu-minilm/run.sh
 #
-# REPORT_ONLY=1 skips the grid and reports on whatever stages are finished.
+# REPORT_ONLY=1 skips the grid and reports on whatever stages are finished; REPORT_SEEDS=0,1
+# reports on those seeds only (the seeds every system has while the last one is still running).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
@@ -29,8 +30,10 @@ trap 'rm -f "$preamble"' EXIT
   printf '```\n'
 } > "$preamble"
 # --grid: only this grid's current cells (the output dir also holds stages of its first sizes)
+seeds=()
+if [ -n "${REPORT_SEEDS:-}" ]; then seeds=(--seeds "$REPORT_SEEDS"); fi
 "$xstilts" report "$out" --grid cpu-minilm --output-dir "$here/report" --benchmark xtreme-r \
-  --preamble "$preamble"
+  --preamble "$preamble" "${seeds[@]}"
 cp "$here/report/report.md" "$here/REPORT.md"
 sed -i 's#](figures/#](report/figures/#g' "$here/REPORT.md"
 echo "report: $here/REPORT.md (HTML: $here/report/report.html)"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,26 +70,48 @@ class Results:
         return self.kind == "results"
 
 
-def load_results(path: str | Path, *, model: str | None = None, grid: str | None = None) -> Results:
+def load_results(
+    path: str | Path,
+    *,
+    model: str | None = None,
+    grid: str | None = None,
+    seeds: Sequence[int] | None = None,
+) -> Results:
     """Read a results directory or a long-format CSV (``task,language,system,seed,metric,value``).
 
     ``grid``: only the stages of the grid of that name in the directory (its current cells, as
     ``grids/<grid>.cells.jsonl`` lists them), not stages left by earlier sizes of it or by
-    other configs sharing the directory."""
+    other configs sharing the directory. ``seeds``: only the rows of these seeds (a grid still
+    running its last seed, reported on the seeds every system has)."""
     path = Path(path)
     if path.is_file():
         if grid is not None:
             raise ConfigError(f"--grid needs a results directory, not the file {path}")
-        return load_csv(path)
+        return load_csv(path, seeds=seeds)
     if path.is_dir():
-        return load_results_dir(path, model=model, grid=grid)
+        return load_results_dir(path, model=model, grid=grid, seeds=seeds)
     raise DataError(path, "not found (give a results directory or a CSV file)")
+
+
+def _seed_filter(
+    where: Path, frame: pd.DataFrame, seeds: Sequence[int] | None, notes: list[str]
+) -> pd.DataFrame:
+    """The rows of ``frame`` whose seed is one of ``seeds`` (all when None), said in a note."""
+    if seeds is None:
+        return frame
+    present = sorted(int(x) for x in frame["seed"].dropna().unique())
+    kept = frame[frame["seed"].isin(list(seeds))]
+    if kept.empty:
+        raise DataError(where, f"no rows of seed(s) {sorted(seeds)} (seeds here: {present})")
+    left = [x for x in present if x not in seeds]
+    notes.append(f"only seed(s) {sorted(seeds)} analysed (left out: {left or 'none'})")
+    return kept
 
 
 # --------------------------------------------------------------------------- CSV
 
 
-def load_csv(path: Path) -> Results:
+def load_csv(path: Path, *, seeds: Sequence[int] | None = None) -> Results:
     """Published per-language numbers; statistics that need predictions will be unavailable."""
     with open(path, encoding="utf-8", newline="") as f:
         reader = csv.DictReader(f)
@@ -126,7 +149,8 @@ def load_csv(path: Path) -> Results:
             records.append({**row, "seed": seed, "metric": row["metric"].lower(), "value": value})
     if not records:
         raise DataError(path, "no data rows")
-    scores = _official(pd.DataFrame.from_records(records), notes, str(path))
+    frame = _seed_filter(path, pd.DataFrame.from_records(records), seeds, notes)
+    scores = _official(frame, notes, str(path))
     return Results(path, "csv", scores, notes=notes)
 
 
@@ -168,7 +192,13 @@ def grid_stage_keys(root: Path, grid: str) -> set[str]:
     return keys
 
 
-def load_results_dir(root: Path, *, model: str | None = None, grid: str | None = None) -> Results:
+def load_results_dir(
+    root: Path,
+    *,
+    model: str | None = None,
+    grid: str | None = None,
+    seeds: Sequence[int] | None = None,
+) -> Results:
     rows = load_rows(root)
     if rows.empty:
         raise DataError(root, f"no result rows ({ROWS_FILE}) under this directory")
@@ -177,6 +207,7 @@ def load_results_dir(root: Path, *, model: str | None = None, grid: str | None =
         rows = rows[rows["stage_key"].isin(grid_stage_keys(root, grid))]
         if rows.empty:
             raise DataError(root, f"no result rows of grid {grid!r} yet")
+    rows = _seed_filter(root, rows, seeds, notes)
     models = sorted(rows["model"].dropna().unique())
     if model is not None:
         if model not in models:

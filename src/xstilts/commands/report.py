@@ -21,7 +21,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
             preamble = Path(args.preamble).read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as e:
             raise ConfigError(f"{args.preamble}: cannot read the preamble: {e}") from None
-    results = load_results(source, model=args.model, grid=args.grid)
+    results = load_results(source, model=args.model, grid=args.grid, seeds=args.seeds)
     options = Options(
         baseline=args.baseline,
         benchmark=Benchmark(args.benchmark),
@@ -40,6 +40,19 @@ def _cmd_report(args: argparse.Namespace) -> int:
         f"        {n_fig} figures under {out / 'figures'}, {n_tab} CSV tables under {out / 'tables'}"
     )
     return 0
+
+
+def _seed_list(text: str) -> tuple[int, ...]:
+    """``--seeds 0,1``: distinct integer seeds."""
+    try:
+        seeds = tuple(int(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give integer seeds separated by commas, e.g. 0,1"
+        ) from None
+    if len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"{text!r}: a seed is given twice")
+    return seeds
 
 
 def register(subparsers) -> None:
@@ -74,6 +87,13 @@ def register(subparsers) -> None:
         metavar="NAME",
         help="analyse only the current cells of grid NAME in the directory (not stages left by "
         "an earlier size of the grid or by other configs sharing the directory)",
+    )
+    p.add_argument(
+        "--seeds",
+        type=_seed_list,
+        metavar="S,S,...",
+        help="analyse only the rows of these seeds (e.g. the seeds every system has finished "
+        "while a grid still runs its last one)",
     )
     p.add_argument(
         "--preamble",
