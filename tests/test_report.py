@@ -1,5 +1,6 @@
 """The report: every figure renders, Markdown/HTML/CSV are written, Findings follow the data."""
 
+import math
 import re
 
 import numpy as np
@@ -320,3 +321,13 @@ def test_cli_report_opens_with_a_preamble(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert "no.md: cannot read the preamble" in err and "\n" not in err
     assert not out2.exists()
+
+
+def test_cells_never_show_a_negative_zero():
+    from xstilts.report.build import _ci
+    from xstilts.report.document import fmt
+    from xstilts.report.findings import _signed
+
+    assert fmt(-0.001) == "0.00" and fmt(-0.006) == "-0.01" and fmt(float("nan")) == "–"
+    assert _ci(-0.001, -0.39, 0.0004) == "+0.00 [-0.39, +0.00]"
+    assert _signed(-0.04) == "+0.0" and _signed(-0.05) == "-0.1" and _signed(math.nan) == "n/a"

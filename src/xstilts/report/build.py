@@ -29,6 +29,7 @@ from xstilts.report.document import (
     Table,
     fmt,
     fmt_p,
+    no_negative_zero,
     parse_markdown,
     to_html,
     to_markdown,
@@ -44,6 +45,7 @@ def _safe(name: str) -> str:
 def _ci(v: float, lo: float, hi: float, digits: int = 2) -> str:
     if not math.isfinite(v):
         return "–"
+    v, lo, hi = (no_negative_zero(x, digits) for x in (v, lo, hi))
     s = f"{v:+.{digits}f}"
     return f"{s} [{lo:+.{digits}f}, {hi:+.{digits}f}]" if math.isfinite(lo) else s
 

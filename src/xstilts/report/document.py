@@ -59,6 +59,11 @@ class Document:
         return [b for b in self.blocks if isinstance(b, Figure)]
 
 
+def no_negative_zero(v: float, digits: int) -> float:
+    """``v``, or 0.0 where it rounds to zero at ``digits`` decimals (no "-0.00" cells)."""
+    return 0.0 if round(v, digits) == 0 else v
+
+
 def fmt(v, digits: int = 2) -> str:
     """Display a cell: numbers with ``digits`` decimals, NaN as an en dash."""
     if v is None:
@@ -66,7 +71,7 @@ def fmt(v, digits: int = 2) -> str:
     if isinstance(v, float | int) and not isinstance(v, bool):
         if isinstance(v, float) and not math.isfinite(v):
             return "–" if math.isnan(v) else ("∞" if v > 0 else "-∞")
-        return f"{v:.{digits}f}" if isinstance(v, float) else str(v)
+        return f"{no_negative_zero(v, digits):.{digits}f}" if isinstance(v, float) else str(v)
     return str(v)
 
 

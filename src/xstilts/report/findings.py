@@ -17,7 +17,7 @@ import pandas as pd
 from xstilts.analysis.analyze import Analysis
 from xstilts.analysis.same_data import flagged
 from xstilts.evaluation.score import GROUPS
-from xstilts.report.document import fmt_p
+from xstilts.report.document import fmt_p, no_negative_zero
 
 
 def _group_of(task: str, analysis: Analysis) -> str:
@@ -28,7 +28,7 @@ def _group_of(task: str, analysis: Analysis) -> str:
 
 
 def _signed(v: float, digits: int = 1) -> str:
-    return f"{v:+.{digits}f}" if math.isfinite(v) else "n/a"
+    return f"{no_negative_zero(v, digits):+.{digits}f}" if math.isfinite(v) else "n/a"
 
 
 def _list(items: list[str]) -> str:
