@@ -99,7 +99,9 @@ def test_findings_react_to_planted_effect_vs_none(analysis, tmp_path):
     )
     assert "significantly positive" in text
     same = next(s for s in findings(analysis) if "**same** " in s)
-    assert "makes no significant change to the language average of any of its 2 tasks" in same
+    assert (
+        "makes no significant change to the language average of any of its 2 tested tasks" in same
+    )
     assert "no significant difference from the baseline" in same
     null = analyze(
         load_results(
@@ -150,6 +152,7 @@ def test_findings_report_spread_shrinking_only_when_significant(tmp_path):
     text = " ".join(findings(shrunk))
     assert "shrank significantly for xnli" in text and "classification: xnli" in text
     assert "cannot be assessed" in text  # one seed and no predictions: no per-language CIs
+    assert "has no CI for any language average (no replicates for 15 language(s)" in text
     flat = analyze(load_results(_spread_csv(tmp_path / "b.csv", 0.0)), FAST)
     text = " ".join(findings(flat))
     assert "did not change significantly for xnli" in text and "shrank" not in text

@@ -102,7 +102,9 @@ def _averages(a: Analysis, s: str, alpha: float) -> tuple[str, bool]:
     tested = av[np.isfinite(av["p_holm"])]
     sig = tested[tested["p_holm"] < alpha]
     up, down = sig[sig["delta_avg"] > 0], sig[sig["delta_avg"] < 0]
-    rest = sorted(set(av["task"]) - set(sig["task"]))
+    rest = sorted(set(tested["task"]) - set(sig["task"]))
+    untested = sorted(set(av["task"]) - set(tested["task"]))
+    no_ci = f"; no CI for the average of {_list(untested)}" if untested else ""
     parts = []
     if len(up):
         parts.append("raises the language average of " + _list([one(r) for _, r in up.iterrows()]))
@@ -112,13 +114,14 @@ def _averages(a: Analysis, s: str, alpha: float) -> tuple[str, bool]:
     n_fam = int(np.isfinite(a.averages["p_holm"]).sum())
     if parts:
         out = " ".join(parts) + f" significantly (Holm over {n_fam} task × system averages)"
-        return out + (f"; no significant change on {_list(rest)}" if rest else ""), True
+        return out + (f"; no significant change on {_list(rest)}" if rest else "") + no_ci, True
     if tested.empty:
-        return "changes no language average measurably (no CI could be computed)", False
+        why = next((n for n in av["note"] if n), "no bootstrap replicates")
+        return f"has no CI for any language average ({why})", False
     largest = one(tested.loc[tested["delta_avg"].abs().idxmax()])
     return (
-        f"makes no significant change to the language average of any of its {len(av)} tasks "
-        f"(Holm over {n_fam} task × system averages; largest {largest})"
+        f"makes no significant change to the language average of any of its {len(tested)} "
+        f"tested tasks (Holm over {n_fam} task × system averages; largest {largest}){no_ci}"
     ), False
 
 
