@@ -334,3 +334,15 @@ def test_cells_never_show_a_negative_zero():
     assert fmt(-0.001) == "0.00" and fmt(-0.006) == "-0.01" and fmt(float("nan")) == "–"
     assert _ci(-0.001, -0.39, 0.0004) == "+0.00 [-0.39, +0.00]"
     assert _signed(-0.04) == "+0.0" and _signed(-0.05) == "-0.1" and _signed(math.nan) == "n/a"
+
+
+def test_html_renders_italic_but_leaves_lone_asterisks():
+    from xstilts.report.document import _inline
+
+    assert _inline("see *Language-averaged deltas*; **a *b* c**") == (
+        "see <em>Language-averaged deltas</em>; <strong>a <em>b</em> c</strong>"
+    )
+    # the significance mark, products and code keep their asterisks
+    for text in ("+3.76 [+3.11, +4.46] * †", "* = significant; 2 * 3 * 4", "a*b*c"):
+        assert _inline(text) == text
+    assert _inline("`*x*`") == "<code>*x*</code>"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import html
 import math
+import re
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -171,14 +172,19 @@ def to_html(doc: Document) -> str:
     return "\n".join(out)
 
 
+# *italic*: an asterisk that opens (not before a space) and one that closes (not after one);
+# a lone "*" (the significance mark, "* = significant") is left as it is
+_ITALIC = re.compile(r"(?<![\w*])\*(?=[^\s*])([^*]*?[^\s*])\*(?![\w*])")
+
+
 def _inline(text: str) -> str:
-    """Escape, then render the Markdown spans the report uses: **bold** and `code`."""
+    """Escape, then render the Markdown spans the report uses: **bold**, *italic* and `code`."""
     out = []
     for i, chunk in enumerate(text.split("`")):
         if i % 2:  # inside backticks: verbatim
             out.append(f"<code>{html.escape(chunk)}</code>")
             continue
-        parts = html.escape(chunk).split("**")
+        parts = [_ITALIC.sub(r"<em>\1</em>", p) for p in html.escape(chunk).split("**")]
         out.append("".join(f"<strong>{p}</strong>" if j % 2 else p for j, p in enumerate(parts)))
     return "".join(out)
 
