@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 
 from xstilts.analysis.analyze import Analysis
-from xstilts.analysis.same_data import flagged
 from xstilts.evaluation.score import GROUPS
+from xstilts.report.design import same_data_cells
 from xstilts.report.document import fmt_p, no_negative_zero
 
 
@@ -90,7 +90,7 @@ def _averages(a: Analysis, s: str, alpha: float) -> tuple[str, bool]:
     av = a.averages[a.averages["system"] == s] if len(a.averages) else a.averages
     if av.empty:
         return "has no language-averaged delta", False
-    same = {t for t, sys_ in flagged(a.same_data) if sys_ == s}
+    same = {t for t, sys_ in same_data_cells(a) if sys_ == s}
 
     def one(r: pd.Series) -> str:
         mark = " †" if r["task"] in same else ""
