@@ -34,6 +34,11 @@ seeds=()
 if [ -n "${REPORT_SEEDS:-}" ]; then seeds=(--seeds "$REPORT_SEEDS"); fi
 "$xstilts" report "$out" --grid cpu-minilm --output-dir "$here/report" --benchmark xtreme-r \
   --preamble "$preamble" "${seeds[@]}"
+# why Chinese XNLI gains with mostly [UNK] tokens: the lexical-overlap probe (XNLI-OVERLAP.md)
+python="$root/.venv/bin/python"
+[ -x "$python" ] || python=python
+"$python" "$here/xnli_overlap.py" "$out" --grid cpu-minilm --data-dir "$data" \
+  --output "$here/XNLI-OVERLAP.md" "${seeds[@]}"
 cp "$here/report/report.md" "$here/REPORT.md"
 sed -i 's#](figures/#](report/figures/#g' "$here/REPORT.md"
 echo "report: $here/REPORT.md (HTML: $here/report/report.html)"

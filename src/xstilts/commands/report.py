@@ -42,7 +42,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _seed_list(text: str) -> tuple[int, ...]:
+def seed_list(text: str) -> tuple[int, ...]:
     """``--seeds 0,1``: distinct integer seeds."""
     try:
         seeds = tuple(int(x) for x in text.split(","))
@@ -90,7 +90,7 @@ def register(subparsers) -> None:
     )
     p.add_argument(
         "--seeds",
-        type=_seed_list,
+        type=seed_list,
         metavar="S,S,...",
         help="analyse only the rows of these seeds (e.g. the seeds every system has finished "
         "while a grid still runs its last one)",
