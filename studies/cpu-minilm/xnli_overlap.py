@@ -9,8 +9,8 @@ works on the Chinese characters MiniLM's vocabulary does know without any grasp 
 For every XNLI language it prints
   * the language's share of ``[UNK]`` tokens and the mean *overlap* (share of the hypothesis's
     known sub-word tokens that also occur in the premise) of each gold class;
-  * the accuracy of a label-free rule: entailment when the overlap is at least the language's
-    median overlap, neutral otherwise (it never says contradiction);
+  * the accuracy of a label-free rule: entailment when the overlap is at least its median over
+    the language's whole test file, neutral otherwise (it never says contradiction);
 and for every (language, system), averaged over seeds: accuracy, the share of each predicted
 class, the mean overlap of the pairs predicted entailment minus those predicted neutral, and
 how often the model agrees with the rule.
@@ -134,8 +134,9 @@ def probe(argv: list[str] | None) -> int:
         "",
         "Written by `studies/cpu-minilm/xnli_overlap.py` from the study's prediction files. "
         "*overlap*: share of the hypothesis's known (non-`[UNK]`) MiniLM tokens that also occur "
-        "in the premise, percent. *rule*: entailment when the overlap is at least the language's "
-        "median, else neutral (uses no labels). Per system: means over seeds; *gap*: mean overlap "
+        "in the premise, percent. *rule*: entailment when the overlap is at least its median "
+        "over the language's whole test file, else neutral (uses no labels); *n*: pairs "
+        "evaluated. Per system: means over seeds; *gap*: mean overlap "
         "of pairs predicted entailment minus pairs predicted neutral (points; blank when one "
         "class is never predicted); *agree*: share of pairs where the model says what the rule says.",
         "",
