@@ -7,7 +7,7 @@ entailment from neutral by how much of the hypothesis also occurs in the premise
 works on the Chinese characters MiniLM's vocabulary does know without any grasp of the language.
 
 For every XNLI language it prints
-  * the language's share of ``[UNK]`` tokens and the mean *overlap* (share of the hypothesis's
+  * the language's share of ``[UNK]`` tokens (as the report's covariates table measures it) and the mean *overlap* (share of the hypothesis's
     known sub-word tokens that also occur in the premise) of each gold class;
   * the accuracy of a label-free rule: entailment when the overlap is at least its median over
     the language's whole test file, neutral otherwise (it never says contradiction);
@@ -29,6 +29,7 @@ from pathlib import Path
 
 from transformers import AutoTokenizer
 
+from xstilts.analysis.covariates import token_stats, words_of
 from xstilts.analysis.inputs import load_results_dir, read_predictions
 from xstilts.commands.report import seed_list
 from xstilts.errors import DataError, XStiltsError
@@ -39,19 +40,14 @@ from xstilts.tasks.readers.nli import read_xnli_xtreme_tsv
 LABELS = ("entailment", "neutral", "contradiction")
 
 
-def overlaps(tokenizer, pairs: list[tuple[str, str]]) -> tuple[list[float], float]:
-    """Per pair: share of the hypothesis's known tokens found in the premise; and the
-    language's share of [UNK] tokens over premises and hypotheses."""
-    unk, n_tok, out = tokenizer.unk_token, 0, []
-    n_unk = 0
+def overlaps(tokenizer, pairs: list[tuple[str, str]]) -> list[float]:
+    """Per pair: share of the hypothesis's known (non-[UNK]) tokens found in the premise."""
+    out = []
     for premise, hypothesis in pairs:
-        p, h = tokenizer.tokenize(premise), tokenizer.tokenize(hypothesis)
-        n_tok += len(p) + len(h)
-        n_unk += sum(t == unk for t in p) + sum(t == unk for t in h)
-        known = [t for t in h if t != unk]
-        in_premise = set(p)
+        in_premise = set(tokenizer.tokenize(premise))
+        known = [t for t in tokenizer.tokenize(hypothesis) if t != tokenizer.unk_token]
         out.append(sum(t in in_premise for t in known) / len(known) if known else 0.0)
-    return out, n_unk / n_tok
+    return out
 
 
 def mean(xs: list[float]) -> float:
@@ -82,8 +78,7 @@ def probe(argv: list[str] | None) -> int:
     results = load_results_dir(args.study_out, grid=args.grid, seeds=args.seeds)
     evals = [e for k, e in results.evaluations.items() if k[0] == "xnli" and e.predictions]
     if not evals:
-        print(f"{args.study_out}: no XNLI evaluations with predictions", file=sys.stderr)
-        return 2
+        raise DataError(args.study_out, "no XNLI evaluations with predictions")
     tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(args.model))
 
     # 2. per language: the test pairs, their overlaps, the label-free rule
@@ -95,13 +90,16 @@ def probe(argv: list[str] | None) -> int:
         examples = read_xnli_xtreme_tsv(
             args.data_dir / "xtreme-xnli" / f"{split}-{lang}.tsv", language=lang
         )
-        ov, unk_rate = overlaps(tokenizer, [(x.text_a, x.text_b) for x in examples])
+        ov = overlaps(tokenizer, [(x.text_a, x.text_b) for x in examples])
         overlap_of[lang] = {x.guid: o for x, o in zip(examples, ov, strict=True)}
         median = statistics.median(ov)
         rule[lang] = {
             g: "entailment" if o >= median else "neutral" for g, o in overlap_of[lang].items()
         }
-        by_lang[lang] = {"unk": unk_rate}
+        # the [UNK] share as the report's covariates table measures it
+        words, pretokenised = words_of(examples)
+        stats = token_stats(tokenizer, words, language=lang, pretokenised=pretokenised)
+        by_lang[lang] = {"unk": stats.unk_rate}
 
     # 3. per (language, system, seed): accuracy, predicted shares, overlap gap, rule agreement
     cells: dict[tuple[str, str], list[dict[str, float]]] = defaultdict(list)
@@ -113,12 +111,13 @@ def probe(argv: list[str] | None) -> int:
                     e.predictions, "not an example of the test file", line=i, field="guid"
                 )
         ov, rl = overlap_of[e.language], rule[e.language]
-        gold_ov = {c: [ov[r["guid"]] for r in recs if r["gold"] == c] for c in LABELS}
         pred_ov = {c: [ov[r["guid"]] for r in recs if r["pred"] == c] for c in LABELS}
         lang = by_lang[e.language]
-        lang.update({f"ov_{c}": 100 * mean(gold_ov[c]) for c in LABELS})
-        lang["rule_acc"] = 100 * mean([float(rl[r["guid"]] == r["gold"]) for r in recs])
-        lang["n"] = len(recs)
+        if "n" not in lang:  # gold labels come with the predictions: once per language
+            gold_ov = {c: [ov[r["guid"]] for r in recs if r["gold"] == c] for c in LABELS}
+            lang.update({f"ov_{c}": 100 * mean(gold_ov[c]) for c in LABELS})
+            lang["rule_acc"] = 100 * mean([float(rl[r["guid"]] == r["gold"]) for r in recs])
+            lang["n"] = len(recs)
         cells[(e.language, e.system)].append(
             {
                 "acc": 100 * mean([float(r["pred"] == r["gold"]) for r in recs]),
@@ -133,7 +132,7 @@ def probe(argv: list[str] | None) -> int:
         "# XNLI lexical-overlap probe (CPU study)",
         "",
         "Written by `studies/cpu-minilm/xnli_overlap.py` from the study's prediction files. "
-        "*overlap*: share of the hypothesis's known (non-`[UNK]`) MiniLM tokens that also occur "
+        "*[UNK] %*: as in the report's covariates table. *overlap*: share of the hypothesis's known (non-`[UNK]`) MiniLM tokens that also occur "
         "in the premise, percent. *rule*: entailment when the overlap is at least its median "
         "over the language's whole test file, else neutral (uses no labels); *n*: pairs "
         "evaluated. Per system: means over seeds; *gap*: mean overlap "
