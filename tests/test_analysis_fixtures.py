@@ -240,6 +240,18 @@ def test_csv_loads_and_qa_is_em_f1_mean(tmp_path):
             [("xnli", "de", "mnli", 1, "accuracy", 1), ("xnli", "de", "mnli", 1, "Accuracy", 2)],
             r"pub\.csv:3: field 'metric': duplicate of line 2",
         ),
+        # a NaN, an infinity or a number outside 0..100 would silently change the findings
+        (
+            [
+                ("xnli", "de", "mnli", 1, "accuracy", 70),
+                ("xnli", "fr", "mnli", 1, "accuracy", "nan"),
+            ],
+            r"pub\.csv:3: field 'value': 'nan' is not a score in \[0, 100\]",
+        ),
+        ([("xnli", "de", "mnli", 1, "accuracy", "inf")], r"pub\.csv:2: field 'value': 'inf'"),
+        ([("xnli", "de", "mnli", 1, "accuracy", "-Infinity")], r"pub\.csv:2: field 'value'"),
+        ([("xnli", "de", "mnli", 1, "accuracy", 100.5)], r"pub\.csv:2: field 'value': '100.5'"),
+        ([("xnli", "de", "mnli", 1, "f1", -1)], r"pub\.csv:2: field 'value': '-1' is not"),
     ],
 )
 def test_bad_csv_names_file_line_and_field(tmp_path, rows, match):

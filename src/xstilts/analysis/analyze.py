@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -24,12 +23,15 @@ from xstilts.tasks.languages import Benchmark
 class Options:
     baseline: str = "none"
     benchmark: Benchmark = Benchmark.XTREME_R
-    n_boot: int = 2000  # bootstrap resamples for every CI and bootstrap p-value
+    n_boot: int = 2000  # bootstrap resamples of the who-gains correlation CIs
     seed: int = 0  # seeds every generator: the same inputs and seed give the same report
     level: float = 0.95  # confidence level of every interval
     alpha: float = 0.05  # significance level after Holm correction, for the Findings
     power: float = 0.8  # power of the minimum detectable effect (mde.py)
     english: str = "en"
+    # language averages and across-language tests leave English (the training language) out;
+    # the official XTREME / XTREME-R averages of the summary always include it
+    english_in_average: bool = False
     max_words: int = 20000  # words per language for tokenizer statistics
 
 
@@ -71,7 +73,8 @@ class Analysis:
             n_g = int((self.gains["task"] == task).sum()) if len(self.gains) else 0
             out.append(
                 f"{task}: per-language deltas ({n_d} tests: every language × system); "
-                f"across-language tests ({n_v}: Pitman–Morgan and Wilcoxon per system); "
+                f"across-language tests ({n_v}: Pitman–Morgan and median-language t per "
+                "system); "
                 f"who-gains correlations ({n_g}: every system × covariate)"
             )
         return out
@@ -93,20 +96,21 @@ def analyze(results: Results, options: Options | None = None) -> Analysis:
         )
     if len(systems) == 1:
         notes.append("only the baseline system is present: no deltas or variance comparison")
-    nan = scores[~scores["score"].notna()]
-    if len(nan):
-        notes.append(f"{len(nan)} score(s) are NaN and left out, e.g. {tuple(nan.iloc[0][:4])}")
-    clean = scores[scores["score"].notna()]
-    # the same Results without the NaN scores, for the steps that read scores from it
-    results_clean = dataclasses.replace(
-        results, scores=results.scores[results.scores["score"].notna()]
-    )
+    if not np.isfinite(scores["score"]).all():  # the loaders reject these: a caller's bug
+        raise ValueError("non-finite scores in Results: load them with load_results")
+    clean = scores
     tasks = sorted(clean["task"].unique())
     paper, paper_notes = paper_table(clean, benchmark=o.benchmark, baseline=o.baseline)
     notes += paper_notes
     deltas, score_ci, averages = compute_deltas(
-        results_clean, baseline=o.baseline, n_boot=o.n_boot, seed=o.seed, level=o.level
-    )
+        results, baseline=o.baseline, level=o.level, english=o.english,
+        english_in_average=o.english_in_average,
+    )  # fmt: skip
+    if not o.english_in_average:
+        notes.append(
+            f"language averages and across-language tests leave out {o.english} (the training "
+            "language); the summary's official averages include it"
+        )
     same = results.same_data if len(results.same_data) else pd.DataFrame(columns=SAME_DATA_COLUMNS)
     deltas["same_data"] = flag_column(deltas, same)
     score_ci["same_data"] = flag_column(score_ci, same)
@@ -123,15 +127,21 @@ def analyze(results: Results, options: Options | None = None) -> Analysis:
     )  # fmt: skip
     langs = {
         t: language_table(
-            clean, deltas, t, baseline=o.baseline, english=o.english, averages=averages
-        )
+            clean,
+            deltas,
+            t,
+            baseline=o.baseline,
+            english=o.english,
+            averages=averages,
+            english_in_average=o.english_in_average,
+        )  # fmt: skip
         for t in tasks
     }
     variance = compare_variance(
         clean, baseline=o.baseline, n_boot=o.n_boot, seed=o.seed, level=o.level
     )
     covs, cov_notes = covariate_table(
-        results_clean, baseline=o.baseline, english=o.english, max_words=o.max_words
+        results, baseline=o.baseline, english=o.english, max_words=o.max_words
     )
     notes += cov_notes
     gains, points = who_gains(

@@ -1,33 +1,52 @@
-"""Per-language deltas against the baseline with hierarchical paired bootstrap CIs.
+"""Per-language deltas against the baseline, score CIs and language averages.
 
-For each (task, language): every system's per-example statistics are read from its prediction
-files (one per seed), aligned on the example ids shared by all of them, checked against the
-stored scores, and resampled jointly (``bootstrap.joint_bootstrap``). Without per-example data
-(a CSV, a task whose metric is not re-scorable, a missing file) the CI falls back to resampling
-seeds only when there are at least two, and says so; with neither, there is no CI and no p.
+Seeds are the independent replicates: within one (system, seed) every language and every
+example shares one model. For each (task, language) every system's per-example statistics are
+read from its prediction files (one per seed), aligned on the example ids shared by all of
+them, checked against the stored scores, and linearized (``inference.linearize``) into per-seed,
+per-example scores whose seed means are the stored scores. The delta's table D [r, n] (paired
+by seed) then goes through the crossed seeds × examples variance (``inference``). Without
+per-example data (a CSV, a task whose metric is not re-scorable, a missing file) D holds the
+per-seed deltas [r, 1] — the paired t-test over seeds. Different seed lists: Welch's t on the
+per-seed scores. One seed each: examples only, and the note says so.
+
+A language average (English left out unless asked) merges the languages' tables into one
+table of evaluation units: for translated test sets (``PARALLEL_TEST_SETS``) the same example
+in several languages is one unit, elsewhere every (language, example) is its own.
 """
 
 from __future__ import annotations
 
 import math
 import zlib
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from xstilts.analysis.bootstrap import joint_bootstrap, seed_bootstrap
+from xstilts.analysis.inference import (
+    LEVEL_EXAMPLES,
+    LEVEL_FULL,
+    LEVEL_NONE,
+    LEVEL_SEEDS,
+    LEVEL_WELCH,
+    Inference,
+    crossed_inference,
+    linearize,
+    merge_units,
+    welch_inference,
+)
 from xstilts.analysis.inputs import Results, example_ids, read_predictions
 from xstilts.analysis.rescoring import Rescorer, rescorer_for
-from xstilts.analysis.stats import bootstrap_normal_p, holm, percentile_ci, seed_resamples
+from xstilts.analysis.stats import holm
+from xstilts.tasks.languages import PARALLEL_TEST_SETS
+
+__all__ = ["LEVEL_EXAMPLES", "LEVEL_FULL", "LEVEL_NONE", "LEVEL_SEEDS", "LEVEL_WELCH"]
 
 # stored scores and re-scored predictions must agree to this many percentage points
 REPRODUCE_TOL = 1e-4
-
-LEVEL_FULL = "seeds × examples"
-LEVEL_EXAMPLES = "examples (one seed)"
-LEVEL_SEEDS = "seeds only"
-LEVEL_NONE = "none"
+NO_PARALLEL_IDS = "parallel ids unavailable: examples treated as independent"
 
 
 def child_rng(seed: int, *parts: str) -> np.random.Generator:
@@ -41,10 +60,11 @@ def child_rng(seed: int, *parts: str) -> np.random.Generator:
 class CellStats:
     """Per-example statistics of one (task, language) for every system, or why there are none."""
 
-    stats: dict[str, np.ndarray] | None  # system -> [r, n, k]
+    stats: dict[str, np.ndarray] | None  # system -> [r, n, k], seeds in sorted order
     rescorer: Rescorer | None
     n_examples: int
     note: str
+    ids: list[str] = field(default_factory=list)  # [n] example ids of the columns
 
 
 def cell_stats(
@@ -99,185 +119,255 @@ def cell_stats(
                 )
         stats[system].append(s)
     arrays = {sys_: np.stack(v) for sys_, v in stats.items()}  # [r, n, k]
-    return CellStats(arrays, rescorer, len(order), note)
+    return CellStats(arrays, rescorer, len(order), note, order)
 
 
-def task_seed_draws(
-    seed: int, task: str, seeds: dict[str, list[int]], n_boot: int, cache: dict
-) -> dict[str, np.ndarray]:
-    """Seed-index draws [B, r] per system, shared by every language of ``task``.
-
-    One seed's model is scored on every language, so its training randomness moves all of
-    them together; a replicate of the language-averaged delta must therefore draw the same
-    seeds in every language (independent draws per language would shrink the seed part of its
-    variance by about 1/L). The generator depends only on (task, seed list), so the draws do
-    not change when languages or other tasks are added. ``cache``: one per task.
-    """
-    out = {}
-    for system, sys_seeds in seeds.items():
-        key = tuple(sys_seeds)
-        if key not in cache:
-            rng = child_rng(seed, "seeds", task, ",".join(map(str, key)))
-            cache[key] = seed_resamples(len(key), n_boot, rng)
-        out[system] = cache[key]
-    return out
+def unit_keys(task: str, language: str, ids: list[str]) -> list[str]:
+    """Keys of evaluation units for a language average: for a translated test set the id with
+    its ``<language>-`` prefix removed (the same item in every language), else language-scoped
+    ids, so that examples of different languages never merge."""
+    if task in PARALLEL_TEST_SETS:
+        prefix = f"{language}-"
+        return [i[len(prefix) :] if i.startswith(prefix) else i for i in ids]
+    return [f"{language}|{i}" for i in ids]
 
 
-AVG_COLUMNS = ["task", "system", "baseline", "delta_avg", "ci_lo", "ci_hi", "p", "p_holm"]
-AVG_COLUMNS += ["se_avg", "n_languages", "resampling", "note"]
+@dataclass
+class _Pair:
+    """One (task, language, system) delta's per-seed data, kept for the language average."""
+
+    paired: bool  # same seed list (or one seed each)
+    seeds: list[int]  # the system's seeds (paired: also the baseline's)
+    sys_scores: dict[int, float]
+    base_scores: dict[int, float]
+    table: np.ndarray | None  # [r, n] linearized per-example delta (rows: ``seeds``)
+    keys: list[str] | None  # [n] unit keys of the columns
+
+
+DELTA_COLUMNS = [
+    "task", "language", "system", "baseline", "delta", "ci_lo", "ci_hi", "p", "p_holm", "se",
+    "df", "resampling", "n_examples", "n_seeds", "n_seeds_baseline", "note",
+]  # fmt: skip
+CI_COLUMNS = ["task", "language", "system", "score", "ci_lo", "ci_hi", "se", "df", "n_seeds"]
+CI_COLUMNS += ["resampling"]
+AVG_COLUMNS = [
+    "task", "system", "baseline", "delta_avg", "ci_lo", "ci_hi", "p", "p_holm", "se_avg", "df",
+    "seed_deltas", "n_languages", "n_seeds", "n_units", "var_seed", "var_unit", "var_resid",
+    "english_in_average", "resampling", "note",
+]  # fmt: skip
 
 
 def compute_deltas(
     results: Results,
     *,
     baseline: str,
-    n_boot: int,
-    seed: int,
     level: float = 0.95,
+    english: str = "en",
+    english_in_average: bool = False,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """(deltas, score CIs, language averages).
-
-    deltas: task, language, system, baseline, delta, ci_lo, ci_hi, p, p_holm, se, resampling,
-    n_examples, n_seeds, n_seeds_baseline, note — one row per (task, language, system !=
-    baseline); p_holm is Holm-adjusted within each task (family: every language x system);
-    se is the bootstrap SD of the replicates of Δ (the standard error the p-value uses).
-    score CIs: task, language, system, score, ci_lo, ci_hi, n_seeds, resampling.
-    language averages (``AVG_COLUMNS``): per (task, system != baseline) the mean of the
-    per-language deltas, with the percentile CI, p-value and standard error of the mean over
-    languages of the same replicates (seed draws shared across languages, examples resampled
-    per language); p_holm is Holm-adjusted over every (task, system) average: the family of
-    the headline question "does this intermediate task move this target's average?".
-    """
+    """(deltas, score CIs, language averages) of ``results``: reads every cell's predictions
+    (``cell_stats``) and hands them to :func:`deltas_from_cells`."""
     scores = results.scores.reset_index()
-    delta_rows, ci_rows = [], []
-    # (task, system) -> language -> replicates of Δ*, and the resampling level of each
-    avg_reps: dict[tuple[str, str], dict[str, np.ndarray | None]] = {}
-    avg_levels: dict[tuple[str, str], set[str]] = {}
-    draw_cache: dict[str, dict] = {}
+    cells = {}
     for (task, language), cell in scores.groupby(["task", "language"], sort=True):
-        cell = cell[np.isfinite(cell["score"])]
         seeds = {s: sorted(g["seed"].tolist()) for s, g in cell.groupby("system")}
-        means = cell.groupby("system")["score"].mean()
-        seed_scores = {
-            s: g.set_index("seed").loc[seeds[s], "score"].to_numpy(float)
+        cells[(task, language)] = cell_stats(results, task, language, seeds)
+    return deltas_from_cells(
+        scores, cells, baseline=baseline, level=level, english=english,
+        english_in_average=english_in_average,
+    )  # fmt: skip
+
+
+def deltas_from_cells(
+    scores: pd.DataFrame,
+    cells: Mapping[tuple[str, str], CellStats],
+    *,
+    baseline: str,
+    level: float = 0.95,
+    english: str = "en",
+    english_in_average: bool = False,
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The three tables from scores (task, language, system, seed, score; every score finite)
+    and each cell's per-example statistics (in memory: calibration studies call this directly).
+
+    deltas (``DELTA_COLUMNS``): one row per (task, language, system != baseline); p_holm is
+    Holm-adjusted within each task (every language × system); se and df are the standard error
+    and (Satterthwaite) degrees of freedom of the t-interval. score CIs (``CI_COLUMNS``): each
+    system's seed-mean score with the same machinery on its own per-example scores.
+    language averages (``AVG_COLUMNS``): per (task, system != baseline) the mean of the
+    per-language deltas (English left out unless ``english_in_average``), its CI and p from the
+    merged unit table, the per-seed averaged deltas, and the variance components; p_holm over
+    every (task, system) average.
+    """
+    delta_rows, ci_rows = [], []
+    pairs: dict[tuple[str, str], dict[str, _Pair]] = {}
+    for (task, language), cell in scores.groupby(["task", "language"], sort=True):
+        seeds = {s: sorted(int(x) for x in g["seed"]) for s, g in cell.groupby("system")}
+        by_seed = {
+            s: dict(zip((int(x) for x in g["seed"]), g["score"].astype(float)))
             for s, g in cell.groupby("system")
         }
-        cs = cell_stats(results, task, language, seeds)
-        rng = child_rng(seed, "delta", task, language)
-        draws = task_seed_draws(seed, task, seeds, n_boot, draw_cache.setdefault(task, {}))
-        reps: dict[str, np.ndarray] | None = None
+        means = {s: float(np.mean(list(v.values()))) for s, v in by_seed.items()}
+        cs = cells.get((task, language)) or CellStats(None, None, 0, "no per-example data")
+        phi = None
         if cs.stats is not None:
-            reps = joint_bootstrap(
-                cs.stats, seeds, cs.rescorer.combine, rng=rng, n_boot=n_boot, draws=draws
-            )
-            note = cs.note
-        elif any(len(v) > 1 for v in seeds.values()):
-            reps = seed_bootstrap(seed_scores, seeds, rng=rng, n_boot=n_boot, draws=draws)
-            note = f"examples not resampled: {cs.note}"
-        else:
-            note = f"one seed and {cs.note}: no CI"
+            phi = {s: linearize(cs.stats[s], cs.rescorer.combine) for s in seeds}  # [r, n]
         for system in sorted(seeds):
-            how = _level(cs.stats is not None, len(seeds[system]))
-            lo, hi = (math.nan, math.nan)
-            if reps is not None and how != LEVEL_NONE:
-                lo, hi = percentile_ci(reps[system], level)
+            own = np.array([by_seed[system][x] for x in seeds[system]])
+            table = phi[system] if phi is not None else own[:, None]
+            res = crossed_inference(table, level=level, estimate=means[system])
             ci_rows.append(
-                (task, language, system, float(means[system]), lo, hi, len(seeds[system]), how)
-            )
+                (task, language, system, means[system], *res.ci, res.se, res.df,
+                 len(seeds[system]), res.level)
+            )  # fmt: skip
         if baseline not in seeds:
             continue
         for system in sorted(s for s in seeds if s != baseline):
-            delta = float(means[system] - means[baseline])
-            n_max = max(len(seeds[system]), len(seeds[baseline]))
-            how = _level(cs.stats is not None, n_max)
-            row_note = note
-            lo = hi = p = se = math.nan
-            d = None
-            if reps is not None and how != LEVEL_NONE:
-                d = reps[system] - reps[baseline]
-                lo, hi = percentile_ci(d, level)
-                p = bootstrap_normal_p(d, delta)
-                se = float(np.std(d, ddof=1))
-                if np.all(d == 0):
-                    row_note = _join(row_note, "identical scores on every resample")
-            elif reps is not None:
-                row_note = f"one seed each and {cs.note}: no CI"
-            avg_reps.setdefault((task, system), {})[language] = d
-            avg_levels.setdefault((task, system), set()).add(how)
+            delta = means[system] - means[baseline]
+            pair, res = _delta(
+                seeds[system], seeds[baseline], by_seed[system], by_seed[baseline],
+                phi and (phi[system], phi[baseline]), delta, level,
+            )  # fmt: skip
+            if pair.table is not None:
+                pair.keys = unit_keys(task, language, cs.ids)
+            pairs.setdefault((task, system), {})[language] = pair
+            note = res.note
+            if cs.stats is None and res.level == LEVEL_NONE and pair.paired:
+                note = f"one seed each and {cs.note}: no CI"
+            elif cs.stats is None:
+                note = _join(f"examples not included: {cs.note}", note)
+            else:
+                note = _join(cs.note, note)
             delta_rows.append(
-                {
-                    "task": task,
-                    "language": language,
-                    "system": system,
-                    "baseline": baseline,
-                    "delta": delta,
-                    "ci_lo": lo,
-                    "ci_hi": hi,
-                    "p": p,
-                    "se": se,
-                    "resampling": how,
-                    "n_examples": cs.n_examples or math.nan,
-                    "n_seeds": len(seeds[system]),
-                    "n_seeds_baseline": len(seeds[baseline]),
-                    "note": row_note,
-                }
-            )
-    deltas = pd.DataFrame(
-        delta_rows,
-        columns=[
-            "task", "language", "system", "baseline", "delta", "ci_lo", "ci_hi", "p", "se",
-            "resampling", "n_examples", "n_seeds", "n_seeds_baseline", "note",
-        ],
-    )  # fmt: skip
-    deltas.insert(8, "p_holm", np.nan)
+                (task, language, system, baseline, delta, *res.ci, res.p, math.nan, res.se,
+                 res.df, res.level, cs.n_examples or math.nan, len(seeds[system]),
+                 len(seeds[baseline]), note)
+            )  # fmt: skip
+    deltas = pd.DataFrame(delta_rows, columns=DELTA_COLUMNS)
     for _, idx in deltas.groupby("task").groups.items():
         deltas.loc[idx, "p_holm"] = holm(deltas.loc[idx, "p"].to_numpy(float))
-    cis = pd.DataFrame(
-        ci_rows,
-        columns=["task", "language", "system", "score", "ci_lo", "ci_hi", "n_seeds", "resampling"],
-    )
-    averages = _averages(deltas, avg_reps, avg_levels, baseline, level)
+    cis = pd.DataFrame(ci_rows, columns=CI_COLUMNS)
+    rows = [
+        _average(task, system, per_lang, baseline, level, english, english_in_average)
+        for (task, system), per_lang in sorted(pairs.items())
+    ]
+    averages = pd.DataFrame(rows, columns=AVG_COLUMNS)
     averages["p_holm"] = holm(averages["p"].to_numpy(float))
     return deltas, cis, averages
 
 
-def _averages(
-    deltas: pd.DataFrame,
-    reps: dict[tuple[str, str], dict[str, np.ndarray | None]],
-    levels: dict[tuple[str, str], set[str]],
-    baseline: str,
-    level: float,
-) -> pd.DataFrame:
-    """The language-averaged delta of each (task, system) with its bootstrap CI, p-value and
-    standard error (p_holm is filled in by the caller)."""
-    rows = []
-    for (task, system), per_lang in sorted(reps.items()):
-        d = deltas[(deltas["task"] == task) & (deltas["system"] == system)]
-        lv = levels[(task, system)]
-        how = next(iter(lv)) if len(lv) == 1 else "mixed: " + ", ".join(sorted(lv))
-        missing = sorted(lang for lang, r in per_lang.items() if r is None)
-        delta = float(d["delta"].mean())
-        lo = hi = p = se = math.nan
-        note = ""
-        if missing:
-            # a language without replicates has unknown sampling error: no CI for the mean
-            note = f"no replicates for {len(missing)} language(s) ({', '.join(missing[:5])})"
+def _delta(seeds_s, seeds_b, sys_scores, base_scores, phi, delta, level):
+    """(_Pair, Inference) of one language's delta: paired by seed (or one seed each), with the
+    linearized per-example table when ``phi`` = (system [r, n], baseline [r, n]) is given."""
+    one_each = len(seeds_s) == 1 and len(seeds_b) == 1
+    if seeds_s == seeds_b or one_each:
+        per_seed = np.array([sys_scores[a] - base_scores[b] for a, b in zip(seeds_s, seeds_b)])
+        table = phi[0] - phi[1] if phi else per_seed[:, None]
+        res = crossed_inference(table, level=level, estimate=delta)
+        return _Pair(
+            True, list(seeds_s), sys_scores, base_scores, table if phi else None, None
+        ), res
+    x = np.array([base_scores[b] for b in seeds_b])
+    y = np.array([sys_scores[a] for a in seeds_s])
+    res = welch_inference(x, y, level=level, estimate=delta)
+    return _Pair(False, list(seeds_s), sys_scores, base_scores, None, None), res
+
+
+def _with_note(res: Inference, note: str) -> Inference:
+    return Inference(res.estimate, res.se, res.df, res.ci, res.p, res.level,
+                     _join(res.note, note), res.components)  # fmt: skip
+
+
+def _average(task, system, per_lang, baseline, level, english, english_in_average) -> tuple:
+    """One ``AVG_COLUMNS`` row (p_holm filled in by the caller)."""
+    langs = sorted(x for x in per_lang if english_in_average or x != english)
+    delta = float(np.mean([_mean_delta(per_lang[x]) for x in langs])) if langs else math.nan
+    notes: list[str] = []
+    if not langs:
+        res = Inference(delta, math.nan, math.nan, (math.nan, math.nan), math.nan, LEVEL_NONE,
+                        f"no language other than {english}")  # fmt: skip
+        return _avg_row(task, system, baseline, res, "", 0, 0, 0, english_in_average, res.note)
+    pl = [per_lang[x] for x in langs]
+    seed_text, r = "", 0
+    if all(p.paired for p in pl):
+        common = sorted(set.intersection(*(set(p.seeds) for p in pl)))
+        if len({len(p.seeds) for p in pl}) == 1 and len(pl[0].seeds) == 1:
+            common = [pl[0].seeds[0]]  # one seed each: seed ids may differ, nothing to pair
+            pl_rows = [[0] for _ in pl]
         else:
-            mean_rep = np.mean(np.stack(list(per_lang.values())), axis=0)  # [B]
-            se = float(np.std(mean_rep, ddof=1))
-            lo, hi = percentile_ci(mean_rep, level)
-            p = bootstrap_normal_p(mean_rep, delta)
-        row = (task, system, baseline, delta, lo, hi, p, math.nan, se, len(per_lang), how, note)
-        rows.append(row)
-    return pd.DataFrame(rows, columns=AVG_COLUMNS)
+            pl_rows = [[p.seeds.index(s) for s in common] for p in pl]
+            if any(len(p.seeds) != len(common) for p in pl):
+                notes.append(f"seeds {common} (those every language has) used for the CI")
+        r = len(common)
+        # per-seed language-averaged deltas, in seed order
+        per_seed = np.array(
+            [np.mean([_seed_delta(p, i) for p, i in zip(pl, rows)]) for rows in zip(*pl_rows)]
+            if r else []
+        )  # fmt: skip
+        seed_text = ", ".join(f"{v:+.2f}" for v in per_seed)
+        if r and all(p.table is not None for p in pl):
+            tables = [p.table[rows] for p, rows in zip(pl, pl_rows)]
+            merged, shared = merge_units(tables, [p.keys for p in pl])
+            if task in PARALLEL_TEST_SETS and len(pl) > 1 and shared == 0:
+                notes.append(NO_PARALLEL_IDS)
+            res = crossed_inference(merged, level=level, estimate=delta)
+            n_units = merged.shape[1]
+        elif r:
+            missing = [x for x, p in zip(langs, pl) if p.table is None]
+            if r > 1:
+                notes.append(f"examples not included: no per-example data for {_few(missing)}")
+            res = crossed_inference(per_seed[:, None], level=level, estimate=delta)
+            n_units = 1
+            if res.level == LEVEL_NONE:
+                res = _with_note(res, f"no per-example data for {_few(missing)}")
+        else:
+            res = _none_avg(delta, "no seed is scored on every language")
+            n_units = 0
+    else:
+        x = _seed_means(pl, base=True)
+        y = _seed_means(pl, base=False)
+        res = welch_inference(x, y, level=level, estimate=delta)
+        r, n_units = min(len(x), len(y)), 1
+    return _avg_row(
+        task, system, baseline, res, seed_text, len(langs), r, n_units, english_in_average,
+        "; ".join([*notes, res.note]) if res.note or notes else "",
+    )  # fmt: skip
 
 
-def _level(has_examples: bool, n_seeds: int) -> str:
-    """What a CI of a system (or a pair, with its larger seed count) resamples."""
-    if has_examples:
-        return LEVEL_FULL if n_seeds > 1 else LEVEL_EXAMPLES
-    return LEVEL_SEEDS if n_seeds > 1 else LEVEL_NONE
+def _avg_row(task, system, baseline, res, seed_text, n_lang, r, n_units, eng, note) -> tuple:
+    c = res.components
+    comps = (c.var_seed, c.var_unit, c.var_resid) if c is not None else (math.nan,) * 3
+    return (
+        task, system, baseline, res.estimate, *res.ci, res.p, math.nan, res.se, res.df,
+        seed_text, n_lang, r, n_units, *comps, eng, res.level, note,
+    )  # fmt: skip
+
+
+def _none_avg(delta: float, note: str) -> Inference:
+    return Inference(delta, math.nan, math.nan, (math.nan, math.nan), math.nan, LEVEL_NONE, note)
+
+
+def _mean_delta(p: _Pair) -> float:
+    return float(np.mean(list(p.sys_scores.values())) - np.mean(list(p.base_scores.values())))
+
+
+def _seed_delta(p: _Pair, i: int) -> float:
+    """Delta of the ``i``-th seed of a paired (or one-seed-each) cell."""
+    sys_seed = p.seeds[i]
+    base_seed = sys_seed if sys_seed in p.base_scores else next(iter(p.base_scores))
+    return p.sys_scores[sys_seed] - p.base_scores[base_seed]
+
+
+def _seed_means(pl: list[_Pair], *, base: bool) -> np.ndarray:
+    """[r] per-seed language averages of one system over the seeds every language has."""
+    maps = [p.base_scores if base else p.sys_scores for p in pl]
+    common = sorted(set.intersection(*(set(m) for m in maps)))
+    return np.array([np.mean([m[s] for m in maps]) for s in common])
+
+
+def _few(items: list[str]) -> str:
+    return ", ".join(items[:5]) + (f" and {len(items) - 5} more" if len(items) > 5 else "")
 
 
 def _join(a: str, b: str) -> str:
-    return f"{a}; {b}" if a else b
+    return f"{a}; {b}" if a and b else a or b

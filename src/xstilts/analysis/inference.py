@@ -34,6 +34,7 @@ LEVEL_EXAMPLES = "examples (one seed)"
 LEVEL_SEEDS = "seeds only"
 LEVEL_WELCH = "seeds only (unpaired, Welch)"
 LEVEL_NONE = "none"
+IDENTICAL = "identical scores on every seed and example"
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,7 @@ def t_inference(
     se = math.sqrt(max(var, 0.0))
     if se == 0:
         if estimate == 0:
-            return Inference(0.0, 0.0, df, (0.0, 0.0), 1.0, how, note or "identical scores", comp)
+            return Inference(0.0, 0.0, df, (0.0, 0.0), 1.0, how, note or IDENTICAL, comp)
         return Inference(
             estimate, 0.0, df, (estimate, estimate), math.nan, how,
             note or "no variation across seeds or examples: no test", comp,

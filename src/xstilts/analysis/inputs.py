@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,8 @@ CSV_COLUMNS = ("task", "language", "system", "seed", "metric", "value")
 # rows of a published table that are aggregates, not languages: recomputed, never analysed
 AGGREGATE_LANGUAGES = frozenset({"avg", "average", "mean", "all"})
 SCORE_KEY = ("task", "language", "system", "seed")
+# every metric the readers accept (accuracy, F1, EM, mAP@k, the official scores) is a percentage
+METRIC_RANGE = (0.0, 100.0)
 
 
 @dataclass(frozen=True)
@@ -134,6 +136,15 @@ def load_csv(path: Path, *, seeds: Sequence[int] | None = None) -> Results:
                 raise DataError(
                     path, f"{row['value']!r} is not a number", line=line, field="value"
                 ) from None
+            lo, hi = METRIC_RANGE
+            if not math.isfinite(value) or not lo <= value <= hi:
+                # a NaN left out silently changes which languages an average covers
+                raise DataError(
+                    path,
+                    f"{row['value']!r} is not a score in [{lo:g}, {hi:g}] (metrics are percent)",
+                    line=line,
+                    field="value",
+                )
             try:
                 seed = int(row["seed"]) if row["seed"] else 0
             except ValueError:
@@ -150,7 +161,7 @@ def load_csv(path: Path, *, seeds: Sequence[int] | None = None) -> Results:
     if not records:
         raise DataError(path, "no data rows")
     frame = _seed_filter(path, pd.DataFrame.from_records(records), seeds, notes)
-    scores = _official(frame, notes, str(path))
+    scores = _official(frame, notes, str(path), lambda key: path)
     return Results(path, "csv", scores, notes=notes)
 
 
@@ -225,12 +236,19 @@ def load_results_dir(
         raise DataError(root, "no zero-shot rows (stage 'zero_shot') to analyse")
     zs = _one_split(zs, notes)
     zs = _latest_stage(zs, notes)
-    scores = _official(zs, notes, str(root))
     stage_dirs = _stage_dirs(root)
+
+    def rows_file(key: tuple) -> Path:
+        sk = zs.set_index(list(SCORE_KEY)).loc[[key], "stage_key"].iloc[0]
+        return stage_dirs[sk] / ROWS_FILE if sk in stage_dirs else root
+
+    scores = _official(zs, notes, str(root), rows_file)
     evaluations = {}
     firsts = zs.groupby(list(SCORE_KEY), sort=False).first()
     for key, r in firsts.iterrows():
-        score = scores.loc[key, "score"] if key in scores.index else math.nan
+        if key not in scores.index:
+            continue  # no official score (said in the notes)
+        score = scores.loc[key, "score"]
         evaluations[key] = Evaluation(
             *key,
             split=r["split"],
@@ -289,15 +307,29 @@ def _latest_stage(zs: pd.DataFrame, notes: list[str]) -> pd.DataFrame:
     return merged[merged["stage_key"] == merged["keep_key"]].drop(columns="keep_key")
 
 
-def _official(df: pd.DataFrame, notes: list[str], source: str) -> pd.DataFrame:
-    """One official score per (task, language, system, seed) from the metric rows."""
+def _official(
+    df: pd.DataFrame, notes: list[str], source: str, where: Callable[[tuple], Path]
+) -> pd.DataFrame:
+    """One official score per (task, language, system, seed) from the metric rows. A metric
+    value that makes the score non-finite is a DataError naming the file (``where(key)``); an
+    evaluation without the official metric is left out with a note."""
     out = []
     for key, sub in df.groupby(list(SCORE_KEY), sort=True):
         metrics = dict(zip(sub["metric"], sub["value"].astype(float)))
         score = official_from_metrics(key[0], metrics)
         if not math.isfinite(score):
+            bad = {m: v for m, v in metrics.items() if not math.isfinite(v)}
+            if bad:
+                m, v = next(iter(bad.items()))
+                raise DataError(
+                    where(key), f"{key[0]}/{key[1]} {key[2]} seed {key[3]}: {m} is {v}",
+                    field="value",
+                )  # fmt: skip
             notes.append(f"{source}: {key}: no official score in metrics {sorted(metrics)}")
+            continue
         out.append((*key, score))
+    if not out:
+        raise DataError(source, "no evaluation has its task's official score")
     frame = pd.DataFrame(out, columns=[*SCORE_KEY, "score"])
     frame["seed"] = frame["seed"].astype(int)
     return frame.set_index(list(SCORE_KEY)).sort_index()

@@ -5,7 +5,9 @@ Aggregation as google-research/xtreme ``evaluate.py``: a task's score is the mea
 benchmark languages (English included) of the official per-language score (QA: (EM+F1)/2); a
 group score is the mean of its tasks' scores and is only given when every task of the group is
 complete (scored on all its benchmark languages); the overall score likewise. A task scored on
-fewer languages is still averaged, over what is there, and marked partial.
+fewer languages is still averaged, over what is there, and marked partial. These official
+averages keep English; the report's language-averaged deltas (``deltas.py``) leave it out by
+default, and the per-language table's ``avg`` row follows them.
 """
 
 from __future__ import annotations
@@ -78,7 +80,7 @@ def paper_table(
         ok = all(complete.get((t, s), False) for t in scorable)
         row[s] = float(np.mean([_task_value(rows, t, s) for t in scorable])) if ok else math.nan
     if any(math.isfinite(row[s]) for s in systems):
-        row["name"] += f" (mean of {len(scorable)} tasks)"
+        row["name"] += f" (mean of {len(scorable)} tasks; official, English included)"
         rows.append(row)
     out = pd.DataFrame(rows).set_index("name")
     if baseline in systems:
@@ -103,10 +105,12 @@ def language_table(
     baseline: str,
     english: str = "en",
     averages: pd.DataFrame | None = None,
+    english_in_average: bool = False,
 ) -> pd.DataFrame:
     """Per-language table of one task: seed mean and seed SD of every system, then each
-    system's delta with its CI and Holm-adjusted p. Index: language (English first), then avg,
-    whose CI and p are the language average's from ``averages`` (``compute_deltas``)."""
+    system's delta with its CI and Holm-adjusted p. Index: language (English first, a row of its
+    own), then avg — the mean over the languages other than English unless
+    ``english_in_average`` (as ``compute_deltas``'s averages), with their CI and p."""
     sub = scores[scores["task"] == task]
     g = sub.groupby(["language", "system"])["score"]
     mean, sd = g.mean().unstack("system"), g.std(ddof=1).unstack("system")
@@ -122,7 +126,8 @@ def language_table(
             out[f"{name} {s}"] = [
                 d[col].get((lang, s), math.nan) if len(d) else math.nan for lang in langs
             ]
-    avg = out[[c for c in out.columns if c in systems or c.startswith("Δ ")]].mean()
+    in_avg = [x for x in langs if english_in_average or x != english] or langs
+    avg = out.loc[in_avg, [c for c in out.columns if c in systems or c.startswith("Δ ")]].mean()
     out.loc["avg"] = avg
     if averages is not None and len(averages):
         av = averages[averages["task"] == task].set_index("system")

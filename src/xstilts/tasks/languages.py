@@ -61,6 +61,16 @@ XTREME_R: dict[str, tuple[str, ...]] = {
     "mewslix": _split("ar,de,en,es,fa,ja,pl,ro,ta,tr,uk"),
 }
 
+# Tasks whose test sets are translations of one another: an example id names the same item in
+# every language (XNLI / PAWS-X rows "<language>-<row>", XCOPA "<language>-<idx>", XQuAD and
+# MLQA question ids shared across languages; checked on the released files: XQuAD 1190/1190
+# ids in all 12 languages, MLQA dev ids shared by 161-517 questions per language pair, XNLI
+# 5010 rows and PAWS-X 2000 rows in every language). The report merges such examples into one
+# unit when it averages over languages (analysis/deltas.py).
+PARALLEL_TEST_SETS: frozenset[str] = frozenset(
+    {"xnli", "pawsx", "xcopa", "xquad", "mlqa", "demo_nli"}
+)
+
 TABLES: dict[Benchmark, dict[str, tuple[str, ...]]] = {
     Benchmark.XTREME: XTREME,
     Benchmark.XTREME_R: XTREME_R,
