@@ -6,23 +6,15 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats as st
 from test_analysis_fixtures import write_csv, write_tree
 
 from xstilts.analysis import Options, analyze, load_results
+from xstilts.analysis.inference import mde_multiplier_t
 from xstilts.analysis.same_data import same_data_flags, same_file
-from xstilts.analysis.stats import mde_multiplier
 from xstilts.tasks.languages import XTREME_R
 
 # --------------------------------------------------------------------------- MDE
-
-
-def test_mde_multiplier_golden_values():
-    assert mde_multiplier(0.05, 0.8) == pytest.approx(2.8016, abs=1e-4)
-    assert mde_multiplier(0.01, 0.9) == pytest.approx(2.5758 + 1.2816, abs=1e-4)
-    # Bonferroni over 20 tests: z_{1 - 0.05/40} = 3.0233
-    assert mde_multiplier(0.05, 0.8, m=20) == pytest.approx(3.0233 + 0.8416, abs=1e-4)
-    with pytest.raises(ValueError):
-        mde_multiplier(0.05, 1.0)
 
 
 def _two_seed_csv(path, langs, d1, d2):
@@ -37,25 +29,30 @@ def _two_seed_csv(path, langs, d1, d2):
     return write_csv(path, rows)
 
 
-def test_seeds_only_se_matches_closed_form_with_seeds_shared_across_languages(tmp_path):
-    langs = XTREME_R["xnli"][:4]
-    a = analyze(
-        load_results(_two_seed_csv(tmp_path / "p.csv", langs, 2.0, 6.0)),
-        Options(n_boot=4000),
-    )
+def test_seeds_only_se_is_the_paired_t_over_seeds_at_the_holm_level(tmp_path):
+    langs = XTREME_R["xnli"][:4]  # ar, bg, de, el: no English
+    a = analyze(load_results(_two_seed_csv(tmp_path / "p.csv", langs, 3.0, 5.0)), Options())
     r = a.mde.iloc[0]
-    # resampling 2 seeds: mean of per-seed deltas (2, 6) is 2, 4 or 6 with p 1/4, 1/2, 1/4:
-    # SD = |d1 - d2| / (2 sqrt 2). Every language moves with the seed, so the language average
-    # has the same SE; independent seed draws per language would give SE / sqrt(4).
-    closed = 4.0 / (2 * math.sqrt(2))
-    assert r["se_avg"] == pytest.approx(closed, rel=0.05)
-    assert r["se_language_median"] == pytest.approx(closed, rel=0.05)
-    assert r["mde_avg"] == pytest.approx(2.8016 * r["se_avg"], rel=1e-4)
-    assert r["mde_language"] == pytest.approx(2.8016 * r["se_language_median"], rel=1e-4)
-    assert r["bonferroni_m"] == 4
-    assert r["mde_language_bonferroni"] == pytest.approx(
-        mde_multiplier(0.05, 0.8, 4) * r["se_language_median"]
+    # every language moves with the seed: the per-seed averaged deltas are 3 and 5, so the
+    # paired t over seeds has SE = SD(3, 5) / sqrt 2 = 1 on 1 df, for the average and for
+    # each language alike
+    assert r["se_avg"] == pytest.approx(1.0) and r["df_avg"] == 1
+    assert r["se_language_median"] == pytest.approx(1.0) and r["df_language_median"] == 1
+    av = a.averages.iloc[0]
+    assert av["seed_deltas"] == "+3.00, +5.00" and av["p"] == pytest.approx(
+        st.ttest_rel([52.5 + 3, 53.5 + 5], [52.5, 53.5]).pvalue
     )
+    # one average in the Holm family (m = 1); per language m = 4 tests
+    assert r["holm_m_avg"] == 1 and r["bonferroni_m"] == 4
+    t1 = st.t.ppf(0.975, 1) + st.t.ppf(0.8, 1)
+    assert r["mde_avg"] == pytest.approx(t1 * 1.0)
+    assert r["mde_language"] == pytest.approx(t1 * 1.0)
+    assert r["mde_language_bonferroni"] == pytest.approx(mde_multiplier_t(0.05, 0.8, 1, 4) * 1.0)
+    # seeds projection: seed variance of the average 2 (n = 1 unit): SE(k) = sqrt(2 / k), df k-1
+    assert r["mde_avg_5_seeds"] == pytest.approx(mde_multiplier_t(0.05, 0.8, 4) * math.sqrt(2 / 5))
+    k = next(k for k in range(2, 51) if mde_multiplier_t(0.05, 0.8, k - 1) * math.sqrt(2 / k) <= 1)
+    assert 10 < k < 30
+    assert r["seeds_for_1pt"] == k
     assert r["delta_avg"] == pytest.approx(4.0)
     # baseline language averages per seed: 54.5 and 55.5
     assert r["baseline_seed_sd"] == pytest.approx(np.std([54.5, 55.5], ddof=1))
@@ -63,10 +60,15 @@ def test_seeds_only_se_matches_closed_form_with_seeds_shared_across_languages(tm
     assert r["resampling"] == "seeds only" and "seeds only" in r["note"]
     assert math.isnan(r["n_examples_median"])  # a CSV does not say
     # --power and --alpha move the multiplier, not the SE
-    b = analyze(a.results, Options(n_boot=4000, alpha=0.01, power=0.9))
-    assert b.mde.iloc[0]["mde_avg"] == pytest.approx(
-        mde_multiplier(0.01, 0.9) * b.mde.iloc[0]["se_avg"]
-    )
+    b = analyze(a.results, Options(alpha=0.01, power=0.9))
+    assert b.mde.iloc[0]["mde_avg"] == pytest.approx(mde_multiplier_t(0.01, 0.9, 1) * 1.0)
+
+
+def test_seed_projection_unreachable_says_why(tmp_path):
+    langs = XTREME_R["xnli"][:4]
+    a = analyze(load_results(_two_seed_csv(tmp_path / "p.csv", langs, -20.0, 30.0)), Options())
+    r = a.mde.iloc[0]
+    assert math.isnan(r["seeds_for_1pt"]) and "not reached with up to 50 seeds" in r["note"]
 
 
 def test_one_seed_and_no_predictions_gives_no_mde(tmp_path):
@@ -87,22 +89,26 @@ def test_one_seed_se_matches_closed_form_over_examples(tmp_path):
     langs = ("en", "de", "fr", "sw")
     root = write_tree(tmp_path / "t", systems=("none", "mnli"), seeds=(1,), xnli_langs=langs,
                       pos=False, history=False, n=400)  # fmt: skip
-    a = analyze(load_results(root), Options(n_boot=4000))
-    # the paired bootstrap of a mean difference: Var = popvar(delta_i) / n per language, and
-    # languages are resampled independently, so Var(average) = sum of them / L^2
-    var = []
+    a = analyze(load_results(root), Options(n_boot=200))
+    # one seed: the example-level t. Per language SE = SD(delta_i) / sqrt(n); the average
+    # (English left out) merges XNLI's translated examples: unit i's delta is the mean over
+    # de, fr, sw of example i's delta, and SE = SD(that) / sqrt(n)
+    per = {}
     for lang in langs:
         c = {s: _correct(root / "stages" / f"zero_shot-{s}-1/predictions/xnli.test.{lang}.jsonl")
              for s in ("none", "mnli")}  # fmt: skip
-        d = 100 * (c["mnli"] - c["none"])
-        var.append(d.var() / len(d))
+        per[lang] = 100 * (c["mnli"] - c["none"])
+    var = [per[lang].var(ddof=1) / len(per[lang]) for lang in langs]
+    unit = np.mean([per[lang] for lang in langs if lang != "en"], axis=0)
     r = a.mde.set_index("task").loc["xnli"]
-    assert r["se_avg"] == pytest.approx(math.sqrt(sum(var)) / len(langs), rel=0.05)
+    assert r["se_avg"] == pytest.approx(unit.std(ddof=1) / math.sqrt(len(unit)))
+    assert r["df_avg"] == 399 and r["languages"] == 3
     se = a.deltas.set_index("language")["se"]
     for lang, v in zip(langs, var):
-        assert se[lang] == pytest.approx(math.sqrt(v), rel=0.05)
-    assert r["se_language_median"] == pytest.approx(np.median(np.sqrt(var)), rel=0.05)
-    assert r["mde_avg"] == pytest.approx(2.8016 * r["se_avg"], rel=1e-4)
+        assert se[lang] == pytest.approx(math.sqrt(v))
+    assert r["se_language_median"] == pytest.approx(np.median(np.sqrt(var)))
+    assert r["mde_avg"] == pytest.approx(mde_multiplier_t(0.05, 0.8, 399) * r["se_avg"])
+    assert math.isnan(r["seeds_for_1pt"]) and "one seed: seed variance unknown" in r["note"]
     assert r["resampling"] == "examples (one seed)" and "examples only" in r["note"]
     assert r["n_examples_median"] == 400 and r["n_examples_min"] == 400
     assert math.isnan(r["baseline_seed_sd"])  # one seed: no spread

@@ -138,8 +138,9 @@ def analyze(results: Results, options: Options | None = None) -> Analysis:
         for t in tasks
     }
     variance = compare_variance(
-        clean, baseline=o.baseline, n_boot=o.n_boot, seed=o.seed, level=o.level
-    )
+        clean, baseline=o.baseline, level=o.level, english=o.english,
+        english_in_average=o.english_in_average,
+    )  # fmt: skip
     covs, cov_notes = covariate_table(
         results, baseline=o.baseline, english=o.english, max_words=o.max_words
     )

@@ -152,7 +152,7 @@ CI_COLUMNS = ["task", "language", "system", "score", "ci_lo", "ci_hi", "se", "df
 CI_COLUMNS += ["resampling"]
 AVG_COLUMNS = [
     "task", "system", "baseline", "delta_avg", "ci_lo", "ci_hi", "p", "p_holm", "se_avg", "df",
-    "seed_deltas", "n_languages", "n_seeds", "n_units", "var_seed", "var_unit", "var_resid",
+    "seed_deltas", "n_languages", "languages", "n_seeds", "n_units", "var_seed", "var_unit", "var_resid",
     "english_in_average", "resampling", "note",
 ]  # fmt: skip
 
@@ -286,7 +286,7 @@ def _average(task, system, per_lang, baseline, level, english, english_in_averag
     if not langs:
         res = Inference(delta, math.nan, math.nan, (math.nan, math.nan), math.nan, LEVEL_NONE,
                         f"no language other than {english}")  # fmt: skip
-        return _avg_row(task, system, baseline, res, "", 0, 0, 0, english_in_average, res.note)
+        return _avg_row(task, system, baseline, res, "", [], 0, 0, english_in_average, res.note)
     pl = [per_lang[x] for x in langs]
     seed_text, r = "", 0
     if all(p.paired for p in pl):
@@ -329,17 +329,17 @@ def _average(task, system, per_lang, baseline, level, english, english_in_averag
         res = welch_inference(x, y, level=level, estimate=delta)
         r, n_units = min(len(x), len(y)), 1
     return _avg_row(
-        task, system, baseline, res, seed_text, len(langs), r, n_units, english_in_average,
+        task, system, baseline, res, seed_text, langs, r, n_units, english_in_average,
         "; ".join([*notes, res.note]) if res.note or notes else "",
     )  # fmt: skip
 
 
-def _avg_row(task, system, baseline, res, seed_text, n_lang, r, n_units, eng, note) -> tuple:
+def _avg_row(task, system, baseline, res, seed_text, langs, r, n_units, eng, note) -> tuple:
     c = res.components
     comps = (c.var_seed, c.var_unit, c.var_resid) if c is not None else (math.nan,) * 3
     return (
         task, system, baseline, res.estimate, *res.ci, res.p, math.nan, res.se, res.df,
-        seed_text, n_lang, r, n_units, *comps, eng, res.level, note,
+        seed_text, len(langs), ",".join(langs), r, n_units, *comps, eng, res.level, note,
     )  # fmt: skip
 
 

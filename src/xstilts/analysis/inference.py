@@ -49,6 +49,13 @@ class Components:
     ms_unit: float
     ms_resid: float
 
+    @classmethod
+    def from_variances(cls, r: int, n: int, s2s: float, s2i: float, s2e: float) -> Components:
+        """The expected mean squares of components (e.g. read back from a table)."""
+        if n == 1:
+            return cls(r, 1, s2s, math.nan, math.nan)
+        return cls(r, n, n * s2s + s2e, r * s2i + s2e, s2e)
+
     @property
     def var_seed(self) -> float:
         if self.n == 1:  # no units: all seed-to-seed variation is "seed"

@@ -1,4 +1,4 @@
-"""Pure statistics for the report: paired tests, rank correlation, multiplicity, spread.
+"""Pure statistics for the report: paired variance test, rank correlation, multiplicity, spread.
 
 Every function takes plain numpy arrays (shapes in the docstrings) and, where it resamples, an
 explicit ``numpy.random.Generator``; the same inputs and generator state give the same output.
@@ -66,69 +66,6 @@ def holm(pvalues: np.ndarray) -> np.ndarray:
     res = out.ravel()
     res[order] = adjusted
     return res.reshape(p.shape)
-
-
-# --------------------------------------------------------------------------- Wilcoxon
-
-
-def _exact_signed_rank_cdf(n: int) -> np.ndarray:
-    """Null distribution of W+ for n untied non-zero differences: counts of each W+ in 0..n(n+1)/2
-    over the 2^n sign patterns, divided by 2^n (dynamic programme over ranks 1..n)."""
-    top = n * (n + 1) // 2
-    counts = np.zeros(top + 1)
-    counts[0] = 1.0
-    for r in range(1, n + 1):
-        counts[r:] = counts[r:] + counts[:-r].copy()
-    return counts / 2.0**n
-
-
-def wilcoxon_signed_rank(d: np.ndarray) -> TestResult:
-    """Wilcoxon signed-rank test of paired differences ``d`` [n] against a zero median.
-
-    As ``scipy.stats.wilcoxon`` (two-sided, zero_method="wilcox": zeros dropped, method="auto"):
-    exact null distribution when n <= 50 with no ties and no zeros; with ties or zeros and
-    n <= 13 an exact permutation over all 2^n sign flips of the ranks; otherwise the normal
-    approximation with tie correction (no continuity correction). The statistic is min(W+, W-).
-    Effect size: matched-pairs rank-biserial correlation (W+ - W-) / (W+ + W-), in [-1, 1].
-    """
-    name, eff = "Wilcoxon signed-rank", "rank-biserial r"
-    d = np.asarray(d, float)
-    d = d[np.isfinite(d)]
-    n_all = len(d)
-    n_zero = int((d == 0).sum())
-    nz = d[d != 0]
-    n = len(nz)
-    if n == 0:
-        return _failed(name, eff, n_all, "all differences are zero: no test", 0.0)
-    ranks = st.rankdata(np.abs(nz))
-    w_plus = float(ranks[nz > 0].sum())
-    w_minus = float(ranks[nz < 0].sum())
-    effect = (w_plus - w_minus) / (w_plus + w_minus)
-    statistic = min(w_plus, w_minus)
-    has_ties = len(np.unique(np.abs(nz))) < n
-    if n < 2:
-        return TestResult(
-            name, statistic, math.nan, effect, eff, n_all, "fewer than 2 non-zero differences"
-        )
-    if not has_ties and n_zero == 0 and n_all <= 50:
-        pmf = _exact_signed_rank_cdf(n)
-        k = int(round(statistic))
-        p = min(1.0, 2.0 * pmf[: k + 1].sum())
-    elif n_all <= 13:
-        # exact permutation test (as scipy's PermutationMethod): W+ under every sign pattern of
-        # the non-zero differences' ranks; zeros stay out of the ranking
-        signs = ((np.arange(2**n)[:, None] >> np.arange(n)) & 1).astype(float)
-        w = signs @ ranks  # [2^n] W+ under each sign pattern
-        lower = np.mean(w <= w_plus + 1e-9)
-        upper = np.mean(w >= w_plus - 1e-9)
-        p = float(min(1.0, 2.0 * min(lower, upper)))
-    else:
-        _, counts = np.unique(np.abs(nz), return_counts=True)
-        mean = n * (n + 1) / 4.0
-        var = n * (n + 1) * (2 * n + 1) / 24.0 - (counts**3 - counts).sum() / 48.0
-        z = (w_plus - mean) / math.sqrt(var)
-        p = float(min(1.0, 2.0 * st.norm.sf(abs(z))))
-    return TestResult(name, statistic, p, effect, eff, n_all)
 
 
 # --------------------------------------------------------------------------- Pitman–Morgan
@@ -232,22 +169,6 @@ def spearman(
     return Correlation(rho, percentile_ci(reps, level), p, n)
 
 
-# --------------------------------------------------------------------------- power
-
-
-def mde_multiplier(alpha: float = 0.05, power: float = 0.8, m: int = 1) -> float:
-    """(z_{1-alpha/(2m)} + z_{power}): the minimum detectable effect in standard errors.
-
-    A two-sided z-test at level alpha rejects when |estimate| / SE > z_{1-alpha/2}; a true
-    effect of (z_{1-alpha/2} + z_power) SE is then detected with probability ``power`` (the
-    far tail ignored). ``m`` > 1 gives the Bonferroni level alpha/m, the first step of Holm
-    over m tests and so a conservative bound for any Holm step. alpha 0.05, power 0.8: 2.8016.
-    """
-    if not 0 < alpha < 1 or not 0 < power < 1 or m < 1:
-        raise ValueError(f"alpha={alpha}, power={power}, m={m}: need 0<alpha<1, 0<power<1, m>=1")
-    return float(st.norm.ppf(1.0 - alpha / (2.0 * m)) + st.norm.ppf(power))
-
-
 # --------------------------------------------------------------------------- bootstrap helpers
 
 
@@ -260,35 +181,6 @@ def percentile_ci(replicates: np.ndarray, level: float = 0.95) -> tuple[float, f
     a = (1.0 - level) / 2.0
     lo, hi = np.quantile(r, [a, 1.0 - a])
     return (float(lo), float(hi))
-
-
-def bootstrap_normal_p(replicates: np.ndarray, estimate: float, null: float = 0.0) -> float:
-    """Two-sided p-value of ``null`` from the bootstrap standard error: z = (estimate - null) /
-    SD(replicates), p = 2 Phi(-|z|). Unlike a percentile p-value its resolution is not 1/B, so
-    Holm over dozens of languages can still reject with B = 2000. NaN when the replicates have
-    no spread but the estimate differs from ``null`` (nothing to scale by); 1 when both are 0."""
-    r = np.asarray(replicates, float)
-    r = r[np.isfinite(r)]
-    if len(r) < 2 or not math.isfinite(estimate):
-        return math.nan
-    se = float(r.std(ddof=1))
-    if se == 0:
-        return 1.0 if estimate == null else math.nan
-    return float(2.0 * st.norm.sf(abs(estimate - null) / se))
-
-
-def seed_resamples(n_seeds: int, n_boot: int, rng: np.random.Generator) -> np.ndarray:
-    """Seed indices for ``n_boot`` resamples [B, n_seeds] (one seed: all zeros)."""
-    if n_seeds == 1:
-        return np.zeros((n_boot, 1), dtype=np.int64)
-    return rng.integers(0, n_seeds, size=(n_boot, n_seeds))
-
-
-def example_weights(n: int, n_boot: int, rng: np.random.Generator) -> np.ndarray:
-    """Multinomial resampling counts [B, n] (how often each example is drawn; rows sum to n)."""
-    idx = rng.integers(0, n, size=(n_boot, n))
-    offsets = (np.arange(n_boot) * n)[:, None]
-    return np.bincount((idx + offsets).ravel(), minlength=n_boot * n).reshape(n_boot, n)
 
 
 # --------------------------------------------------------------------------- spread

@@ -286,21 +286,18 @@ def _task_section(doc: Document, a: Analysis, task: str) -> None:
                     "Pitman–Morgan t": fmt(r["pm_t"]),
                     "PM p (Holm)": f"{fmt_p(r['pm_p'])} ({fmt_p(r['pm_p_holm'])})",
                     "median Δ": fmt(r["median_delta"]),
-                    "Wilcoxon W": fmt(r["wilcoxon_stat"], 1),
-                    "Wilcoxon p (Holm)": f"{fmt_p(r['wilcoxon_p'])} ({fmt_p(r['wilcoxon_p_holm'])})",
-                    "rank-biserial r": fmt(r["rank_biserial"]),
-                    "notes": "; ".join(
-                        x for x in (r["pm_note"], r["wilcoxon_note"], r["note"]) if x
-                    ),
+                    "median t (df)": f"{fmt(r['median_t'])} ({fmt(r['median_df'], 0)})",
+                    "median p (Holm)": f"{fmt_p(r['median_p'])} ({fmt_p(r['median_p_holm'])})",
+                    "notes": "; ".join(x for x in (r["pm_note"], r["median_note"], r["note"]) if x),
                 }
             )
         doc.add(
             Table(
                 pd.DataFrame(rows),
                 "variance.csv",
-                "SD ratio = SD(system)/SD(baseline) over languages of seed means (bootstrap over "
-                "seeds then languages); Pitman–Morgan: equal paired variances; Wilcoxon: "
-                "per-language deltas vs 0. Effect sizes: SD ratio, median Δ, rank-biserial r.",
+                "SD ratio = SD(system)/SD(baseline) over languages of seed means, CI from "
+                "inverting the Pitman–Morgan test of equal paired variances; median Δ: per seed "
+                "the median over languages of the deltas, t-test over seeds.",
             )
         )
 
@@ -376,24 +373,22 @@ def _methods_section(doc: Document, a: Analysis) -> None:
     doc.add(
         Bullets(
             [
-                "Deltas: mean over seeds of system minus baseline. CI: hierarchical paired "
-                f"bootstrap ({o.n_boot} resamples): seeds are resampled (with the same draws for "
-                "systems run on the same seeds), then evaluation examples — one resample shared "
-                "by every seed and system — and the task's own metric is recomputed on each "
-                "resample. p: two-sided test of Δ = 0 with the bootstrap standard error (normal "
-                "approximation; a percentile p-value cannot go below 1/B, which Holm over many "
-                "languages would never reject).",
-                "Variance: SD over languages of seed-mean scores; the SD ratio's CI resamples "
-                "seeds then languages (the same languages for both systems). Pitman–Morgan tests "
-                "equal variances of paired samples (t-test of corr(x+y, x−y), n−2 df); Wilcoxon "
-                "signed-rank tests the per-language deltas (exact for small n). The test conditions "
-                "on the seeds and pairs by language, the CI resamples both, so one language far "
-                "from the rest (often English) can put the CI across 1 while the test rejects; "
-                "the findings say where the two disagree.",
+                "Deltas: mean over seeds of system minus baseline. Seeds are the replicates "
+                "(one seed's model scores every language and example); the variance of Δ is the "
+                "crossed seeds × examples variance of the per-seed, per-example (linearized) "
+                "deltas, with a t-interval on Satterthwaite degrees of freedom — the paired "
+                "t-test over seeds when there are no per-example predictions. Language "
+                "averages leave English out unless --include-english, and count a translated "
+                "example once across languages.",
+                "Variance: SD over languages of seed-mean scores; the SD ratio's CI inverts the "
+                "Pitman–Morgan test of equal paired variances (t-test of corr(x+y, x−y), n−2 "
+                "df), so it excludes 1 exactly when the unadjusted test rejects. The median "
+                "language's Δ is tested per seed (median over languages), t-test over seeds.",
                 "Who gains: Spearman ρ over non-English languages with a bootstrap CI over "
                 "languages; p from the t approximation (exact permutation for n ≤ 8).",
-                "Minimum detectable effect: (z_(1−α/2) + z_power) × the bootstrap SE of Δ "
-                f"(α = {o.alpha}, power {o.power:.0%}); see its section.",
+                "Minimum detectable effect: (t_(1−α/(2m), df) + t_(power, df)) × SE of Δ, at "
+                f"the Holm family's first step (α = {o.alpha}, power {o.power:.0%}); see its "
+                "section.",
                 "Same data: a (task, system) is flagged when a task of the system's intermediate "
                 "stage (protocol.data of its intermediate-stage rows) trained on the file, or "
                 "the task/split/language, that the target trained on (protocol.train_file / "

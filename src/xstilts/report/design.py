@@ -103,18 +103,17 @@ def mde_section(doc: Document, a: Analysis) -> None:
     if m.empty:
         doc.add(Para("No non-baseline system shares a (task, language) with the baseline."))
         return
-    z = (m["mde_avg"] / m["se_avg"]).dropna()
-    mult = f"{z.iloc[0]:.4f}" if len(z) else "z_{1−α/2} + z_power"
     doc.add(
         Para(
-            f"The smallest true delta that a two-sided test at α = {o.alpha} would detect with "
-            f"power {o.power:.0%}: MDE = (z_(1−α/2) + z_power) × SE = {mult} × SE, with SE the "
-            "standard deviation of the hierarchical paired bootstrap replicates of Δ (the same "
-            "replicates as the CIs). For the language average the seed draws are shared across "
-            "languages. A per-language MDE is for the median language's SE; Holm over the "
-            "task's m per-language tests needs more, bounded by the Bonferroni level α/m "
-            "(column 'Bonferroni'). A delta smaller than its MDE going undetected is expected, "
-            "not evidence of no effect."
+            f"The smallest true delta that a two-sided t-test would detect with power "
+            f"{o.power:.0%}: MDE = (t_(1−α/(2m), df) + t_(power, df)) × SE, at α = {o.alpha} "
+            "divided by the m tests of the Holm family (its first step): for the language "
+            "average m counts every task × system average, df is its Satterthwaite df and SE "
+            "the crossed seeds × examples standard error (the same as the CI's). A "
+            "per-language MDE is for the median language's SE, at α ('MDE lang') and at the "
+            "task's Holm family ('Bonferroni'). mde.csv also gives the MDE of the average with "
+            "5 and 10 seeds and the seeds needed for 1 point. A delta smaller than its MDE "
+            "going undetected is expected, not evidence of no effect."
         )
     )
     rows = []

@@ -177,17 +177,17 @@ def _spread(a: Analysis, others: list[str], alpha: float) -> list[str]:
 
 
 def _ci_disagrees(r: pd.Series, significant: bool) -> str:
-    """A warning where the test and the SD ratio's CI disagree: the test is paired by language
-    and conditions on the seeds; the CI also resamples languages and seeds, so one language far
-    from the others (English) or a seed-to-seed swing can widen it past 1."""
+    """A warning where the test and the SD ratio's CI disagree. The CI inverts the same
+    Pitman–Morgan test at the unadjusted level, so it excludes 1 exactly when the unadjusted p
+    is below alpha: they disagree only through the Holm adjustment."""
     lo, hi = r["sd_ratio_lo"], r["sd_ratio_hi"]
     if not (math.isfinite(lo) and math.isfinite(hi)):
         return ""
     covers_one = lo <= 1.0 <= hi
     if significant and covers_one:
-        return "; but the CI, which also resamples languages and seeds, includes 1"
+        return "; but the CI includes 1"
     if not significant and not covers_one:
-        return "; but the CI, which also resamples languages and seeds, excludes 1"
+        return "; the CI (not Holm-adjusted) excludes 1"
     return ""
 
 
@@ -197,14 +197,14 @@ def _across_languages(a: Analysis, s: str, alpha: float) -> str:
         return ""
     sig, ns, untested = [], [], []
     for _, r in v.iterrows():
-        if not math.isfinite(r["wilcoxon_p_holm"]):
-            untested.append(f"{r['task']} ({r['wilcoxon_note'] or 'not testable'})")
+        if not math.isfinite(r["median_p_holm"]):
+            untested.append(f"{r['task']} ({r['median_note'] or 'not testable'})")
             continue
         txt = (
-            f"{r['task']} (median Δ {_signed(r['median_delta'])}, rank-biserial r="
-            f"{r['rank_biserial']:+.2f}, Holm p={fmt_p(r['wilcoxon_p_holm'])})"
+            f"{r['task']} (median-language Δ {_signed(r['median_delta'])}, t over seeds, "
+            f"Holm p={fmt_p(r['median_p_holm'])})"
         )
-        if r["wilcoxon_p_holm"] < alpha:
+        if r["median_p_holm"] < alpha:
             sig.append(txt)
         else:  # the numbers are in the variance table
             ns.append(r["task"])
@@ -215,7 +215,10 @@ def _across_languages(a: Analysis, s: str, alpha: float) -> str:
         parts.append(f"not significantly different from zero for {_list(ns)}")
     if untested:
         parts.append(f"not testable for {_list(untested)}")
-    return f"Taken over languages (Wilcoxon signed-rank), **{s}**'s deltas are {_list(parts)}."
+    return (
+        f"Taken over languages (per seed the median language, t-test over seeds), **{s}**'s "
+        f"deltas are {_list(parts)}."
+    )
 
 
 def _seeds(a: Analysis) -> str:
