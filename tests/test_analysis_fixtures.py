@@ -282,3 +282,30 @@ def test_several_models_need_a_choice(tmp_path):
     with pytest.raises(ConfigError, match="--model"):
         load_results(root)
     assert set(load_results(root, model="big").scores.reset_index()["system"]) == {"none"}
+
+
+def test_cli_report_nan_csv_exits_2_and_writes_nothing(tmp_path, capsys):
+    from xstilts.cli import main
+
+    rows = [("xnli", lang, s, 0, "accuracy", 60.0) for lang in ("de", "fr") for s in ("a", "b")]
+    rows[-1] = ("xnli", "fr", "b", 0, "accuracy", "NaN")
+    out = tmp_path / "rep"
+    rc = main(["report", str(write_csv(tmp_path / "p.csv", rows)), "--baseline", "a",
+               "--output-dir", str(out)])  # fmt: skip
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "p.csv:5: field 'value'" in err and len(err.splitlines()) == 1
+    assert not out.exists()
+
+
+def test_cli_include_english_reaches_the_averages(tmp_path):
+    from xstilts.cli import main
+
+    rows = [("xnli", lang, s, k, "accuracy", 60.0 + (s == "b") * (10 if lang == "en" else 1) + k)
+            for lang in ("en", "de", "fr") for s in ("a", "b") for k in (0, 1)]  # fmt: skip
+    csv = write_csv(tmp_path / "p.csv", rows)
+    for flag, expected in (([], 1.0), (["--include-english"], 4.0)):
+        out = tmp_path / f"rep{len(flag)}"
+        args = ["report", str(csv), "--baseline", "a", "--output-dir", str(out), *flag]
+        assert main([*args, "--bootstrap", "100"]) == 0
+        av = pd.read_csv(out / "tables" / "averages.csv").iloc[0]
+        assert av["delta_avg"] == pytest.approx(expected)

@@ -29,6 +29,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
         seed=args.seed,
         alpha=args.alpha,
         power=args.power,
+        english_in_average=args.include_english,
     )
     analysis = analyze(results, options)
     out = Path(args.output_dir) if args.output_dir else Path("reports") / (source.stem or "report")
@@ -75,11 +76,21 @@ def register(subparsers) -> None:
         help="language tables and task groups of the summary",
     )
     p.add_argument("--output-dir", help="where to write (default: reports/<input name>)")
-    p.add_argument("--bootstrap", type=int, default=2000, metavar="B", help="bootstrap resamples")
+    p.add_argument(
+        "--bootstrap", type=int, default=2000, metavar="B",
+        help="bootstrap resamples of the who-gains correlation CIs",
+    )  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help="seed of every bootstrap generator")
     p.add_argument("--alpha", type=float, default=0.05, help="significance level after Holm")
     p.add_argument(
         "--power", type=float, default=0.8, help="power of the minimum detectable effect"
+    )
+    p.add_argument(
+        "--include-english",
+        action="store_true",
+        help="count English (the training language) in the language averages and the "
+        "across-language tests (default: left out; it is always a row of its own, and the "
+        "official XTREME averages of the summary include it)",
     )
     p.add_argument("--model", help="analyse only the rows of this model (when there are several)")
     p.add_argument(
