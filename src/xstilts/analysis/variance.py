@@ -60,9 +60,8 @@ def spread_seeds(scores: pd.DataFrame) -> pd.DataFrame:
 
 def _matrix(sub: pd.DataFrame, system: str, languages: list[str]) -> tuple[np.ndarray, list[int]]:
     """[r, L] per-seed scores of ``system`` on ``languages`` (seeds with a gap are dropped)."""
-    m = sub[sub["system"] == system].pivot_table(
-        index="seed", columns="language", values="score", aggfunc="mean"
-    )
+    own = sub[sub["system"] == system]
+    m = own.groupby(["seed", "language"])["score"].mean().unstack("language")
     m = m.reindex(columns=languages).dropna(axis=0, how="any")
     return m.to_numpy(float), [int(s) for s in m.index]
 
