@@ -179,10 +179,11 @@ def _averages_section(doc: Document, a: Analysis) -> None:
         Table(
             pd.DataFrame(rows),
             "averages.csv",
-            f"Δ = system − {o.baseline} of the mean over the task's evaluated languages (English "
-            "included) of seed-mean scores, in points of the official score, with the "
-            f"{o.level:.0%} CI of the same hierarchical paired bootstrap as the per-language "
-            "deltas (seed draws shared by every language). * = significant after Holm over "
+            f"Δ = system − {o.baseline} of the mean over the task's evaluated languages ("
+            + ("English included" if o.english_in_average else "English left out")
+            + ") of seed-mean scores, in points of the official score, with the "
+            f"{o.level:.0%} t-interval of the crossed seeds × examples variance (seeds are the "
+            "replicates; translated examples count once). * = significant after Holm over "
             f"every task × system average (α = {o.alpha}); {CELL_MARK} = the intermediate stage "
             "trained on the target's own data.",
         )
@@ -209,15 +210,15 @@ def _task_section(doc: Document, a: Analysis, task: str) -> None:
         Table(
             shown,
             f"languages_{_safe(task)}.csv",
-            "Mean ± SD over seeds; Δ = system − baseline with its hierarchical paired "
-            "bootstrap CI; p Holm within this task's per-language family (avg row: the "
+            "Mean ± SD over seeds; Δ = system − baseline with its t-interval (crossed seeds × "
+            "examples variance); p Holm within this task's per-language family (avg row: the "
             "language average's CI and p, Holm over every task × system average).",
         )
     )
     d = a.deltas[a.deltas["task"] == task]
     if len(d):
         levels = sorted(set(d["resampling"]))
-        doc.add(Para(f"CIs resample: {', '.join(levels)}."))
+        doc.add(Para(f"CIs cover: {', '.join(levels)}."))
     langs = order_languages(a.scores[a.scores["task"] == task]["language"], o.english)
     png = _figure("score_bars", a.score_ci, task, systems, langs)
     if png:

@@ -116,7 +116,7 @@ def _averages(a: Analysis, s: str, alpha: float) -> tuple[str, bool]:
         out = " ".join(parts) + f" significantly (Holm over {n_fam} task × system averages)"
         return out + (f"; no significant change on {_list(rest)}" if rest else "") + no_ci, True
     if tested.empty:
-        why = next((n for n in av["note"] if n), "no bootstrap replicates")
+        why = next((n for n in av["note"] if n), "no standard error")
         return f"has no CI for any language average ({why})", False
     largest = one(tested.loc[tested["delta_avg"].abs().idxmax()])
     return (
