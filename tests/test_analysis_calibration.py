@@ -107,3 +107,37 @@ def test_merging_parallel_examples_is_what_keeps_the_coverage():
         cover.append(av.iloc[0]["ci_lo"] <= 0 <= av.iloc[0]["ci_hi"])
         assert "parallel ids unavailable" in av.iloc[0]["note"]
     assert np.mean(cover) < 0.88
+
+
+@pytest.mark.realdata
+def test_parallel_ids_align_across_languages_in_the_released_test_sets(shared_data):
+    """The unit keys the language average merges on name the same item in every language:
+    XQuAD's question ids (all 1190 shared), MLQA's (partly shared), XNLI / PAWS-X rows and
+    XCOPA idx (the reader's ``<language>-<n>`` guids), read with the project's own readers."""
+    from xstilts.analysis.deltas import unit_keys
+    from xstilts.tasks.readers.choice import read_copa_jsonl
+    from xstilts.tasks.readers.nli import read_pawsx_tsv, read_xnli_xtreme_tsv
+    from xstilts.tasks.readers.qa import read_squad_json
+
+    def keys(task, lang, examples):
+        return set(unit_keys(task, lang, [e.guid for e in examples]))
+
+    xq = {x: keys("xquad", x, read_squad_json(shared_data / f"xquad/xquad.{x}.json", language=x))
+          for x in ("en", "de", "th")}  # fmt: skip
+    assert len(xq["en"]) == 1190 and xq["en"] == xq["de"] == xq["th"]
+    mlqa = shared_data / "mlqa/MLQA_V1/dev"
+    ml = {x: keys("mlqa", x, read_squad_json(mlqa / f"dev-context-{x}-question-{x}.json",
+                                              language=x)) for x in ("en", "de")}  # fmt: skip
+    assert 150 < len(ml["de"] & ml["en"]) == len(ml["de"])  # every de question is also in en
+    xn = {x: keys("xnli", x, read_xnli_xtreme_tsv(shared_data / f"xtreme-xnli/test-{x}.tsv",
+                                                  language=x)) for x in ("en", "sw")}  # fmt: skip
+    assert len(xn["en"]) == 5010 and xn["en"] == xn["sw"]
+    pw = {x: keys("pawsx", x, read_pawsx_tsv(shared_data / f"xtreme-pawsx/dev-{x}.tsv",
+                                             language=x)) for x in ("en", "ja")}  # fmt: skip
+    assert len(pw["en"]) == 2000 and pw["en"] == pw["ja"]
+    xc = {x: keys("xcopa", x, read_copa_jsonl(shared_data / f"xcopa/data/{x}/test.{x}.jsonl",
+                                              language=x)) for x in ("ht", "zh")}  # fmt: skip
+    assert len(xc["ht"]) == 500 and xc["ht"] == xc["zh"]
+    # a non-parallel task never merges languages
+    assert not keys("udpos", "de", read_pawsx_tsv(shared_data / "xtreme-pawsx/dev-de.tsv",
+                                                  language="de")) & pw["en"]  # fmt: skip
