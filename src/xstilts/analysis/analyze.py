@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from xstilts.analysis.deltas import compute_deltas
+from xstilts.analysis.decomposition import decomposition_table
+from xstilts.analysis.deltas import cell_stats, compute_deltas
 from xstilts.analysis.gains import covariate_table, who_gains
 from xstilts.analysis.inputs import Results
 from xstilts.analysis.mde import mde_table
@@ -31,6 +32,8 @@ class Options:
     power: float = 0.8  # power of the minimum detectable effect (mde.py)
     english: str = "en"
     max_words: int = 20000  # words per language for tokenizer statistics
+    # English (the training language) in across-language summaries; off: zero-shot spread only
+    english_in_average: bool = False
 
 
 @dataclass
@@ -58,6 +61,8 @@ class Analysis:
     mde: pd.DataFrame = field(default_factory=pd.DataFrame)
     # per (task, system): intermediate and target trained on the same data (same_data.py)
     same_data: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # per (task, system, component): variance decomposition and change vs baseline
+    decomposition: pd.DataFrame = field(default_factory=pd.DataFrame)
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -65,6 +70,9 @@ class Analysis:
         """The families within which p-values are Holm-adjusted, as stated in the report."""
         n_avg = int(np.isfinite(self.averages["p"]).sum()) if len(self.averages) else 0
         out = [f"language averages ({n_avg} tests: every task × system)"]
+        if len(self.decomposition):
+            n_dec = int(np.isfinite(self.decomposition["p"]).sum())
+            out.append(f"variance-decomposition changes ({n_dec}: task × system × component)")
         for task in self.tasks:
             n_d = int((self.deltas["task"] == task).sum()) if len(self.deltas) else 0
             n_v = 2 * int((self.variance["task"] == task).sum()) if len(self.variance) else 0
@@ -149,6 +157,18 @@ def analyze(results: Results, options: Options | None = None) -> Analysis:
     else:
         selection, sel_notes = selection_diagnostic(results.history, english=o.english)
     notes += sel_notes
+    decomposition = decomposition_table(
+        clean,
+        baseline=o.baseline,
+        english=o.english,
+        english_in_average=o.english_in_average,
+        level=o.level,
+        examples=(
+            (lambda t, lang, seeds: cell_stats(results_clean, t, lang, seeds))
+            if results.has_predictions
+            else None
+        ),
+    )
     for task in tasks:
         n_seeds = clean[clean["task"] == task].groupby("system")["seed"].nunique()
         if (n_seeds == 1).all():
@@ -182,5 +202,6 @@ def analyze(results: Results, options: Options | None = None) -> Analysis:
         averages=averages,
         mde=mde,
         same_data=same,
+        decomposition=decomposition,
         notes=notes,
     )

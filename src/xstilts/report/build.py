@@ -34,6 +34,7 @@ from xstilts.report.document import (
     to_html,
     to_markdown,
 )
+from xstilts.report.decomposition import decomposition_section
 from xstilts.report.findings import findings
 from xstilts.results.store import atomic_write_text
 
@@ -74,6 +75,7 @@ def csv_tables(a: Analysis) -> dict[str, pd.DataFrame]:
         "selection_summary.csv": a.selection_summary,
         "mde.csv": a.mde,
         "same_data.csv": a.same_data,
+        "decomposition.csv": a.decomposition,
     }
     for task, lt in a.languages.items():
         t[f"languages_{_safe(task)}.csv"] = lt.reset_index()
@@ -130,6 +132,8 @@ def build_document(a: Analysis, preamble: str | None = None) -> Document:
     doc.add(Heading(1, "Findings"))
     doc.add(Bullets(findings(a)))
     _averages_section(doc, a)
+    for block in decomposition_section(a):
+        doc.add(block)
     doc.add(Heading(1, "Summary (official aggregation)"))
     paper, mark_note = paper_display(a)
     doc.add(
@@ -419,6 +423,10 @@ def write_report(a: Analysis, out_dir: Path, *, preamble: str | None = None) -> 
         p = out_dir / "figures" / f"{fig.name}.png"
         p.write_bytes(fig.png)
         paths[f"figures/{fig.name}.png"] = p
+        if fig.svg is not None:
+            p = out_dir / "figures" / f"{fig.name}.svg"
+            p.write_bytes(fig.svg)
+            paths[f"figures/{fig.name}.svg"] = p
     for name, table in csv_tables(a).items():
         p = out_dir / "tables" / name
         atomic_write_text(p, table.to_csv(index=False))
