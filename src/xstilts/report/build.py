@@ -11,6 +11,7 @@ import pandas as pd
 
 from xstilts.analysis.analyze import Analysis
 from xstilts.analysis.summary import order_languages
+from xstilts.report.decomposition import decomposition_section
 from xstilts.report.design import (
     CELL_MARK,
     label,
@@ -34,7 +35,6 @@ from xstilts.report.document import (
     to_html,
     to_markdown,
 )
-from xstilts.report.decomposition import decomposition_section
 from xstilts.report.findings import findings
 from xstilts.results.store import atomic_write_text
 
