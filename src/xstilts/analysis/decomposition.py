@@ -39,6 +39,7 @@ import math
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from scipy import stats as st
@@ -138,18 +139,40 @@ def reml_components(y: np.ndarray) -> tuple[tuple[float, float, float], str]:
         return est, ""
     except Exception as e:  # noqa: BLE001 - a warning above, or a numerical failure
         sl, ss, sr = mean_squares(y).anova()
-        why = str(e).splitlines()[0][:60] if str(e) else type(e).__name__
-        return (max(sl, 0.0), max(ss, 0.0), max(sr, 0.0)), f"REML: {why}; ANOVA estimates used"
+        msg = str(e).lower()
+        why = next(
+            (say for key, say in _REML_FAILURES if key in msg),
+            str(e).splitlines()[0][:60] if str(e) else type(e).__name__,
+        )
+        return (max(sl, 0.0), max(ss, 0.0), max(sr, 0.0)), f"REML {why}: ANOVA estimates used"
+
+
+_REML_FAILURES = (
+    ("converge", "did not converge"),
+    ("boundary", "on the boundary"),
+    ("singular", "covariance singular"),
+)
 
 
 # --------------------------------------------------------------------------- intervals
+
+
+@lru_cache(maxsize=4096)
+def _chi2q(q: float, df: int) -> float:
+    """chi² quantile, cached: a report asks for the same (level, df) dozens of times."""
+    return float(st.chi2.ppf(q, df))
+
+
+@lru_cache(maxsize=4096)
+def _fq(q: float, df1: int, df2: int) -> float:
+    return float(st.f.ppf(q, df1, df2))
 
 
 def chi2_interval(ms: float, df: int, level: float) -> tuple[float, float]:
     """Exact interval of the expectation of a mean square ``ms`` with ``df`` degrees of
     freedom (df·ms/E ~ chi²(df))."""
     a = (1.0 - level) / 2.0
-    return (df * ms / st.chi2.ppf(1.0 - a, df), df * ms / st.chi2.ppf(a, df))
+    return (df * ms / _chi2q(1.0 - a, df), df * ms / _chi2q(a, df))
 
 
 def mls_interval(
@@ -159,12 +182,12 @@ def mls_interval(
     by the modified large-sample method (Ting et al. 1990; Burdick & Graybill 1992, §3.3),
     each end truncated at 0."""
     a = (1.0 - level) / 2.0
-    g1 = 1.0 - df1 / st.chi2.ppf(1.0 - a, df1)  # 1 − 1/F_{a: df1, ∞}
-    h1 = df1 / st.chi2.ppf(a, df1) - 1.0  # 1/F_{1−a: df1, ∞} − 1
-    g2 = 1.0 - df2 / st.chi2.ppf(1.0 - a, df2)
-    h2 = df2 / st.chi2.ppf(a, df2) - 1.0
-    f_up = st.f.ppf(1.0 - a, df1, df2)  # F_{a: df1, df2}: upper a point
-    f_lo = st.f.ppf(a, df1, df2)  # F_{1−a: df1, df2}
+    g1 = 1.0 - df1 / _chi2q(1.0 - a, df1)  # 1 − 1/F_{a: df1, ∞}
+    h1 = df1 / _chi2q(a, df1) - 1.0  # 1/F_{1−a: df1, ∞} − 1
+    g2 = 1.0 - df2 / _chi2q(1.0 - a, df2)
+    h2 = df2 / _chi2q(a, df2) - 1.0
+    f_up = _fq(1.0 - a, df1, df2)  # F_{a: df1, df2}: upper a point
+    f_lo = _fq(a, df1, df2)  # F_{1−a: df1, df2}
     g12 = ((f_up - 1.0) ** 2 - g1**2 * f_up**2 - h2**2) / f_up
     h12 = ((1.0 - f_lo) ** 2 - h1**2 * f_lo**2 - g2**2) / f_lo
     t1, t2 = c1 * ms1, c2 * ms2
@@ -198,8 +221,8 @@ def f_ratio_test(ms_a: float, df_a: int, ms_b: float, df_b: int, level: float) -
     f = ms_a / ms_b
     a = (1.0 - level) / 2.0
     p = float(min(1.0, 2.0 * min(st.f.cdf(f, df_a, df_b), st.f.sf(f, df_a, df_b))))
-    lo = f / st.f.ppf(1.0 - a, df_a, df_b)
-    hi = f / st.f.ppf(a, df_a, df_b)
+    lo = f / _fq(1.0 - a, df_a, df_b)
+    hi = f / _fq(a, df_a, df_b)
     return RatioTest(math.sqrt(f), math.sqrt(lo), math.sqrt(hi), p)
 
 
@@ -363,11 +386,11 @@ class _Fit:
 
 def _fits(sub, systems, languages) -> dict[str, _Fit]:
     out = {}
+    # [system, seed] × language, one groupby for the task (pivot_table per system is slow)
+    cube = sub.groupby(["system", "seed", "language"])["score"].mean().unstack("language")
+    cube = cube.reindex(columns=languages)
     for system in systems:
-        m = sub[sub["system"] == system].pivot_table(
-            index="seed", columns="language", values="score", aggfunc="mean"
-        )
-        m = m.reindex(columns=languages)
+        m = cube.loc[system]
         full = m.dropna(axis=0, how="any")
         notes = []
         gap = sorted(int(s) for s in set(m.index) - set(full.index))
@@ -428,6 +451,8 @@ def _component_rows(fit: _Fit, level: float, no_examples: str) -> dict[str, dict
         lang["note"] = "test-set sampling shared by seeds removed"
     lo, hi = mls_interval(1 / n_lang, ms.ms_s, ms.df_s, 1 / n_lang, ms.ms_e, ms.df_e, level)
     seed = {"value": ss, "lo": lo, "hi": hi, "note": ""}
+    if hi == 0:
+        seed["note"] = "MS_S far below MS_E: the interval collapses to 0"
     lo, hi = chi2_interval(ms.ms_e, ms.df_e, level)
     ls = {"value": max(sr - seed_specific, 0.0), "lo": max(lo - seed_specific, 0.0)}
     ls |= {"hi": max(hi - seed_specific, 0.0), "note": ""}
@@ -492,18 +517,17 @@ def decomposition_table(
             task_notes.append(f"languages not scored by every system left out: {dropped}")
         fits = _fits(sub, systems, languages)
         why = _add_examples(task, languages, fits, examples) if examples else no_examples
+        base = fits[baseline]
+        base_comps = _component_rows(base, level, why or no_examples)
         for system in systems:
             fit = fits[system]
             comps = _component_rows(fit, level, why or no_examples)
-            base = fits[baseline]
             change = _changes(base, fit, level) if system != baseline else None
-            base_comps = _component_rows(base, level, why) if system != baseline else comps
             for comp in COMPONENTS:
                 c = comps[comp]
                 t = change[comp] if change else NO_TEST
-                note = "; ".join(
-                    x for x in [*task_notes, *(fit.notes or []), c["note"], t.note] if x
-                )
+                fit_notes = [x for x in fit.notes or [] if comp != "example" or "REML" not in x]
+                note = "; ".join(x for x in [*task_notes, *fit_notes, c["note"], t.note] if x)
                 rows.append(
                     {
                         "task": task, "system": system, "baseline": baseline, "component": comp,
