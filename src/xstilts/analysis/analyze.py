@@ -70,9 +70,6 @@ class Analysis:
         """The families within which p-values are Holm-adjusted, as stated in the report."""
         n_avg = int(np.isfinite(self.averages["p"]).sum()) if len(self.averages) else 0
         out = [f"language averages ({n_avg} tests: every task × system)"]
-        if len(self.decomposition):
-            n_dec = int(np.isfinite(self.decomposition["p"]).sum())
-            out.append(f"variance-decomposition changes ({n_dec}: task × system × component)")
         for task in self.tasks:
             n_d = int((self.deltas["task"] == task).sum()) if len(self.deltas) else 0
             n_v = 2 * int((self.variance["task"] == task).sum()) if len(self.variance) else 0
