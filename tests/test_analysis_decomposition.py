@@ -181,6 +181,10 @@ class _Cell:
     rescorer: object
     note: str = ""
 
+    @property
+    def n_examples(self) -> int:
+        return next(iter(self.stats.values())).shape[1] if self.stats else 0
+
 
 def test_example_component_from_per_example_statistics(monkeypatch):
     """Accuracy data with known components: σ²_L = σ²_LS = 1 point², and a test set whose

@@ -421,6 +421,8 @@ def _add_examples(task: str, languages: list[str], fits: dict[str, _Fit], exampl
         cs = examples(task, language, {s: f.seeds for s, f in ok.items()})
         if cs.stats is None:
             return f"{language}: {cs.note}"
+        if cs.n_examples < 2:
+            return f"{language}: {cs.n_examples} shared example(s), no sampling variance"
         for s in ok:
             phi = linearize(cs.stats[s], cs.rescorer.combine)  # [r, n]
             per[s].append(example_parts(phi))

@@ -71,9 +71,10 @@ def _table(d: pd.DataFrame, alpha: float) -> pd.DataFrame:
 
 
 def decomposition_figure(d: pd.DataFrame, systems: list[str]) -> tuple[bytes, bytes] | None:
-    """(PNG, SVG): rows = tasks, columns = components; in each panel one horizontal bar per
-    system (baseline first) of the component's SD in points with its CI as a whisker. Each
-    column has its own x scale (the language SD is often ten times the seed SD)."""
+    """(PNG, SVG): rows = tasks, columns = components (those estimated somewhere: without
+    predictions no example column); in each panel one horizontal bar per system (baseline
+    first) of the component's SD in points with its CI as a whisker. Every panel has its own x
+    scale: the language SD is often ten times the seed SD, and tasks differ as much."""
     if d.empty or not np.isfinite(d["value"].to_numpy(float)).any():
         return None
     from xstilts.report.figures import DPI, WIDTH, _plt
@@ -81,14 +82,14 @@ def decomposition_figure(d: pd.DataFrame, systems: list[str]) -> tuple[bytes, by
     plt = _plt()
     tasks = list(dict.fromkeys(d["task"]))
     shown = [s for s in systems if s in set(d["system"])]
+    finite = d[np.isfinite(d["value"].to_numpy(float))]
+    comps = [c for c in COMPONENTS if c in set(finite["component"])]
     height = 0.6 + len(tasks) * (0.45 + 0.22 * len(shown))
-    fig, axes = plt.subplots(
-        len(tasks), len(COMPONENTS), figsize=(WIDTH, height), squeeze=False, sharex="col"
-    )
+    fig, axes = plt.subplots(len(tasks), len(comps), figsize=(WIDTH, height), squeeze=False)
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     ypos = np.arange(len(shown))[::-1]
     for i, task in enumerate(tasks):
-        for j, comp in enumerate(COMPONENTS):
+        for j, comp in enumerate(comps):
             ax = axes[i, j]
             sub = d[(d["task"] == task) & (d["component"] == comp)].set_index("system")
             sub = sub.reindex(shown)
