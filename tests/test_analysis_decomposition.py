@@ -226,6 +226,47 @@ def test_example_component_from_per_example_statistics(monkeypatch):
     assert (d["note"].str.contains("shared by seeds")).any()
 
 
+def test_example_interval_and_ratio_coverage(monkeypatch):
+    """200 draws of new test sets (examples easy or hard for both systems: the two systems'
+    sampling errors are correlated) through the table builder: the example component's and the
+    example ratio's delta-method intervals cover their truths (known: every example of a
+    language is answered correctly with probability q_i + shift, so V = P(1 − P))."""
+    _closed_form_only(monkeypatch)
+    rng = np.random.default_rng(21)
+    r, n_lang, n = 2, 5, 300
+    shift = {"none": np.linspace(-0.15, 0.15, n_lang), "b": np.linspace(0.15, -0.05, n_lang)}
+    seed_shift = np.array([[-0.01], [0.01]])  # [r, 1], fixed: the truth is exact
+    truth = {}
+    for s_, a in shift.items():
+        big_p = 0.5 + a[None, :] + seed_shift  # [r, L] accuracy of each cell
+        truth[s_] = float(np.mean(1e4 * big_p * (1 - big_p) / n))
+    ratio_truth = math.sqrt(truth["b"] / truth["none"])
+    cover = {"none": 0, "b": 0, "ratio": 0}
+    draws = 200
+    for _ in range(draws):
+        cells, ys = {}, {s_: np.zeros((r, n_lang)) for s_ in shift}
+        for j in range(n_lang):
+            q = np.where(rng.random(n) < 0.5, 0.2, 0.8)  # the test set, shared by both systems
+            cells[f"l{j:02d}"] = {}
+            for s_, a in shift.items():
+                p = q[None, :] + a[j] + seed_shift  # [r, n], within (0, 1): no clipping
+                correct = (rng.random((r, n)) < p).astype(float)[:, :, None]
+                cells[f"l{j:02d}"][s_] = correct
+                ys[s_][:, j] = 100 * correct[:, :, 0].mean(axis=1)
+
+        def examples(task, language, seeds, cells=cells):
+            return _Cell(cells[language], ACCURACY)
+
+        d = decomposition_table(_scores(ys), baseline="none", examples=examples)
+        ex = d[d["component"] == "example"].set_index("system")
+        for s_ in shift:
+            cover[s_] += ex.at[s_, "lo"] <= truth[s_] <= ex.at[s_, "hi"]
+        cover["ratio"] += ex.at["b", "ratio_lo"] <= ratio_truth <= ex.at["b", "ratio_hi"]
+    coverage = {k: v / draws for k, v in cover.items()}
+    print(f"example coverage {coverage}")
+    assert all(0.88 <= v <= 0.99 for v in coverage.values()), coverage
+
+
 # --------------------------------------------------------------------------- the table
 
 
