@@ -168,7 +168,10 @@ def decomposition_section(a: Analysis) -> list:
             "decomposition.csv.",
         )
     )
-    pics = decomposition_figure(d, a.systems)
+    try:
+        pics = decomposition_figure(d, a.systems)
+    except ImportError:  # no matplotlib: build.py already notes that figures are left out
+        pics = None
     if pics:
         png, svg = pics
         blocks.append(
