@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from xstilts.analysis.deltas import compute_deltas
+from xstilts.analysis.decomposition import decomposition_table
+from xstilts.analysis.deltas import cell_stats, compute_deltas
 from xstilts.analysis.gains import covariate_table, who_gains
 from xstilts.analysis.inputs import Results
 from xstilts.analysis.mde import mde_table
@@ -60,6 +61,8 @@ class Analysis:
     mde: pd.DataFrame = field(default_factory=pd.DataFrame)
     # per (task, system): intermediate and target trained on the same data (same_data.py)
     same_data: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # per (task, system, component): variance decomposition and change vs baseline
+    decomposition: pd.DataFrame = field(default_factory=pd.DataFrame)
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -160,6 +163,18 @@ def analyze(results: Results, options: Options | None = None) -> Analysis:
     else:
         selection, sel_notes = selection_diagnostic(results.history, english=o.english)
     notes += sel_notes
+    decomposition = decomposition_table(
+        clean,
+        baseline=o.baseline,
+        english=o.english,
+        english_in_average=o.english_in_average,
+        level=o.level,
+        examples=(
+            (lambda t, lang, seeds: cell_stats(results_clean, t, lang, seeds))
+            if results.has_predictions
+            else None
+        ),
+    )
     for task in tasks:
         n_seeds = clean[clean["task"] == task].groupby("system")["seed"].nunique()
         if (n_seeds == 1).all():
@@ -193,5 +208,6 @@ def analyze(results: Results, options: Options | None = None) -> Analysis:
         averages=averages,
         mde=mde,
         same_data=same,
+        decomposition=decomposition,
         notes=notes,
     )

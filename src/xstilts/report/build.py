@@ -11,6 +11,7 @@ import pandas as pd
 
 from xstilts.analysis.analyze import Analysis
 from xstilts.analysis.summary import order_languages
+from xstilts.report.decomposition import decomposition_section
 from xstilts.report.design import (
     CELL_MARK,
     label,
@@ -74,6 +75,7 @@ def csv_tables(a: Analysis) -> dict[str, pd.DataFrame]:
         "selection_summary.csv": a.selection_summary,
         "mde.csv": a.mde,
         "same_data.csv": a.same_data,
+        "decomposition.csv": a.decomposition,
     }
     for task, lt in a.languages.items():
         t[f"languages_{_safe(task)}.csv"] = lt.reset_index()
@@ -130,6 +132,8 @@ def build_document(a: Analysis, preamble: str | None = None) -> Document:
     doc.add(Heading(1, "Findings"))
     doc.add(Bullets(findings(a)))
     _averages_section(doc, a)
+    for block in decomposition_section(a):
+        doc.add(block)
     doc.add(Heading(1, "Summary (official aggregation)"))
     paper, mark_note = paper_display(a)
     doc.add(
@@ -415,6 +419,10 @@ def write_report(a: Analysis, out_dir: Path, *, preamble: str | None = None) -> 
         p = out_dir / "figures" / f"{fig.name}.png"
         p.write_bytes(fig.png)
         paths[f"figures/{fig.name}.png"] = p
+        if fig.svg is not None:
+            p = out_dir / "figures" / f"{fig.name}.svg"
+            p.write_bytes(fig.svg)
+            paths[f"figures/{fig.name}.svg"] = p
     for name, table in csv_tables(a).items():
         p = out_dir / "tables" / name
         atomic_write_text(p, table.to_csv(index=False))

@@ -45,6 +45,7 @@ class Figure:
     name: str  # file name under figures/, without extension
     png: bytes
     caption: str
+    svg: bytes | None = None  # written beside the PNG as figures/<name>.svg when given
 
 
 @dataclass

@@ -1,0 +1,550 @@
+"""Variance decomposition of zero-shot scores: language, seed, language×seed and example sampling.
+
+Model, per (task, system), for the seed-level scores ``y [r, L]`` (r seeds, L languages, points):
+
+    y[s, l] = mu + a_l + b_s + (ab)_sl + e_sl
+
+a_l language (variance σ²_L), b_s seed (σ²_S: one fine-tuning run moves every language), (ab)
+language×seed (σ²_LS) and e the evaluation-set sampling of one cell's score (σ²_E). The seed
+and language parts are estimated by REML (statsmodels MixedLM with crossed random effects),
+falling back to the ANOVA (method-of-moments) estimates, which REML equals on balanced data
+when they are positive. The residual variance σ²_R = σ²_LS + (seed-specific sampling).
+
+Every seed is scored on the *same* test set of a language, so the sampling error of a cell is
+not independent across seeds: with per-example statistics phi [r, n] of one language, its
+covariance across seeds splits σ²_E = V/n (V: a cell's per-example variance) into a part shared
+by all seeds, C/n (C: the mean covariance between two seeds' per-example scores), which the
+model cannot tell from the language effect, and a seed-specific part (V − C)/n, which sits in
+the residual. With predictions the language component is therefore reported without C/n and
+the language×seed component without (V − C)/n; both are estimated from the same phi (exact
+expectations of the mean squares, see ``example_parts``). Without predictions σ²_E is unknown
+and language×seed includes the seed-specific sampling.
+
+Intervals: the residual from the chi-square law of MS_E (exact under normality); seed and
+language, differences of two mean squares, by the modified large-sample (MLS) method of
+Ting et al. (1990) / Burdick & Graybill (1992) — Satterthwaite's interval for a difference is
+known to undercover with few degrees of freedom (2 with three seeds), and neither scipy nor
+statsmodels implements MLS, hence the closed form below. The example component: a delta-method
+interval on the log scale (its estimate is a mean over thousands of examples).
+
+Changes against the baseline (paired by language, seeds independent between systems), each
+exact under normality: seed — F-test of the MS_S ratio; language×seed — F-test of the MS_E
+ratio; language — Pitman–Morgan test on the seed-mean language scores with its exact interval
+by test inversion. Ratios are of SDs. The example ratio has a delta-method CI and no test.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+from scipy import stats as st
+
+COMPONENTS = ("language", "seed", "language×seed", "example")
+
+
+# --------------------------------------------------------------------------- mean squares
+
+
+@dataclass(frozen=True)
+class MeanSquares:
+    """Two-way ANOVA without replication of ``y [r, L]`` (seeds × languages)."""
+
+    ms_l: float  # E = σ²_R + r σ²_L
+    ms_s: float  # E = σ²_R + L σ²_S
+    ms_e: float  # E = σ²_R
+    r: int
+    n_lang: int
+
+    @property
+    def df_l(self) -> int:
+        return self.n_lang - 1
+
+    @property
+    def df_s(self) -> int:
+        return self.r - 1
+
+    @property
+    def df_e(self) -> int:
+        return (self.r - 1) * (self.n_lang - 1)
+
+    def anova(self) -> tuple[float, float, float]:
+        """Method-of-moments (σ²_L, σ²_S, σ²_R), not truncated (may be negative)."""
+        return (
+            (self.ms_l - self.ms_e) / self.r,
+            (self.ms_s - self.ms_e) / self.n_lang,
+            self.ms_e,
+        )
+
+
+def mean_squares(y: np.ndarray) -> MeanSquares:
+    """Mean squares of ``y [r, L]`` (r >= 2 seeds, L >= 2 languages, no NaN)."""
+    y = np.asarray(y, float)
+    r, n_lang = y.shape
+    if r < 2 or n_lang < 2 or not np.isfinite(y).all():
+        raise ValueError(f"need a complete [r >= 2, L >= 2] table, got {y.shape}")
+    grand = y.mean()
+    lang_mean, seed_mean = y.mean(axis=0), y.mean(axis=1)  # [L], [r]
+    ms_l = r * float(((lang_mean - grand) ** 2).sum()) / (n_lang - 1)
+    ms_s = n_lang * float(((seed_mean - grand) ** 2).sum()) / (r - 1)
+    resid = y - lang_mean[None, :] - seed_mean[:, None] + grand
+    ms_e = float((resid**2).sum()) / ((r - 1) * (n_lang - 1))
+    return MeanSquares(ms_l, ms_s, ms_e, r, n_lang)
+
+
+def reml_components(y: np.ndarray) -> tuple[tuple[float, float, float], str]:
+    """(σ²_L, σ²_S, σ²_R) of ``y [r, L]`` by REML with crossed random effects (one group,
+    language and seed as variance components), and a note. When MixedLM fails or warns
+    (convergence, a boundary fit), the ANOVA estimates truncated at 0 are returned instead,
+    with the note saying so."""
+    import pandas as pd
+    import statsmodels.formula.api as smf
+
+    y = np.asarray(y, float)
+    r, n_lang = y.shape
+    frame = pd.DataFrame(
+        {
+            "y": y.ravel(),
+            "seed": np.repeat(np.arange(r), n_lang),
+            "language": np.tile(np.arange(n_lang), r),
+            "group": 0,
+        }
+    )
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            model = smf.mixedlm(
+                "y ~ 1",
+                frame,
+                groups="group",
+                re_formula="0",
+                vc_formula={"language": "0 + C(language)", "seed": "0 + C(seed)"},
+            )
+            fit = model.fit(reml=True)
+        # a convergence or boundary warning, a singular covariance: the fit is not to be
+        # trusted as it stands (library deprecation notices are not about the fit)
+        bad = [w for w in caught if not issubclass(w.category, DeprecationWarning | FutureWarning)]
+        if bad:
+            raise RuntimeError(str(bad[0].message))
+        if not fit.converged:
+            raise RuntimeError("did not converge")
+        vc = dict(zip(model.exog_vc.names, np.asarray(fit.vcomp, float)))
+        est = (vc["language"], vc["seed"], float(fit.scale))
+        if not all(math.isfinite(v) and v >= 0 for v in est):
+            raise RuntimeError(f"invalid estimates {est}")
+        return est, ""
+    except Exception as e:  # noqa: BLE001 - a warning above, or a numerical failure
+        sl, ss, sr = mean_squares(y).anova()
+        msg = str(e).lower()
+        why = next(
+            (say for key, say in _REML_FAILURES if key in msg),
+            str(e).splitlines()[0][:60] if str(e) else type(e).__name__,
+        )
+        return (max(sl, 0.0), max(ss, 0.0), max(sr, 0.0)), f"REML {why}: ANOVA estimates used"
+
+
+_REML_FAILURES = (
+    ("converge", "did not converge"),
+    ("boundary", "on the boundary"),
+    ("singular", "covariance singular"),
+)
+
+
+# --------------------------------------------------------------------------- intervals
+
+
+@lru_cache(maxsize=4096)
+def _chi2q(q: float, df: int) -> float:
+    """chi² quantile, cached: a report asks for the same (level, df) dozens of times."""
+    return float(st.chi2.ppf(q, df))
+
+
+@lru_cache(maxsize=4096)
+def _fq(q: float, df1: int, df2: int) -> float:
+    return float(st.f.ppf(q, df1, df2))
+
+
+def chi2_interval(ms: float, df: int, level: float) -> tuple[float, float]:
+    """Exact interval of the expectation of a mean square ``ms`` with ``df`` degrees of
+    freedom (df·ms/E ~ chi²(df))."""
+    a = (1.0 - level) / 2.0
+    return (df * ms / _chi2q(1.0 - a, df), df * ms / _chi2q(a, df))
+
+
+def mls_interval(
+    c1: float, ms1: float, df1: int, c2: float, ms2: float, df2: int, level: float
+) -> tuple[float, float]:
+    """Interval of γ = c1·E[ms1] − c2·E[ms2] (c1, c2 > 0; independent chi-square mean squares)
+    by the modified large-sample method (Ting et al. 1990; Burdick & Graybill 1992, §3.3),
+    each end truncated at 0."""
+    a = (1.0 - level) / 2.0
+    g1 = 1.0 - df1 / _chi2q(1.0 - a, df1)  # 1 − 1/F_{a: df1, ∞}
+    h1 = df1 / _chi2q(a, df1) - 1.0  # 1/F_{1−a: df1, ∞} − 1
+    g2 = 1.0 - df2 / _chi2q(1.0 - a, df2)
+    h2 = df2 / _chi2q(a, df2) - 1.0
+    f_up = _fq(1.0 - a, df1, df2)  # F_{a: df1, df2}: upper a point
+    f_lo = _fq(a, df1, df2)  # F_{1−a: df1, df2}
+    g12 = ((f_up - 1.0) ** 2 - g1**2 * f_up**2 - h2**2) / f_up
+    h12 = ((1.0 - f_lo) ** 2 - h1**2 * f_lo**2 - g2**2) / f_lo
+    t1, t2 = c1 * ms1, c2 * ms2
+    est = t1 - t2
+    v_lo = g1**2 * t1**2 + h2**2 * t2**2 + g12 * t1 * t2
+    v_hi = h1**2 * t1**2 + g2**2 * t2**2 + h12 * t1 * t2
+    lo = est - math.sqrt(max(v_lo, 0.0))
+    hi = est + math.sqrt(max(v_hi, 0.0))
+    return (max(lo, 0.0), max(hi, 0.0))
+
+
+@dataclass(frozen=True)
+class RatioTest:
+    """A test of equal variances: SD ratio (system / baseline) with its CI, and p."""
+
+    ratio: float
+    lo: float
+    hi: float
+    p: float
+    note: str = ""
+
+
+NO_TEST = RatioTest(math.nan, math.nan, math.nan, math.nan)
+
+
+def f_ratio_test(ms_a: float, df_a: int, ms_b: float, df_b: int, level: float) -> RatioTest:
+    """Two-sided F-test of E[ms_a] = E[ms_b] (independent mean squares) with the exact interval
+    of the SD ratio sqrt(E[ms_a] / E[ms_b])."""
+    if ms_b <= 0 or ms_a < 0 or df_a < 1 or df_b < 1:
+        return RatioTest(math.nan, math.nan, math.nan, math.nan, "zero variance: no F-test")
+    f = ms_a / ms_b
+    a = (1.0 - level) / 2.0
+    p = float(min(1.0, 2.0 * min(st.f.cdf(f, df_a, df_b), st.f.sf(f, df_a, df_b))))
+    lo = f / _fq(1.0 - a, df_a, df_b)
+    hi = f / _fq(a, df_a, df_b)
+    return RatioTest(math.sqrt(f), math.sqrt(lo), math.sqrt(hi), p)
+
+
+def pitman_morgan_ci(x: np.ndarray, y: np.ndarray, level: float) -> tuple[float, float]:
+    """Interval of the SD ratio SD(y)/SD(x) of paired samples [n] by inverting the
+    Pitman–Morgan test: the λ = Var(y)/Var(x) whose test of Var(y/√λ) = Var(x) does not
+    reject. With r(λ) = corr(x + y/√λ, x − y/√λ) and c = t²/(n − 2 + t²) (t the two-sided
+    critical value), r(λ)² <= c is the quadratic
+    (1 − c) Sx⁴ λ² − (2 (1 + c) Sx² Sy² − 4 c Sxy²) λ + (1 − c) Sy⁴ <= 0,
+    whose two roots are positive whenever Sx > 0 and n >= 3 (the interval is then bounded);
+    Sx = 0 gives an unbounded (nan) interval."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    n = len(x)
+    if n < 3:
+        return (math.nan, math.nan)
+    cov = np.cov(x, y, ddof=1)
+    sx2, sy2, sxy = float(cov[0, 0]), float(cov[1, 1]), float(cov[0, 1])
+    if sx2 <= 0:
+        return (math.nan, math.nan)
+    t = st.t.ppf(1.0 - (1.0 - level) / 2.0, n - 2)
+    c = t * t / (n - 2 + t * t)
+    qa = (1.0 - c) * sx2 * sx2
+    qb = -(2.0 * (1.0 + c) * sx2 * sy2 - 4.0 * c * sxy * sxy)
+    qc = (1.0 - c) * sy2 * sy2
+    disc = max(qb * qb - 4.0 * qa * qc, 0.0)  # >= 0: λ̂ = Sy²/Sx² always satisfies it
+    lo = (-qb - math.sqrt(disc)) / (2.0 * qa)
+    hi = (-qb + math.sqrt(disc)) / (2.0 * qa)
+    return (math.sqrt(max(lo, 0.0)), math.sqrt(max(hi, 0.0)))
+
+
+# --------------------------------------------------------------------------- example sampling
+
+
+def linearize(stats: np.ndarray, combine: Callable[[np.ndarray, int], np.ndarray]) -> np.ndarray:
+    """Per-example linearized scores phi [r, n] of per-example statistics ``stats [r, n, k]``:
+    phi_i = f(S̄) + ∇f(S̄)·(s_i − S̄) with f(m) = combine(n·m, n) the score as a function of
+    the mean statistics; their mean is the score and var(phi)/n its delta-method sampling
+    variance. ∇f by central differences (every metric here is a smooth function of the
+    means: a mean, or 2 tp / (pred + gold)); exact for mean metrics."""
+    s = np.asarray(stats, float)
+    r, n, k = s.shape
+    mean = s.mean(axis=1)  # [r, k]
+    h = 1e-6 * np.maximum(np.abs(mean), 1e-3)  # [r, k] relative step
+    bumps = np.eye(k)[None, :, :] * h[:, :, None]  # [r, k, k]
+    up = combine(n * (mean[:, None, :] + bumps), n)  # [r, k]
+    down = combine(n * (mean[:, None, :] - bumps), n)
+    grad = (np.asarray(up, float) - np.asarray(down, float)) / (2.0 * h)  # [r, k]
+    f0 = np.asarray(combine(n * mean, n), float)  # [r]
+    return f0[:, None] + np.einsum("rnk,rk->rn", s - mean[:, None, :], grad)
+
+
+@dataclass(frozen=True)
+class ExampleParts:
+    """The evaluation-set sampling of one (language, system), from phi [r, n] (points²)."""
+
+    total: float  # V/n: sampling variance of one cell's score (mean over seeds)
+    seed_specific: float  # (V − C)/n: the part that differs between seeds (in the residual)
+    g: np.ndarray  # [n] per-example terms whose mean is V (for the interval of V/n)
+    n: int
+
+    @property
+    def shared(self) -> float:
+        """C/n: the part every seed shares (indistinguishable from the language effect)."""
+        return self.total - self.seed_specific
+
+
+def example_parts(phi: np.ndarray) -> ExampleParts:
+    """Split the sampling variance of ``phi [r, n]`` (r >= 2 seeds on the same n examples).
+
+    V = mean over seeds of var_i(phi_s) (ddof 1); seed-specific: sum_s var_i(d_s) / (r − 1)
+    with d = phi − the seed mean of each example, whose expectation is V − C (C the mean
+    covariance between seeds): exactly the example part of E[MS_E] (and of E[MS_S] − L·σ²_S),
+    while C/n is the example part of (E[MS_L] − E[MS_E]) / r."""
+    phi = np.asarray(phi, float)
+    r, n = phi.shape
+    if r < 2 or n < 2:
+        raise ValueError(f"need >= 2 seeds and examples, got {phi.shape}")
+    dev = phi - phi.mean(axis=1, keepdims=True)
+    g = (dev**2).mean(axis=0) * n / (n - 1)  # [n]: mean_i g_i = V
+    d = phi - phi.mean(axis=0, keepdims=True)
+    w = float(d.var(axis=1, ddof=1).sum()) / (r - 1)
+    return ExampleParts(float(g.mean()) / n, w / n, g, n)
+
+
+def example_component(parts: list[ExampleParts]) -> tuple[float, float]:
+    """(mean over languages of V/n, its variance by the delta method): languages are
+    independent test sets and V/n is a mean of n per-example terms."""
+    n_lang = len(parts)
+    value = sum(p.total for p in parts) / n_lang
+    var = sum(float(np.var(p.g, ddof=1)) / p.n / p.n**2 for p in parts) / n_lang**2
+    return value, var
+
+
+def example_ratio(
+    a: list[ExampleParts], b: list[ExampleParts], level: float
+) -> tuple[float, float, float]:
+    """SD ratio sqrt(E_a/E_b) of two systems' example components on the same languages and
+    examples, with a delta-method interval on the log scale (covariance over shared examples)."""
+    ea, va = example_component(a)
+    eb, vb = example_component(b)
+    if ea <= 0 or eb <= 0:
+        return (math.nan, math.nan, math.nan)
+    n_lang = len(a)
+    cov = 0.0
+    for pa, pb in zip(a, b):
+        if pa.n == pb.n:
+            cov += float(np.cov(pa.g, pb.g, ddof=1)[0, 1]) / pa.n / pa.n**2
+    cov /= n_lang**2
+    var_log = va / ea**2 + vb / eb**2 - 2.0 * cov / (ea * eb)
+    z = st.norm.ppf(1.0 - (1.0 - level) / 2.0)
+    half = z * math.sqrt(max(var_log, 0.0))
+    log_ratio = math.log(ea / eb)
+    return tuple(math.exp(0.5 * (log_ratio + d)) for d in (0.0, -half, half))  # type: ignore[return-value]
+
+
+def log_interval(value: float, var: float, level: float) -> tuple[float, float]:
+    """Delta-method interval of a positive ``value`` with variance ``var``, on the log scale."""
+    if not value > 0:
+        return (math.nan, math.nan)
+    z = st.norm.ppf(1.0 - (1.0 - level) / 2.0)
+    half = z * math.sqrt(max(var, 0.0)) / value
+    return (value * math.exp(-half), value * math.exp(half))
+
+
+# --------------------------------------------------------------------------- the table
+
+COLUMNS = [
+    "task", "system", "baseline", "component", "value", "sd", "lo", "hi", "value_baseline",
+    "ratio", "ratio_lo", "ratio_hi", "p", "p_holm", "test", "compares", "n_languages",
+    "n_seeds", "note",
+]  # fmt: skip
+
+TESTS = {
+    "language": "Pitman–Morgan (paired by language)",
+    "seed": "F-test of the MS_S ratio",
+    "language×seed": "F-test of the MS_E ratio",
+    "example": "none (delta-method CI only)",
+}
+COMPARES = {
+    "language": "variance over languages of seed-mean scores: σ²_L + σ²_LS/r (+ sampling)",
+    "seed": "variance of a seed's language average: σ²_S + σ²_LS/L",
+    "language×seed": "residual variance: σ²_LS + seed-specific example sampling",
+    "example": "sampling variance of one cell's score, mean over languages",
+}
+
+# (task, language, {system: seeds}) -> CellStats of deltas.py (stats [r, n, k] per system)
+ExampleSource = Callable[[str, str, dict[str, list[int]]], object]
+
+
+@dataclass
+class _Fit:
+    """One (task, system): its complete seed × language table and what was estimated."""
+
+    y: np.ndarray  # [r, L]
+    seeds: list[int]
+    ms: MeanSquares | None = None
+    reml: tuple[float, float, float] = (math.nan, math.nan, math.nan)
+    parts: list[ExampleParts] | None = None
+    notes: list[str] | None = None
+
+
+def _fits(sub, systems, languages) -> dict[str, _Fit]:
+    out = {}
+    # [system, seed] × language, one groupby for the task (pivot_table per system is slow)
+    cube = sub.groupby(["system", "seed", "language"])["score"].mean().unstack("language")
+    cube = cube.reindex(columns=languages)
+    for system in systems:
+        m = cube.loc[system]
+        full = m.dropna(axis=0, how="any")
+        notes = []
+        gap = sorted(int(s) for s in set(m.index) - set(full.index))
+        if gap:
+            notes.append(f"seed(s) {gap} not scored on every language: left out")
+        fit = _Fit(full.to_numpy(float), [int(s) for s in full.index], notes=notes)
+        if len(fit.seeds) >= 2 and len(languages) >= 3:
+            fit.ms = mean_squares(fit.y)
+            fit.reml, note = reml_components(fit.y)
+            if note:
+                notes.append(note)
+        else:
+            notes.append(
+                f"{len(fit.seeds)} complete seed(s), {len(languages)} language(s): "
+                "needs at least 2 and 3"
+            )
+        out[system] = fit
+    return out
+
+
+def _add_examples(task: str, languages: list[str], fits: dict[str, _Fit], examples) -> str:
+    """Fill ``parts`` of every fitted system from per-example statistics; '' or why not."""
+    ok = {s: f for s, f in fits.items() if f.ms is not None}
+    if not ok:
+        return ""
+    per: dict[str, list[ExampleParts]] = {s: [] for s in ok}
+    for language in languages:
+        cs = examples(task, language, {s: f.seeds for s, f in ok.items()})
+        if cs.stats is None:
+            return f"{language}: {cs.note}"
+        if cs.n_examples < 2:
+            return f"{language}: {cs.n_examples} shared example(s), no sampling variance"
+        for s in ok:
+            phi = linearize(cs.stats[s], cs.rescorer.combine)  # [r, n]
+            per[s].append(example_parts(phi))
+    for s, f in ok.items():
+        f.parts = per[s]
+    return ""
+
+
+def _component_rows(fit: _Fit, level: float, no_examples: str) -> dict[str, dict]:
+    """value / lo / hi / note of the four components of one fitted system."""
+    if fit.ms is None:
+        nan = {"value": math.nan, "lo": math.nan, "hi": math.nan, "note": ""}
+        return {c: dict(nan) for c in COMPONENTS}
+    ms, (sl, ss, sr) = fit.ms, fit.reml
+    r, n_lang = ms.r, ms.n_lang
+    shared = seed_specific = 0.0
+    ex = {"value": math.nan, "lo": math.nan, "hi": math.nan, "note": no_examples}
+    if fit.parts is not None:
+        shared = sum(p.shared for p in fit.parts) / len(fit.parts)
+        seed_specific = sum(p.seed_specific for p in fit.parts) / len(fit.parts)
+        value, var = example_component(fit.parts)
+        ex = {"value": value, **dict(zip(("lo", "hi"), log_interval(value, var, level)))}
+        ex["note"] = f"seed-specific part {seed_specific:.3g}, shared by seeds {shared:.3g}"
+    lo, hi = mls_interval(1 / r, ms.ms_l, ms.df_l, 1 / r, ms.ms_e, ms.df_e, level)
+    lang = {"value": max(sl - shared, 0.0), "lo": max(lo - shared, 0.0)}
+    lang |= {"hi": max(hi - shared, 0.0), "note": ""}
+    if fit.parts is not None:
+        lang["note"] = "test-set sampling shared by seeds removed"
+    lo, hi = mls_interval(1 / n_lang, ms.ms_s, ms.df_s, 1 / n_lang, ms.ms_e, ms.df_e, level)
+    seed = {"value": ss, "lo": lo, "hi": hi, "note": ""}
+    if hi == 0:
+        seed["note"] = "MS_S far below MS_E: the interval collapses to 0"
+    lo, hi = chi2_interval(ms.ms_e, ms.df_e, level)
+    ls = {"value": max(sr - seed_specific, 0.0), "lo": max(lo - seed_specific, 0.0)}
+    ls |= {"hi": max(hi - seed_specific, 0.0), "note": ""}
+    if fit.parts is None:
+        ls["note"] = "includes example sampling (no per-example predictions)"
+    elif sr - seed_specific < 0:
+        ls["note"] = "seed-specific sampling exceeds the residual: truncated at 0"
+    return {"language": lang, "seed": seed, "language×seed": ls, "example": ex}
+
+
+def _changes(base: _Fit, fit: _Fit, level: float) -> dict[str, RatioTest]:
+    """The four ratio tests of ``fit`` against ``base`` (same languages)."""
+    from xstilts.analysis.stats import pitman_morgan
+
+    if base.ms is None or fit.ms is None:
+        return {c: NO_TEST for c in COMPONENTS}
+    x, y = base.y.mean(axis=0), fit.y.mean(axis=0)  # [L] seed means, paired by language
+    pm = pitman_morgan(x, y)
+    lo, hi = pitman_morgan_ci(x, y, level)
+    out = {"language": RatioTest(pm.effect, lo, hi, pm.p, pm.note)}
+    out["seed"] = f_ratio_test(fit.ms.ms_s, fit.ms.df_s, base.ms.ms_s, base.ms.df_s, level)
+    out["language×seed"] = f_ratio_test(fit.ms.ms_e, fit.ms.df_e, base.ms.ms_e, base.ms.df_e, level)
+    out["example"] = NO_TEST
+    if fit.parts is not None and base.parts is not None:
+        ratio, lo, hi = example_ratio(fit.parts, base.parts, level)
+        out["example"] = RatioTest(ratio, lo, hi, math.nan)
+    return out
+
+
+def decomposition_table(
+    scores,
+    *,
+    baseline: str,
+    english: str = "en",
+    english_in_average: bool = False,
+    level: float = 0.95,
+    examples: ExampleSource | None = None,
+    no_examples: str = "no per-example predictions: example sampling is inside language×seed",
+):
+    """The long table (``COLUMNS``): per task, system and component the variance (points²),
+    its CI, and for systems other than ``baseline`` the SD ratio against it with CI and p;
+    p_holm over every finite p of the table. ``scores``: task, language, system, seed, score.
+    ``examples``: per-example statistics of a (task, language) for given seeds (``deltas.
+    cell_stats``), or None (a CSV): then the example component is NaN with ``no_examples``."""
+    import pandas as pd
+
+    from xstilts.analysis.stats import holm
+
+    rows = []
+    for task, sub in scores.groupby("task", sort=True):
+        sub = sub[np.isfinite(sub["score"].to_numpy(float))]
+        if not english_in_average:
+            sub = sub[sub["language"] != english]
+        systems = sorted(sub["system"].unique(), key=lambda s: (s != baseline, s))
+        if baseline not in systems:
+            continue
+        sets = [set(sub[sub["system"] == s]["language"]) for s in systems]
+        languages = sorted(set.intersection(*sets))
+        task_notes = []
+        dropped = sorted(set.union(*sets) - set(languages))
+        if dropped:
+            task_notes.append(f"languages not scored by every system left out: {dropped}")
+        fits = _fits(sub, systems, languages)
+        why = _add_examples(task, languages, fits, examples) if examples else no_examples
+        base = fits[baseline]
+        base_comps = _component_rows(base, level, why or no_examples)
+        for system in systems:
+            fit = fits[system]
+            comps = _component_rows(fit, level, why or no_examples)
+            change = _changes(base, fit, level) if system != baseline else None
+            for comp in COMPONENTS:
+                c = comps[comp]
+                t = change[comp] if change else NO_TEST
+                fit_notes = [x for x in fit.notes or [] if comp != "example" or "REML" not in x]
+                note = "; ".join(x for x in [*task_notes, *fit_notes, c["note"], t.note] if x)
+                rows.append(
+                    {
+                        "task": task, "system": system, "baseline": baseline, "component": comp,
+                        "value": c["value"],
+                        "sd": math.sqrt(c["value"]) if c["value"] >= 0 else math.nan,
+                        "lo": c["lo"], "hi": c["hi"],
+                        "value_baseline": base_comps[comp]["value"],
+                        "ratio": t.ratio, "ratio_lo": t.lo, "ratio_hi": t.hi, "p": t.p,
+                        "p_holm": math.nan,
+                        "test": TESTS[comp] if change else "",
+                        "compares": COMPARES[comp],
+                        "n_languages": len(languages), "n_seeds": len(fit.seeds), "note": note,
+                    }
+                )  # fmt: skip
+    out = pd.DataFrame(rows, columns=COLUMNS)
+    if len(out):
+        out["p_holm"] = holm(out["p"].to_numpy(float))
+    return out
