@@ -170,7 +170,7 @@ def analyze(results: Results, options: Options | None = None) -> Analysis:
         english_in_average=o.english_in_average,
         level=o.level,
         examples=(
-            (lambda t, lang, seeds: cell_stats(results_clean, t, lang, seeds))
+            (lambda t, lang, seeds: cell_stats(results, t, lang, seeds))
             if results.has_predictions
             else None
         ),

@@ -44,6 +44,8 @@ from functools import lru_cache
 import numpy as np
 from scipy import stats as st
 
+from xstilts.analysis.inference import linearize, pitman_morgan_ratio_ci
+
 COMPONENTS = ("language", "seed", "language×seed", "example")
 
 
@@ -226,52 +228,7 @@ def f_ratio_test(ms_a: float, df_a: int, ms_b: float, df_b: int, level: float) -
     return RatioTest(math.sqrt(f), math.sqrt(lo), math.sqrt(hi), p)
 
 
-def pitman_morgan_ci(x: np.ndarray, y: np.ndarray, level: float) -> tuple[float, float]:
-    """Interval of the SD ratio SD(y)/SD(x) of paired samples [n] by inverting the
-    Pitman–Morgan test: the λ = Var(y)/Var(x) whose test of Var(y/√λ) = Var(x) does not
-    reject. With r(λ) = corr(x + y/√λ, x − y/√λ) and c = t²/(n − 2 + t²) (t the two-sided
-    critical value), r(λ)² <= c is the quadratic
-    (1 − c) Sx⁴ λ² − (2 (1 + c) Sx² Sy² − 4 c Sxy²) λ + (1 − c) Sy⁴ <= 0,
-    whose two roots are positive whenever Sx > 0 and n >= 3 (the interval is then bounded);
-    Sx = 0 gives an unbounded (nan) interval."""
-    x, y = np.asarray(x, float), np.asarray(y, float)
-    n = len(x)
-    if n < 3:
-        return (math.nan, math.nan)
-    cov = np.cov(x, y, ddof=1)
-    sx2, sy2, sxy = float(cov[0, 0]), float(cov[1, 1]), float(cov[0, 1])
-    if sx2 <= 0:
-        return (math.nan, math.nan)
-    t = st.t.ppf(1.0 - (1.0 - level) / 2.0, n - 2)
-    c = t * t / (n - 2 + t * t)
-    qa = (1.0 - c) * sx2 * sx2
-    qb = -(2.0 * (1.0 + c) * sx2 * sy2 - 4.0 * c * sxy * sxy)
-    qc = (1.0 - c) * sy2 * sy2
-    disc = max(qb * qb - 4.0 * qa * qc, 0.0)  # >= 0: λ̂ = Sy²/Sx² always satisfies it
-    lo = (-qb - math.sqrt(disc)) / (2.0 * qa)
-    hi = (-qb + math.sqrt(disc)) / (2.0 * qa)
-    return (math.sqrt(max(lo, 0.0)), math.sqrt(max(hi, 0.0)))
-
-
 # --------------------------------------------------------------------------- example sampling
-
-
-def linearize(stats: np.ndarray, combine: Callable[[np.ndarray, int], np.ndarray]) -> np.ndarray:
-    """Per-example linearized scores phi [r, n] of per-example statistics ``stats [r, n, k]``:
-    phi_i = f(S̄) + ∇f(S̄)·(s_i − S̄) with f(m) = combine(n·m, n) the score as a function of
-    the mean statistics; their mean is the score and var(phi)/n its delta-method sampling
-    variance. ∇f by central differences (every metric here is a smooth function of the
-    means: a mean, or 2 tp / (pred + gold)); exact for mean metrics."""
-    s = np.asarray(stats, float)
-    r, n, k = s.shape
-    mean = s.mean(axis=1)  # [r, k]
-    h = 1e-6 * np.maximum(np.abs(mean), 1e-3)  # [r, k] relative step
-    bumps = np.eye(k)[None, :, :] * h[:, :, None]  # [r, k, k]
-    up = combine(n * (mean[:, None, :] + bumps), n)  # [r, k]
-    down = combine(n * (mean[:, None, :] - bumps), n)
-    grad = (np.asarray(up, float) - np.asarray(down, float)) / (2.0 * h)  # [r, k]
-    f0 = np.asarray(combine(n * mean, n), float)  # [r]
-    return f0[:, None] + np.einsum("rnk,rk->rn", s - mean[:, None, :], grad)
 
 
 @dataclass(frozen=True)
@@ -473,7 +430,7 @@ def _changes(base: _Fit, fit: _Fit, level: float) -> dict[str, RatioTest]:
         return {c: NO_TEST for c in COMPONENTS}
     x, y = base.y.mean(axis=0), fit.y.mean(axis=0)  # [L] seed means, paired by language
     pm = pitman_morgan(x, y)
-    lo, hi = pitman_morgan_ci(x, y, level)
+    lo, hi, _ = pitman_morgan_ratio_ci(x, y, level)
     out = {"language": RatioTest(pm.effect, lo, hi, pm.p, pm.note)}
     out["seed"] = f_ratio_test(fit.ms.ms_s, fit.ms.df_s, base.ms.ms_s, base.ms.df_s, level)
     out["language×seed"] = f_ratio_test(fit.ms.ms_e, fit.ms.df_e, base.ms.ms_e, base.ms.df_e, level)
