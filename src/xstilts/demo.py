@@ -40,10 +40,9 @@ def demo_config(data_dir: Path, out_dir: Path, seeds: list[int]) -> RunConfig:
 
 
 def run_demo(out_dir: Path, *, seeds: list[int] | None = None) -> None:
+    from xstilts.config_check import check_run_config
     from xstilts.pipeline.run import run
     from xstilts.results.tables import format_table, language_table
-
-    from xstilts.config_check import check_run_config
 
     out_dir = Path(out_dir)
     data_dir = out_dir / "data"
