@@ -523,3 +523,28 @@ def test_non_finite_loss_through_the_cli_publishes_no_stage(
     published = [p.name for p in stages.iterdir()] if stages.is_dir() else []
     assert not [p for p in published if p.startswith(("target", "zero_shot"))], published
     assert not [p for p in published if p.startswith(".tmp-")], published
+
+
+@pytest.mark.parametrize(
+    "selection, dev, refused",
+    [("best_en_dev", None, True), ("best_en_dev", [1], False), ("last", None, False)],
+)
+def test_best_en_dev_needs_a_dev_set_before_training(selection, dev, refused):
+    # e.g. LAReQA (no English dev split) trained without data.dev_holdout: refused at plan
+    # time instead of a traceback from inside the target stage
+    from xstilts.errors import ConfigError
+    from xstilts.pipeline.data import PhaseData
+    from xstilts.pipeline.plan import _check_dev_for_selection
+
+    tc = config_mod.TrainConfig(selection=config_mod.ModelSelection(selection))
+    cfg = config_mod.RunConfig(
+        name="d",
+        model=config_mod.ModelConfig("m"),
+        target=config_mod.TargetConfig("lareqa", training=tc),
+    )
+    target = PhaseData("lareqa", (), [1, 2], dev, {}, {})
+    if refused:
+        with pytest.raises(ConfigError, match="field 'target.training.selection': best_en_dev"):
+            _check_dev_for_selection(cfg, {}, target, None)
+    else:
+        _check_dev_for_selection(cfg, {}, target, None)

@@ -98,6 +98,7 @@ def plan_run(cfg: RunConfig, *, data_dir: Path | None, out_dir: Path) -> Plan:
     if cfg.target.encoder_from is not None:
         src_spec = get_task(cfg.target.encoder_from.task)
         encoder_source = phase_data(src_spec, cfg.target.encoder_from.data, data_dir)
+    _check_dev_for_selection(cfg, inter, target if target_spec.trainable else None, encoder_source)
     model_path = resolve_model_path(cfg.model.name_or_path)
     retrieval_aux = None
     if _retrieval_head(target_spec):
@@ -123,6 +124,36 @@ def plan_run(cfg: RunConfig, *, data_dir: Path | None, out_dir: Path) -> Plan:
         _also_plan(plan, task, also_ev) for task, also_ev in cfg.target.also_evaluate.items()
     ]
     return plan
+
+
+def _check_dev_for_selection(
+    cfg: RunConfig,
+    inter: dict[str, PhaseData],
+    target: PhaseData | None,
+    encoder_source: PhaseData | None,
+) -> None:
+    """``best_en_dev`` selects on an English dev set: a phase without one (a task with no dev
+    split, no ``data.dev`` and no ``data.dev_holdout``) is refused here, before training."""
+    phases = [
+        ("intermediate.training.selection", cfg.intermediate.training, list(system))
+        for system in cfg.intermediate.systems
+        if system
+    ]
+    if target is not None:
+        phases.append(("target.training.selection", cfg.target.training, [target]))
+    if encoder_source is not None and cfg.target.encoder_from is not None:
+        phases.append(
+            ("target.encoder_from.training.selection", cfg.target.encoder_from.training,
+             [encoder_source])
+        )  # fmt: skip
+    for key, tc, members in phases:
+        data = [inter[m] if isinstance(m, str) else m for m in members]
+        if tc.selection is ModelSelection.BEST_EN_DEV and not any(d.dev for d in data):
+            names = ", ".join(d.task for d in data)
+            raise ConfigError(
+                f"field '{key}': best_en_dev needs an English dev set, and {names} has none: "
+                "give data.dev or data.dev_holdout, or selection: last"
+            )
 
 
 def _also_plan(plan: Plan, task: str, ev: EvalConfig) -> Plan:
