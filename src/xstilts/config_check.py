@@ -255,7 +255,9 @@ def _check_seeds(seeds: tuple[int, ...], key: str, c: _Check) -> None:
     for i, s in enumerate(seeds):
         c.rule(SEED, s, f"{key}[{i}]")
         if s in seen:
-            c.fail(f"{key}[{i}]", f"duplicate seed {s} (also {key}[{seen[s]}]); seeds must be distinct")
+            c.fail(
+                f"{key}[{i}]", f"duplicate seed {s} (also {key}[{seen[s]}]); seeds must be distinct"
+            )
         seen[s] = i
 
 
