@@ -120,10 +120,16 @@ RUN_CASES = [
         "got 0",
     ),
     (
-        "max-dev-examples-zero",
+        "max-dev-examples-zero",  # 0 (no dev scoring) is allowed with selection: last
         {"target.training.max_dev_examples": 0},
         "target.training.max_dev_examples",
-        "got 0",
+        "selection best_en_dev selects on them",
+    ),
+    (
+        "max-dev-examples-neg",
+        {"target.training": {"max_dev_examples": -1, "selection": "last"}},
+        "target.training.max_dev_examples",
+        "got -1",
     ),
     ("dev-holdout-neg", {"target.data.dev_holdout": -5}, "target.data.dev_holdout", "got -5"),
     ("max-length-zero", {"model.max_length": 0}, "model.max_length", ">= 8"),
@@ -410,6 +416,15 @@ def test_defaults_pass_and_shipped_configs_load():
     check_run_config(
         config_mod.RunConfig(
             name="d", model=config_mod.ModelConfig("m"), target=config_mod.TargetConfig("xnli")
+        )
+    )
+    # no dev scoring during training, last checkpoint (benchmarks/bench_e2e.py's setting)
+    tc = config_mod.TrainConfig(max_dev_examples=0, selection=config_mod.ModelSelection.LAST)
+    check_run_config(
+        config_mod.RunConfig(
+            name="d",
+            model=config_mod.ModelConfig("m"),
+            target=config_mod.TargetConfig("xnli", training=tc),
         )
     )
 

@@ -96,7 +96,11 @@ RULES: dict[type, dict[str, Rule]] = {
         "max_grad_norm": GRAD_NORM,
         "eval_every": OPT_POSITIVE_INT,
         "eval_batch_size": POSITIVE_INT,
-        "max_dev_examples": OPT_POSITIVE_INT,
+        # 0: no English dev scoring during training (benchmarks/bench_e2e.py); needs a
+        # selection that does not select on it (checked in ``_Check.fields``)
+        "max_dev_examples": Rule(
+            lambda v: v >= 0, "unset (null: all), 0 (no dev scoring) or a positive integer", True
+        ),
     },
     DataRef: {"max_examples": OPT_POSITIVE_INT},
     # 0 = no held-out dev slice (the default; stage keys record it as 0)
@@ -169,6 +173,16 @@ class _Check:
             self.nested(value, key)
         if isinstance(obj, DataRef):
             self.task(obj.task, f"{prefix}.task")
+        if (
+            isinstance(obj, TrainConfig)
+            and obj.max_dev_examples == 0
+            and obj.selection is ModelSelection.BEST_EN_DEV
+        ):
+            self.fail(
+                f"{prefix}.max_dev_examples",
+                "0 scores no dev example, but selection best_en_dev selects on them: give a "
+                "positive number (or null: all) or selection: last",
+            )
         if isinstance(obj, TaskData) and obj.dev_holdout and obj.dev is not None:
             self.fail(f"{prefix}.dev_holdout", "give either data.dev or data.dev_holdout, not both")
 
