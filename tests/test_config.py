@@ -73,3 +73,32 @@ def test_invalid_yaml_names_line(tmp_path: Path):
     p.write_text("name: x\nmodel: [unclosed\n")
     with pytest.raises(ConfigError, match=r"bad.yaml:\d+: invalid YAML"):
         load_config(p)
+
+
+@pytest.mark.parametrize(
+    "key, overrides, expected",
+    [
+        ("target.training.lr", (), "c.yaml:5"),  # the key's own line
+        ("target.training.epochs", (), "c.yaml:4"),  # not in the file: its parent's line
+        ("seeds[1]", (), "c.yaml:7"),  # the list item on its own line
+        ("threads", (), "c.yaml"),  # nowhere in the file: the file
+        ("target.training.lr", ("target.training.lr=1",), "override 'target.training.lr=1'"),
+        ("target.training.lr", ("target.training={lr: 1}",), "override 'target.training={lr: 1}'"),
+        ("seeds[1]", ("seeds=[1,1]",), "override 'seeds=[1,1]'"),
+        ("target.task", ("target.training.lr=1",), "c.yaml:3"),
+    ],
+)
+def test_source_names_line_or_override(tmp_path: Path, key, overrides, expected):
+    from xstilts.config import read_yaml_source
+
+    p = tmp_path / "c.yaml"
+    p.write_text("name: x\ntarget:\n  task: xnli\n  training:\n    lr: 0.1\nseeds: [0,\n  1]\n")
+    _, source = read_yaml_source(p, list(overrides))
+    assert source.where(key) == (
+        str(p) + expected[6:] if expected.startswith("c.yaml") else expected
+    )
+
+
+def test_repeated_key_in_an_override_value():
+    with pytest.raises(ConfigError, match="duplicate key 'lr'"):
+        apply_overrides(BASE, ["target.training={lr: 1, lr: 2}"], source="-")

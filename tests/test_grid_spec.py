@@ -216,7 +216,7 @@ def test_oracle_selections_reported_on_what_they_selected_on(
         capsys,
         tmp_path,
         _raw(tiny_model, demo_data, intermediate=inter),
-        "intermediate.training.selection: oracle_target_dev",
+        "field 'intermediate.training.selection': oracle_target_dev",
     )
     # on the target it is fine: selected on dev_a, reported on test (or on dev_b)
     targets = [{"task": "demo_nli", "training": {"selection": "oracle_target_dev"}}]
@@ -229,5 +229,6 @@ def test_shared_head_of_a_task_in_no_system(capsys, tmp_path, tiny_model, demo_d
         capsys,
         tmp_path,
         _raw(tiny_model, demo_data, intermediate=inter),
-        "intermediate.shared_heads.nli: task 'demo_nli' is in no system",
+        "field 'intermediate.shared_heads.nli'",
+        "names task 'demo_nli' that is in no system",
     )

@@ -18,6 +18,14 @@ from typing import Any
 
 import yaml
 
+from xstilts.config_yaml import (  # noqa: F401 (re-exported: config readers import them here)
+    Source,
+    _at,
+    apply_overrides,
+    read_yaml_mapping,
+    read_yaml_source,
+    yaml_load,
+)
 from xstilts.errors import ConfigError
 from xstilts.tasks.languages import Benchmark
 from xstilts.training.samplers import Sampler
@@ -223,6 +231,67 @@ class RunConfig:
     threads: int | None = None  # torch intra-op threads; None keeps torch's default
 
 
+# --------------------------------------------------------------------------- grid execution
+# (typed here, beside the run config, so that one validator, ``config_check``, checks both)
+
+
+class Executor(str, Enum):
+    LOCAL = "local"  # in this process
+    PROCESSES = "processes"  # ``workers`` local worker processes
+    SLURM = "slurm"  # one submitit job per ready stage
+    RAY = "ray"  # one Ray task per ready stage
+
+
+@dataclass(frozen=True)
+class SlurmSettings:
+    partition: str | None = None  # checked against ``sinfo`` before anything starts
+    # None: a real Slurm cluster; "local" / "debug": submitit's local executors (tests, laptops)
+    cluster: str | None = None
+    timeout_min: int = 24 * 60
+    cpus_per_task: int = 4
+    gpus_per_node: int = 0
+    mem_gb: float | None = None
+    account: str | None = None
+    qos: str | None = None
+    setup: tuple[str, ...] = ()  # shell lines run before each job (``module load ...``)
+    additional: dict[str, str] = field(default_factory=dict)  # extra ``#SBATCH --key=value``
+    max_jobs: int = 64  # jobs in flight at once
+    log_dir: str | None = None  # None: ``<output_dir>/grid-logs/<grid name>``
+
+
+@dataclass(frozen=True)
+class RaySettings:
+    address: str | None = None  # None: start a local Ray instance; "auto": join a cluster
+    num_cpus: float = 1.0  # per stage task
+    num_gpus: float = 0.0  # per stage task
+    max_tasks: int = 64  # tasks in flight at once
+    init_num_cpus: int | None = None  # CPUs of a local instance (None: all)
+
+
+@dataclass(frozen=True)
+class Execution:
+    executor: Executor = Executor.LOCAL
+    workers: int = 1  # processes executor: local worker processes
+    # processes executor: a worker whose resident memory is above this after a stage exits and
+    # is replaced by a fresh process (None: never); a killed worker is replaced either way
+    worker_max_rss_gb: float | None = None
+    heartbeat_s: float = 10.0
+    stale_after_s: float = 120.0
+    poll_s: float = 1.0
+    # delete a stage's checkpoints once every stage of this grid that reads them is done
+    delete_checkpoints: bool = False
+    slurm: SlurmSettings = SlurmSettings()
+    ray: RaySettings = RaySettings()
+
+    @property
+    def claims(
+        self,
+    ):  # -> pipeline.stages.ClaimSettings (imported late: config imports no pipeline)
+        from xstilts.pipeline.stages import ClaimSettings
+
+        return ClaimSettings(self.heartbeat_s, self.stale_after_s, min(self.poll_s, 1.0))
+
+
 # --------------------------------------------------------------------------- (de)serialisation
 
 
@@ -230,7 +299,7 @@ def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", str(tp))
 
 
-def _convert(tp: Any, value: Any, key: str, source: str) -> Any:
+def _convert(tp: Any, value: Any, key: str, source: str | Source) -> Any:
     """Convert a YAML value to ``tp`` (a dataclass, Enum, tuple, dict, Optional or scalar)."""
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
@@ -243,22 +312,24 @@ def _convert(tp: Any, value: Any, key: str, source: str) -> Any:
         if isinstance(value, str) and tp is DataRef:
             return DataRef(task=value)
         if not isinstance(value, dict):
-            raise ConfigError(f"{source}: '{key}' must be a mapping, got {value!r}")
+            raise ConfigError(f"{_at(source, key)}: field '{key}' must be a mapping, got {value!r}")
         return from_dict(tp, value, source=source, prefix=key)
     if isinstance(tp, type) and issubclass(tp, Enum):
         try:
             return tp(value)
         except ValueError:
             allowed = ", ".join(m.value for m in tp)
-            raise ConfigError(f"{source}: '{key}': {value!r} is not one of: {allowed}") from None
+            raise ConfigError(
+                f"{_at(source, key)}: field '{key}': {value!r} is not one of: {allowed}"
+            ) from None
     if origin is tuple:
         if isinstance(value, str) or not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{source}: '{key}' must be a list, got {value!r}")
+            raise ConfigError(f"{_at(source, key)}: field '{key}' must be a list, got {value!r}")
         elem = args[0]
         return tuple(_convert(elem, v, f"{key}[{i}]", source) for i, v in enumerate(value))
     if origin is dict:
         if not isinstance(value, dict):
-            raise ConfigError(f"{source}: '{key}' must be a mapping, got {value!r}")
+            raise ConfigError(f"{_at(source, key)}: field '{key}' must be a mapping, got {value!r}")
         return {str(k): _convert(args[1], v, f"{key}.{k}", source) for k, v in value.items()}
     if tp is float and isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
@@ -270,11 +341,13 @@ def _convert(tp: Any, value: Any, key: str, source: str) -> Any:
     if tp in (int, float, str, bool) and not (
         isinstance(value, tp) and not (tp is int and isinstance(value, bool))
     ):
-        raise ConfigError(f"{source}: '{key}' must be {_type_name(tp)}, got {value!r}")
+        raise ConfigError(
+            f"{_at(source, key)}: field '{key}' must be {_type_name(tp)}, got {value!r}"
+        )
     return value
 
 
-def from_dict(cls: type, data: dict, *, source: str = "<config>", prefix: str = "") -> Any:
+def from_dict(cls: type, data: dict, *, source: str | Source = "<config>", prefix: str = "") -> Any:
     """Build dataclass ``cls`` from a mapping; unknown or missing keys are errors."""
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
@@ -285,14 +358,14 @@ def from_dict(cls: type, data: dict, *, source: str = "<config>", prefix: str = 
             close = difflib.get_close_matches(str(key), fields, n=1)
             hint = f" (did you mean '{close[0]}'?)" if close else ""
             raise ConfigError(
-                f"{source}: unknown key '{dotted}'{hint}; allowed: {', '.join(fields)}"
+                f"{_at(source, dotted)}: unknown key '{dotted}'{hint}; allowed: {', '.join(fields)}"
             )
         kwargs[key] = _convert(hints[key], value, dotted, source)
     for name, f in fields.items():
         no_default = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
         if name not in kwargs and no_default:
             dotted = f"{prefix}.{name}" if prefix else name
-            raise ConfigError(f"{source}: missing required key '{dotted}'")
+            raise ConfigError(f"{_at(source, prefix)}: missing required key '{dotted}'")
     return cls(**kwargs)
 
 
@@ -309,55 +382,15 @@ def to_dict(obj: Any) -> Any:
     return obj
 
 
-def apply_overrides(data: dict, overrides: list[str], *, source: str) -> dict:
-    """Apply ``a.b.c=value`` overrides (value parsed as YAML) to a raw config mapping."""
-    data = dict(data)
-    for item in overrides:
-        if "=" not in item:
-            raise ConfigError(f"override '{item}' is not of the form key=value")
-        key, raw = item.split("=", 1)
-        try:
-            value = yaml.safe_load(raw) if raw != "" else None
-        except yaml.YAMLError as e:
-            raise ConfigError(f"override '{item}': value is not valid YAML ({e})") from None
-        parts = key.strip().split(".")
-        node = data
-        for i, part in enumerate(parts[:-1]):
-            child = node.get(part)
-            if child is None:
-                child = {}
-            elif not isinstance(child, dict):
-                raise ConfigError(
-                    f"override '{item}': '{'.'.join(parts[: i + 1])}' is not a mapping"
-                )
-            node[part] = child = dict(child)
-            node = child
-        node[parts[-1]] = value
-    return data
-
-
-def read_yaml_mapping(
-    path: str | Path, overrides: list[str] | None = None, *, what: str = "config"
-) -> dict:
-    """A YAML file that must hold a mapping, with ``key=value`` overrides applied; errors
-    name the file (and line for invalid YAML)."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: {what} file not found")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f":{mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{path}{where}: invalid YAML ({getattr(e, 'problem', e)})") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: a {what} must be a YAML mapping")
-    return apply_overrides(raw, overrides or [], source=str(path))
-
-
 def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConfig:
-    """Read a run config YAML, apply overrides and validate it."""
-    return from_dict(RunConfig, read_yaml_mapping(path, overrides), source=str(path))
+    """Read a run config YAML, apply overrides and validate it (types, ranges, names, task
+    combinations: ``config_check``) before anything is read or written."""
+    from xstilts.config_check import check_run_config  # it imports this module
+
+    data, source = read_yaml_source(path, overrides)
+    cfg = from_dict(RunConfig, data, source=source)
+    check_run_config(cfg, source)
+    return cfg
 
 
 def dump_config(cfg: RunConfig) -> str:

@@ -40,14 +40,16 @@ def demo_config(data_dir: Path, out_dir: Path, seeds: list[int]) -> RunConfig:
 
 
 def run_demo(out_dir: Path, *, seeds: list[int] | None = None) -> None:
+    from xstilts.config_check import check_run_config
     from xstilts.pipeline.run import run
     from xstilts.results.tables import format_table, language_table
 
     out_dir = Path(out_dir)
     data_dir = out_dir / "data"
+    cfg = demo_config(data_dir, out_dir, seeds or [0])
+    check_run_config(cfg, "demo --seeds")  # before anything is written
     print(f"1/3 writing generated multilingual data to {data_dir}")
     write_demo_data(data_dir)
-    cfg = demo_config(data_dir, out_dir, seeds or [0])
     (out_dir / "demo-config.yaml").write_text(dump_config(cfg))
     print(
         f"2/3 training {DEMO_MODEL}: baseline 'none' and intermediate 'demo_inter', then zero-shot"

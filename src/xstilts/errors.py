@@ -40,3 +40,8 @@ class DataError(XStiltsError):
 
 class MissingDataError(DataError):
     """No file (and no reachable hub dataset) for a task split in a language."""
+
+
+class TrainingError(XStiltsError):
+    """Training cannot go on (a non-finite loss or gradient, a phase that yields no batch);
+    the stage being built is not published."""

@@ -7,6 +7,7 @@ import sys
 
 
 def _load(args: argparse.Namespace):
+    from xstilts.config_check import check_grid_paths
     from xstilts.grid import load_grid, output_dir
     from xstilts.grid.spec import with_execution
 
@@ -21,7 +22,9 @@ def _load(args: argparse.Namespace):
         "delete_checkpoints": True if getattr(args, "delete_checkpoints", False) else None,
     }
     spec = with_execution(spec, **changes)
-    return spec, output_dir(spec, args.output_dir)
+    out = output_dir(spec, args.output_dir)
+    check_grid_paths(spec, out)  # the files a grid name produces stay inside ``out``
+    return spec, out
 
 
 def _quiet(msg: str) -> None:

@@ -13,78 +13,28 @@ import dataclasses
 import itertools
 import json
 from dataclasses import dataclass, field, replace
-from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from xstilts.config import (
+from xstilts.config import (  # noqa: F401 (Executor, RaySettings, SlurmSettings: re-exported)
     DataRef,
+    Execution,
+    Executor,
     IntermediateConfig,
     LayerSelection,
     ModelConfig,
-    ModelSelection,
+    RaySettings,
+    SlurmSettings,
+    Source,
     TargetConfig,
     from_dict,
-    read_yaml_mapping,
+    read_yaml_source,
     to_dict,
 )
+from xstilts.config_check import check_execution, check_grid, check_slug
 from xstilts.errors import ConfigError
 from xstilts.pipeline.run import system_name
-from xstilts.pipeline.stages import ClaimSettings
 from xstilts.tasks.base import get_task
-
-
-class Executor(str, Enum):
-    LOCAL = "local"  # in this process
-    PROCESSES = "processes"  # ``workers`` local worker processes
-    SLURM = "slurm"  # one submitit job per ready stage
-    RAY = "ray"  # one Ray task per ready stage
-
-
-@dataclass(frozen=True)
-class SlurmSettings:
-    partition: str | None = None  # checked against ``sinfo`` before anything starts
-    # None: a real Slurm cluster; "local" / "debug": submitit's local executors (tests, laptops)
-    cluster: str | None = None
-    timeout_min: int = 24 * 60
-    cpus_per_task: int = 4
-    gpus_per_node: int = 0
-    mem_gb: float | None = None
-    account: str | None = None
-    qos: str | None = None
-    setup: tuple[str, ...] = ()  # shell lines run before each job (``module load ...``)
-    additional: dict[str, str] = field(default_factory=dict)  # extra ``#SBATCH --key=value``
-    max_jobs: int = 64  # jobs in flight at once
-    log_dir: str | None = None  # None: ``<output_dir>/grid-logs/<grid name>``
-
-
-@dataclass(frozen=True)
-class RaySettings:
-    address: str | None = None  # None: start a local Ray instance; "auto": join a cluster
-    num_cpus: float = 1.0  # per stage task
-    num_gpus: float = 0.0  # per stage task
-    max_tasks: int = 64  # tasks in flight at once
-    init_num_cpus: int | None = None  # CPUs of a local instance (None: all)
-
-
-@dataclass(frozen=True)
-class Execution:
-    executor: Executor = Executor.LOCAL
-    workers: int = 1  # processes executor: local worker processes
-    # processes executor: a worker whose resident memory is above this after a stage exits and
-    # is replaced by a fresh process (None: never); a killed worker is replaced either way
-    worker_max_rss_gb: float | None = None
-    heartbeat_s: float = 10.0
-    stale_after_s: float = 120.0
-    poll_s: float = 1.0
-    # delete a stage's checkpoints once every stage of this grid that reads them is done
-    delete_checkpoints: bool = False
-    slurm: SlurmSettings = SlurmSettings()
-    ray: RaySettings = RaySettings()
-
-    @property
-    def claims(self) -> ClaimSettings:
-        return ClaimSettings(self.heartbeat_s, self.stale_after_s, min(self.poll_s, 1.0))
 
 
 @dataclass(frozen=True)
@@ -191,11 +141,11 @@ class GridSpec:
 
 def load_grid(path: str | Path, overrides: list[str] | None = None) -> GridSpec:
     """Read, override and check a grid YAML (no data is read)."""
-    raw = read_yaml_mapping(path, overrides, what="grid")
-    return parse_grid(raw, source=str(path))
+    raw, source = read_yaml_source(path, overrides, what="grid")
+    return parse_grid(raw, source=source)
 
 
-def _labelled(value: Any, cls: type, key: str, source: str, shorthand: str) -> Entry:
+def _labelled(value: Any, cls: type, key: str, source: str | Source, shorthand: str) -> Entry:
     """``cls`` from a mapping (optional ``name`` = label) or a bare string (``shorthand``)."""
     if isinstance(value, str):
         value = {shorthand: value}
@@ -203,8 +153,8 @@ def _labelled(value: Any, cls: type, key: str, source: str, shorthand: str) -> E
         raise ConfigError(f"{source}: '{key}' must be a mapping or a string, got {value!r}")
     value = dict(value)
     label = value.pop("name", None)
-    if label is not None and not isinstance(label, str):
-        raise ConfigError(f"{source}: '{key}.name' must be a string, got {label!r}")
+    if label is not None:  # a label names the entry in excludes, tables and messages
+        check_slug(label, f"{key}.name", source, what="an entry name")
     cfg = from_dict(cls, value, source=source, prefix=key)
     return Entry(label or getattr(cfg, shorthand), cfg)
 
@@ -222,7 +172,9 @@ def _duplicates(items: list[tuple[str, Any]], what: str, source: str) -> None:
         seen[v] = where
 
 
-def parse_grid(raw: dict, *, source: str = "<grid>") -> GridSpec:
+def parse_grid(raw: dict, *, source: str | Source = "<grid>") -> GridSpec:
+    """A grid from its raw mapping; every rule of ``config_check`` and the grid's own
+    (distinct entries, excludes on the axes, source languages with training data)."""
     g = from_dict(_GridFile, raw, source=source)
     models = tuple(
         _labelled(m, ModelConfig, f"models[{i}]", source, "name_or_path")
@@ -231,19 +183,30 @@ def parse_grid(raw: dict, *, source: str = "<grid>") -> GridSpec:
     targets = tuple(
         _labelled(t, TargetConfig, f"targets[{i}]", source, "task") for i, t in enumerate(g.targets)
     )
-    if not models:
-        raise ConfigError(f"{source}: 'models' must list at least one model")
-    if not targets:
-        raise ConfigError(f"{source}: 'targets' must list at least one target")
-    if not g.seeds:
-        raise ConfigError(f"{source}: 'seeds' must list at least one seed")
-    if not g.source_languages:
-        raise ConfigError(f"{source}: 'source_languages' must list at least one language")
     inter_raw = dict(g.intermediate)
     inter_seed = inter_raw.pop("seed", None)
     if inter_seed is not None and (not isinstance(inter_seed, int) or isinstance(inter_seed, bool)):
-        raise ConfigError(f"{source}: 'intermediate.seed' must be int, got {inter_seed!r}")
+        raise ConfigError(
+            f"{source.where('intermediate.seed') if isinstance(source, Source) else source}: "
+            f"field 'intermediate.seed' must be int, got {inter_seed!r}"
+        )
     inter = from_dict(IntermediateConfig, inter_raw, source=source, prefix="intermediate")
+    spec = GridSpec(
+        name=g.name,
+        source=str(source),
+        models=models,
+        intermediate=inter,
+        intermediate_seed=inter_seed,
+        targets=targets,
+        seeds=g.seeds,
+        source_languages=g.source_languages,
+        exclude=(),
+        data_dir=g.data_dir,
+        output_dir=g.output_dir,
+        threads=g.threads,
+        execution=g.execution,
+    )
+    check_grid(spec, source)
 
     _duplicates([(f"models[{i}]", m.label) for i, m in enumerate(models)], "model name", source)
     _duplicates(
@@ -261,7 +224,6 @@ def parse_grid(raw: dict, *, source: str = "<grid>") -> GridSpec:
         "target entry (same settings)",
         source,
     )
-    _duplicates([(f"seeds[{i}]", s) for i, s in enumerate(g.seeds)], "seed", source)
     _duplicates(
         [(f"source_languages[{i}]", s) for i, s in enumerate(g.source_languages)],
         "source language",
@@ -273,29 +235,12 @@ def parse_grid(raw: dict, *, source: str = "<grid>") -> GridSpec:
         source,
     )
 
-    _check_systems(inter, source)
-    for i, t in enumerate(targets):
-        _task(t.config.task, f"targets[{i}].task", source)
-        _check_selection(t, source)
+    for t in targets:
+        _check_selection(t, str(source))
     ex = tuple(
         _parse_exclude(e, i, models, inter, targets, g, source) for i, e in enumerate(g.exclude)
     )
-    spec = GridSpec(
-        name=g.name,
-        source=source,
-        models=models,
-        intermediate=inter,
-        intermediate_seed=inter_seed,
-        targets=targets,
-        seeds=g.seeds,
-        source_languages=g.source_languages,
-        exclude=ex,
-        data_dir=g.data_dir,
-        output_dir=g.output_dir,
-        threads=g.threads,
-        execution=g.execution,
-    )
-    _check_execution(spec.execution, source)
+    spec = replace(spec, exclude=ex)
     cells = spec.cells()
     if not cells:
         raise ConfigError(f"{source}: the excludes remove every cell of the grid")
@@ -304,44 +249,6 @@ def parse_grid(raw: dict, *, source: str = "<grid>") -> GridSpec:
         if lang is not None:
             with_source_language(spec.target(target), lang, source=source, label=target)
     return spec
-
-
-def _task(name: str, key: str, source: str):
-    try:
-        return get_task(name)
-    except ConfigError as e:  # unknown task, with the close match
-        raise ConfigError(f"{source}: '{key}': {e}") from None
-
-
-def _check_systems(inter: IntermediateConfig, source: str) -> None:
-    used = set()
-    for i, system in enumerate(inter.systems):
-        if len(set(system)) != len(system):
-            raise ConfigError(f"{source}: intermediate.systems[{i}] {list(system)} repeats a task")
-        for task in system:
-            spec = _task(task, f"intermediate.systems[{i}]", source)
-            if not spec.trainable:
-                raise ConfigError(
-                    f"{source}: intermediate.systems[{i}]: task '{task}' has no training data "
-                    "(it is evaluated without training) and cannot be an intermediate task"
-                )
-            used.add(task)
-    unknown = set(inter.data) - used
-    if unknown:
-        raise ConfigError(
-            f"{source}: intermediate.data names tasks in no system: {sorted(unknown)}"
-        )
-    for head, members in inter.shared_heads.items():
-        for task in members:
-            if task not in used:
-                raise ConfigError(
-                    f"{source}: intermediate.shared_heads.{head}: task '{task}' is in no system"
-                )
-    if inter.training.selection is ModelSelection.ORACLE_TARGET_DEV:
-        raise ConfigError(
-            f"{source}: intermediate.training.selection: oracle_target_dev selects per target "
-            "language on a target's dev set; an intermediate phase has none: use best_en_dev"
-        )
 
 
 def _check_selection(t: Entry, source: str) -> None:
@@ -354,12 +261,6 @@ def _check_selection(t: Entry, source: str) -> None:
     """
     where = f"{source}: target '{t.label}'"
     ev = t.config.evaluation
-    src = t.config.encoder_from
-    if src is not None and src.training.selection is ModelSelection.ORACLE_TARGET_DEV:
-        raise ConfigError(
-            f"{where}: encoder_from.training.selection: oracle_target_dev selects per target "
-            "language on the target's own dev set; the encoder source has none: use best_en_dev"
-        )
     if ev.retrieval.layer_selection is LayerSelection.ORACLE:
         raise ConfigError(
             f"{where}: evaluation.retrieval.layer_selection: oracle picks the layer on the "
@@ -428,28 +329,13 @@ def _parse_exclude(e, i, models, inter, targets, g, source) -> dict[str, tuple]:
     return out
 
 
-# --------------------------------------------------------------------------- execution checks
-
-
-def _check_execution(ex: Execution, source: str) -> None:
-    if ex.worker_max_rss_gb is not None and ex.worker_max_rss_gb <= 0:
-        raise ConfigError(
-            f"{source}: execution.worker_max_rss_gb must be > 0, got {ex.worker_max_rss_gb}"
-        )
-    if ex.workers < 1:
-        raise ConfigError(f"{source}: execution.workers must be >= 1, got {ex.workers}")
-    if ex.heartbeat_s <= 0 or ex.stale_after_s < 3 * ex.heartbeat_s:
-        raise ConfigError(
-            f"{source}: execution.stale_after_s ({ex.stale_after_s}) must be at least three "
-            f"heartbeats (heartbeat_s={ex.heartbeat_s}), or live workers lose their claims"
-        )
-
-
 def with_execution(spec: GridSpec, **changes: Any) -> GridSpec:
     """``spec`` with execution fields replaced (command-line options)."""
     changes = {k: v for k, v in changes.items() if v is not None}
     if "executor" in changes:
         changes["executor"] = Executor(changes["executor"])
     ex = dataclasses.replace(spec.execution, **changes)
-    _check_execution(ex, spec.source)
+    # a bad command-line value is named as the override it is
+    given = tuple(f"execution.{k}={getattr(v, 'value', v)}" for k, v in changes.items())
+    check_execution(ex, Source(spec.source, overrides=given))
     return dataclasses.replace(spec, execution=ex)

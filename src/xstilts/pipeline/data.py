@@ -63,11 +63,7 @@ def phase_data(spec: TaskSpec, td: TaskData, data_dir: Path | None) -> PhaseData
     train = load_ref(train_ref, data_dir)
     dev: LoadedSplit | None = None
     train_examples, dev_examples = train.examples, None
-    if td.dev_holdout:
-        if td.dev is not None:
-            raise ConfigError(
-                f"task '{spec.name}': give either data.dev or data.dev_holdout, not both"
-            )
+    if td.dev_holdout:  # >= 0, and never with data.dev: config_check
         train_examples, dev_examples = split_holdout(
             train.examples, td.dev_holdout, seed=HOLDOUT_SEED
         )
@@ -109,8 +105,6 @@ def phase_data(spec: TaskSpec, td: TaskData, data_dir: Path | None) -> PhaseData
     if train_ref.max_examples is not None:
         protocol["train_max_examples"] = train_ref.max_examples
     if td.max_length is not None:  # only when set, so other stage keys stay as they were
-        if td.max_length < 8:
-            raise ConfigError(f"task '{spec.name}': data.max_length must be at least 8")
         fingerprint["max_length"] = protocol["task_max_length"] = td.max_length
     labels, dev_examples, label_info = phase_labels(spec, train_examples, dev_examples)
     protocol.update(label_info)

@@ -11,13 +11,13 @@ from typing import Any
 from xstilts.config import (
     DataRef,
     EvalConfig,
-    MLMMode,
     ModelSelection,
     RunConfig,
     TaskData,
     TrainConfig,
     to_dict,
 )
+from xstilts.config_check import check_run_config
 from xstilts.errors import ConfigError
 from xstilts.modeling.model import (
     resolve_model_path,
@@ -63,54 +63,16 @@ def _retrieval_head(spec: TaskSpec) -> bool:
 
 def plan_run(cfg: RunConfig, *, data_dir: Path | None, out_dir: Path) -> Plan:
     """Step 1: check tasks, languages and files; read every example. Writes nothing."""
+    # every range, name and task-combination rule (a config built in code skips load_config)
+    check_run_config(cfg)
     target_spec = get_task(cfg.target.task)
     ev = cfg.target.evaluation
-    train_ref = cfg.target.data.train
-    if train_ref is not None and train_ref.task == target_spec.name and train_ref.split == ev.split:
-        raise ConfigError(
-            f"target '{target_spec.name}' trains on split '{ev.split}' and evaluates on it: the "
-            "other languages' files of that split are translations of the training data"
-        )
-    if (
-        cfg.target.training.target_dev_each_eval
-        and train_ref is not None
-        and (train_ref.task == target_spec.name and train_ref.split == "dev")
-    ):
-        raise ConfigError("target_dev_each_eval would score translations of the training data")
-    for system in cfg.intermediate.systems:
-        if len(set(system)) != len(system):
-            raise ConfigError(f"intermediate system {list(system)} repeats a task")
-    unknown = set(cfg.intermediate.data) - {t for s in cfg.intermediate.systems for t in s}
-    if unknown:
-        raise ConfigError(f"intermediate.data names tasks in no system: {sorted(unknown)}")
-    if not cfg.seeds:
-        raise ConfigError("seeds must list at least one seed")
     inter = {}
     for task in sorted({t for s in cfg.intermediate.systems for t in s}):
         td = cfg.intermediate.data.get(task, TaskData())
         inter[task] = phase_data(get_task(task), td, data_dir)
-    for where, tc in (
-        ("intermediate.training", cfg.intermediate.training),
-        (
-            "target.encoder_from.training",
-            cfg.target.encoder_from.training if cfg.target.encoder_from else None,
-        ),
-    ):
-        if tc is not None and tc.selection is ModelSelection.ORACLE_TARGET_DEV:
-            raise ConfigError(f"{where}.selection: oracle_target_dev applies to the target only")
     if cfg.target.training.selection is ModelSelection.ORACLE_TARGET_DEV:
-        if "dev" not in target_spec.splits:
-            raise ConfigError(
-                f"oracle_target_dev selection: task '{target_spec.name}' has no dev split"
-            )
-        if (
-            train_ref is not None
-            and train_ref.task == target_spec.name
-            and train_ref.split == "dev"
-        ):
-            raise ConfigError(
-                "oracle_target_dev selection would select on translations of the training data"
-            )
+        # the dev split and the training data were checked by config_check; here the files
         missing = [
             lang
             for lang in eval_languages(target_spec, ev)
@@ -124,8 +86,6 @@ def plan_run(cfg: RunConfig, *, data_dir: Path | None, out_dir: Path) -> Plan:
             task="mlm", path=mc.corpus, language=mc.language, max_examples=mc.max_examples
         )
         inter["mlm"] = phase_data(get_task("mlm"), TaskData(train=ref), data_dir)
-        if mc.mode is MLMMode.BEFORE and mc.training.selection is not ModelSelection.LAST:
-            raise ConfigError("intermediate.mlm.training.selection must be 'last' (no MLM dev set)")
     check_shared_heads(cfg, inter)
     target = (
         phase_data(target_spec, cfg.target.data, data_dir)
@@ -137,12 +97,8 @@ def plan_run(cfg: RunConfig, *, data_dir: Path | None, out_dir: Path) -> Plan:
     encoder_source = None
     if cfg.target.encoder_from is not None:
         src_spec = get_task(cfg.target.encoder_from.task)
-        if target_spec.trainable or not src_spec.trainable:
-            raise ConfigError(
-                "target.encoder_from evaluates an untrained target on a trained task's encoder: "
-                f"'{target_spec.name}' must be untrained and '{src_spec.name}' trainable"
-            )
         encoder_source = phase_data(src_spec, cfg.target.encoder_from.data, data_dir)
+    _check_dev_for_selection(cfg, inter, target if target_spec.trainable else None, encoder_source)
     model_path = resolve_model_path(cfg.model.name_or_path)
     retrieval_aux = None
     if _retrieval_head(target_spec):
@@ -168,6 +124,36 @@ def plan_run(cfg: RunConfig, *, data_dir: Path | None, out_dir: Path) -> Plan:
         _also_plan(plan, task, also_ev) for task, also_ev in cfg.target.also_evaluate.items()
     ]
     return plan
+
+
+def _check_dev_for_selection(
+    cfg: RunConfig,
+    inter: dict[str, PhaseData],
+    target: PhaseData | None,
+    encoder_source: PhaseData | None,
+) -> None:
+    """``best_en_dev`` selects on an English dev set: a phase without one (a task with no dev
+    split, no ``data.dev`` and no ``data.dev_holdout``) is refused here, before training."""
+    phases = [
+        ("intermediate.training.selection", cfg.intermediate.training, list(system))
+        for system in cfg.intermediate.systems
+        if system
+    ]
+    if target is not None:
+        phases.append(("target.training.selection", cfg.target.training, [target]))
+    if encoder_source is not None and cfg.target.encoder_from is not None:
+        phases.append(
+            ("target.encoder_from.training.selection", cfg.target.encoder_from.training,
+             [encoder_source])
+        )  # fmt: skip
+    for key, tc, members in phases:
+        data = [inter[m] if isinstance(m, str) else m for m in members]
+        if tc.selection is ModelSelection.BEST_EN_DEV and not any(d.dev for d in data):
+            names = ", ".join(d.task for d in data)
+            raise ConfigError(
+                f"field '{key}': best_en_dev needs an English dev set, and {names} has none: "
+                "give data.dev or data.dev_holdout, or selection: last"
+            )
 
 
 def _also_plan(plan: Plan, task: str, ev: EvalConfig) -> Plan:
@@ -244,17 +230,9 @@ def _mlm_training(cfg: RunConfig) -> TrainConfig:
 
 
 def check_shared_heads(cfg: RunConfig, inter: dict[str, PhaseData]) -> None:
-    """Tasks told to share a head must exist in a system and agree on head kind and labels."""
-    seen: dict[str, str] = {}
+    """Tasks told to share a head must agree on head kind and labels (their labels come from
+    the data; that they exist in a system is ``config_check.check_intermediate``'s rule)."""
     for head, members in cfg.intermediate.shared_heads.items():
-        if head in inter and head not in members:
-            raise ConfigError(f"shared head '{head}' has the name of a task outside the group")
-        for t in members:
-            if t not in inter:
-                raise ConfigError(f"shared head '{head}' names task '{t}' that is in no system")
-            if t in seen:
-                raise ConfigError(f"task '{t}' is in two shared heads: '{seen[t]}' and '{head}'")
-            seen[t] = head
         first = members[0]
         for t in members[1:]:
             a, b = get_task(first), get_task(t)

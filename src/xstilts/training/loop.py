@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 
 from xstilts import runtime
 from xstilts.config import ModelSelection, TrainConfig
+from xstilts.errors import TrainingError
 from xstilts.features.base import Family, Features, eval_batches, train_batches
 from xstilts.modeling.model import MultiTaskModel, save_checkpoint
 from xstilts.runtime import device as runtime_device
@@ -239,6 +240,7 @@ def train(
     step, micro = 0, 0
     pbar = tqdm(total=total_updates, desc=desc, leave=False, disable=None if main else True)
     while step < total_updates:
+        micro_before = micro
         for ti, idx in epoch_plan():
             pt = tasks[ti]
             if world > 1:
@@ -253,7 +255,11 @@ def train(
             micro += 1
             if micro % cfg.grad_accum:
                 continue
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+            # One sync per optimizer step. The gradient norm is the same on every process
+            # (after DDP's all-reduce), so all of them stop together; the loss is this
+            # process's own and is checked only when it trains alone.
+            _check_finite(grad_norm, loss if world == 1 else None, step + 1, desc, tasks)
             optim.step()
             sched.step()
             optim.zero_grad(set_to_none=True)
@@ -290,6 +296,12 @@ def train(
                 runtime.barrier()
             if step >= total_updates:
                 break
+        if micro == micro_before:  # an epoch without a batch would loop forever
+            raise TrainingError(
+                f"no training batch in an epoch of phase '{desc}' (tasks "
+                f"{', '.join(t.task for t in tasks)}: {[len(t.train) for t in tasks]} examples, "
+                f"batch_size {cfg.batch_size}) at step {step} of {total_updates}"
+            )
     pbar.close()
     result.steps = step
     if not main:
@@ -315,6 +327,27 @@ def train(
         )
         model.load_state_dict(last_state)
     return result
+
+
+def _check_finite(
+    grad_norm: torch.Tensor,
+    loss: torch.Tensor | None,
+    step: int,
+    desc: str,
+    tasks: Sequence[PhaseTask],
+) -> None:
+    """A non-finite loss or gradient norm stops the phase: training on would only write
+    NaN checkpoints and rows of an untrained model (``step`` is 1-based)."""
+    what, value = None, None
+    if loss is not None and not torch.isfinite(loss.detach()).item():
+        what, value = "loss", loss.item()
+    elif not torch.isfinite(grad_norm).item():
+        what, value = "gradient norm", grad_norm.item()
+    if what is not None:
+        raise TrainingError(
+            f"non-finite {what} ({value}) at step {step} of phase '{desc}' "
+            f"(task {', '.join(t.task for t in tasks)}); lower training.lr or check the data"
+        )
 
 
 def _data_parallel(model: MultiTaskModel, dev: torch.device, seed: int) -> torch.nn.Module:
