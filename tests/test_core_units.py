@@ -100,7 +100,12 @@ def test_hub_fallback_when_online_and_clear_error_offline(monkeypatch, tmp_path)
     assert calls == [("facebook/xnli", "de", "test")]
     assert [e.label for e in loaded.examples] == ["entailment", "contradiction"]
     assert loaded.source.startswith("hf://facebook/xnli/de/test")
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # offline: datasets' cache only; a miss is one line
+
+    def cache_miss(*args, **kwargs):
+        raise FileNotFoundError("not cached")
+
+    monkeypatch.setattr(datasets, "load_dataset", cache_miss)
     with pytest.raises(
         DataError, match="no file for task 'xnli' split 'test' language 'de'.*offline"
     ):

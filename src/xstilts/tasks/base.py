@@ -17,7 +17,8 @@ from pathlib import Path
 
 from xstilts.errors import ConfigError, DataError, MissingDataError
 from xstilts.tasks.languages import Benchmark, benchmark_languages
-from xstilts.tasks.readers.hub import hub_offline, load_hub_examples
+from xstilts.tasks.readers import hub_source, prepared
+from xstilts.tasks.readers.hub import load_hub_examples
 
 
 class HeadKind(str, Enum):
@@ -54,6 +55,9 @@ class LocalFormat:
     patterns: tuple[str, ...]
     reader: Reader
     split_names: Mapping[str, str] = field(default_factory=dict)
+    # files read together with a matched file, as the last extension each replaces (Tatoeba's
+    # ``.eng`` side, BUCC's ``.en`` and ``.gold``): ``data prepare`` copies them along
+    siblings: tuple[str, ...] = ()
 
     def candidates(self, data_dir: Path, split: str, language: str) -> list[Path]:
         fsplit = self.split_names.get(split, split)
@@ -76,6 +80,11 @@ class HubFormat:
     # (split, language) -> (examples, source): for families whose hub rows are not sentence
     # pairs (tagging, QA …); None uses the sentence-pair converter of ``readers/hub.py``.
     loader: Callable[[str, str], tuple[list, str]] | None = None
+    # the commit (or tag) read by default; None: the default branch, and the commit
+    # ``datasets`` resolved is recorded. The config's ``hub.revisions`` overrides it.
+    revision: str | None = None
+    # provenance: how the id was confirmed, caveats (a parquet branch, a script-only main)
+    note: str = ""
 
 
 @dataclass(frozen=True)
@@ -96,6 +105,8 @@ class TaskSpec:
     train_split: str = "train"
     dev_split: str | None = "dev"
     primary_metric: str = "accuracy"
+    # where to get the data when it has no hub source (shown by ``tasks -v``, ``data prepare``)
+    obtain: str = ""
 
     @property
     def english_source(self) -> str:
@@ -249,26 +260,53 @@ def load_split(
                         file_fingerprint(cand),
                         max_examples,
                     )
-    if spec.hub and not hub_offline():
-        hub = spec.hub[0]
+    if data_dir is not None:
+        ready = prepared.path_for(Path(data_dir), spec.name, split, language)
+        tried.append(str(ready))
+        if ready.is_file():
+            examples, origin = prepared.read(ready)
+            return _finish(
+                spec,
+                split,
+                language,
+                examples,
+                f"{ready} ({origin})",
+                file_fingerprint(ready),
+                max_examples,
+            )
+    where = f"under {data_dir}" if data_dir is not None else "(no data_dir given)"
+    tried_note = f" (tried {', '.join(tried[:4])}{' …' if len(tried) > 4 else ''})" if tried else ""
+    missing = f"no file for task '{spec.name}' split '{split}' language '{language}' {where}"
+    if spec.hub:
+        try:
+            examples, source = load_from_hub(spec, split, language)
+        except MissingDataError as e:  # offline and not in the HF cache
+            raise MissingDataError(
+                None, f"{missing}{tried_note} and the HF hub is offline: {e}"
+            ) from None
+        return _finish(spec, split, language, examples, source, source, max_examples)
+    raise MissingDataError(None, f"{missing}{tried_note}")
+
+
+def load_from_hub(spec: TaskSpec, split: str, language: str) -> tuple[list, str]:
+    """Examples of one split from the task's hub source, and their source
+    ``hf://id/config/split@revision`` (the revision read: pinned, or resolved by ``datasets``).
+    """
+    hub = spec.hub[0]
+    with hub_source.default_revision(hub.dataset, hub.revision), hub_source.capture() as reads:
         if hub.loader is not None:
             examples, source = hub.loader(split, language)
-            return _finish(spec, split, language, examples, source, source, max_examples)
-        config = hub.config.format(lang=language) if hub.config else None
-        hub_split = hub.split_names.get(split, split)
-        examples = load_hub_examples(
-            hub.dataset, config, hub_split, language=language, label_names=hub.label_names
-        )
-        source = f"hf://{hub.dataset}/{config or ''}/{hub_split}"
-        return _finish(spec, split, language, examples, source, source, max_examples)
-    where = f"under {data_dir}" if data_dir is not None else "(no data_dir given)"
-    hub_note = " and the HF hub is offline" if spec.hub else ""
-    tried_note = f" (tried {', '.join(tried[:4])}{' …' if len(tried) > 4 else ''})" if tried else ""
-    raise MissingDataError(
-        None,
-        f"no file for task '{spec.name}' split '{split}' language '{language}' {where}"
-        f"{tried_note}{hub_note}",
-    )
+        else:
+            config = hub.config.format(lang=language) if hub.config else None
+            hub_split = hub.split_names.get(split, split)
+            examples = load_hub_examples(
+                hub.dataset, config, hub_split, language=language, label_names=hub.label_names
+            )
+            source = f"hf://{hub.dataset}/{config or ''}/{hub_split}"
+    revisions = sorted({r.revision for r in reads if r.revision})
+    if revisions:
+        source = f"{source}@{','.join(revisions)}"
+    return examples, source
 
 
 def _finish(

@@ -209,24 +209,22 @@ def _class_label_names(ds: object) -> tuple[str, ...] | None:
     return tuple(names) if names else None
 
 
-def load_hub_dataset(dataset: str, config: str | None, split: str, *, what: str):
+def load_hub_dataset(
+    dataset: str, config: str | None, split: str, *, what: str, revision: str | None = None
+):
     """``datasets.load_dataset(dataset, config, split=split)`` for every family's hub loader.
 
-    DataError naming ``what`` without trying when ``HF_DATASETS_OFFLINE`` or ``HF_HUB_OFFLINE``
-    is set, and DataError when loading fails (no network, unknown config or split).
+    The repository comes from a local mirror when ``XSTILTS_HUB_MIRROR`` (or the run's
+    ``hub.mirror``) has a folder for it (:mod:`xstilts.tasks.readers.hub_source`); else from
+    the hub at ``revision`` (default: the revision pinned for ``dataset`` by the task spec or
+    the config, else the default branch). With ``HF_DATASETS_OFFLINE`` / ``HF_HUB_OFFLINE``
+    set, ``datasets`` reads its cache only (no network, no retries); a cache miss is a
+    :class:`MissingDataError` naming dataset, config and revision. Other failures are one-line
+    DataErrors. The revision actually read is recorded (:func:`hub_source.record_revision`).
     """
-    if hub_offline():
-        raise DataError(
-            None,
-            f"cannot load {what}: the Hugging Face hub is offline ({' or '.join(OFFLINE_ENV_VARS)}"
-            " is set); read the local files instead",
-        )
-    import datasets  # heavy import, only when actually loading
+    from xstilts.tasks.readers import hub_source
 
-    try:
-        return datasets.load_dataset(dataset, config, split=split)
-    except Exception as e:  # network, missing config/split, ...: one line for the user
-        raise DataError(None, f"cannot load {what}: {type(e).__name__}: {e}") from e
+    return hub_source.load(dataset, config, split, what=what, revision=revision)
 
 
 def load_hub_examples(
