@@ -50,14 +50,13 @@ def atomic_copy(src: Path, dst: Path) -> None:
 
 @dataclass(frozen=True)
 class FileEntry:
-    """One prepared file. ``uses`` lists every (task, split, language) it serves (a SIQA zip
-    serves train and dev); ``examples`` is None for a companion file (Tatoeba's English side,
-    BUCC's gold pairs), which is counted with the file that names it."""
+    """One prepared file. ``examples`` maps every ``task/split/language`` it serves (SICK.txt
+    serves three splits) to its example count there; a sibling file (Tatoeba's English side,
+    BUCC's gold pairs) maps it to None: it is counted with the file it belongs to."""
 
     sha256: str
     bytes: int
-    examples: int | None
-    uses: tuple[str, ...]  # "task/split/language"
+    examples: dict[str, int | None]
     source: dict  # {"path": ...} or {"hub": id, "config": ..., "split": ..., "revision": ...}
 
 
@@ -86,7 +85,7 @@ class Manifest:
         for rel, e in (raw.get("files") or {}).items():
             try:
                 files[rel] = FileEntry(
-                    e["sha256"], int(e["bytes"]), e["examples"], tuple(e["uses"]), e["source"]
+                    e["sha256"], int(e["bytes"]), dict(e["examples"]), e["source"]
                 )
             except (KeyError, TypeError, ValueError) as err:
                 raise DataError(p, f"malformed entry for {rel!r} ({err})", field="files") from None
@@ -102,9 +101,9 @@ class Manifest:
     def add(self, rel: str, entry: FileEntry) -> None:
         old = self.files.get(rel)
         if old is not None and old.sha256 == entry.sha256:
-            uses = tuple(dict.fromkeys(old.uses + entry.uses))
-            examples = entry.examples if entry.examples is not None else old.examples
-            entry = FileEntry(entry.sha256, entry.bytes, examples, uses, entry.source)
+            entry = FileEntry(
+                entry.sha256, entry.bytes, {**old.examples, **entry.examples}, entry.source
+            )
         self.files[rel] = entry
 
 

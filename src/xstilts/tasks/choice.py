@@ -67,7 +67,12 @@ register(
         local=(
             LocalFormat(
                 "superglue-jsonl",
-                ("copa-en/{split}-en.jsonl", "xcopa/{split}-en.jsonl", "COPA/{split}.jsonl"),
+                (
+                    "copa-en/{split}-en.jsonl",
+                    "xcopa/{split}-en.jsonl",
+                    "COPA/{split}.jsonl",
+                    "xcopa/{split}.en.jsonl",  # XTREME-R's download_data.sh
+                ),
                 _copa_jsonl,
                 {"dev": "val"},
             ),
@@ -128,6 +133,7 @@ register(
                     "xcopa/data/{lang}/{split}.{lang}.jsonl",
                     "data/{lang}/{split}.{lang}.jsonl",
                     "xcopa/{split}-{lang}.jsonl",
+                    "xcopa/{split}.{lang}.jsonl",  # XTREME-R's download_data.sh
                 ),
                 _copa_jsonl,
                 {"dev": "val"},

@@ -49,6 +49,12 @@ register(
             LocalFormat(
                 "jsonl", ("multinli_1.0/multinli_1.0_{split}.jsonl", "mnli/{split}.jsonl"), _jsonl
             ),
+            # XTREME's download_data.sh: MNLI train as headerless 3-column rows
+            LocalFormat(
+                "xtreme-tsv",
+                ("xtreme-xnli/{split}-en.tsv", "xnli/{split}-en.tsv"),
+                lambda p, lang, split: nli.read_xnli_xtreme_tsv(p, language=lang),
+            ),
         ),
         hub=(
             _hub(

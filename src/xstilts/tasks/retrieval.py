@@ -113,6 +113,7 @@ register(
                     "tatoeba/tatoeba.{lang}-eng.{lang}",  # xtreme's two-letter renaming
                 ),
                 lambda p, lang, split: rd.read_tatoeba(p, language=lang),
+                siblings=("eng",),
                 codes=TATOEBA_ISO3,
             ),
         ),
@@ -142,11 +143,13 @@ register(
                 ),
                 lambda p, lang, split: rd.read_bucc(p, language=lang),
                 split_names={"dev": "sample", "test": "training"},
+                siblings=("en", "gold"),
             ),
             RetrievalFormat(
                 "xtreme",
                 ("bucc2018/{lang}-en.{split}.{lang}",),
                 lambda p, lang, split: rd.read_bucc(p, language=lang),
+                siblings=("en", "gold"),
             ),
         ),
         trainable=False,

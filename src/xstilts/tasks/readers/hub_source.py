@@ -151,9 +151,7 @@ def _datasets_offline(datasets_module) -> Iterator:
             cfg.HF_HUB_OFFLINE = old
 
 
-def load(
-    dataset: str, config: str | None, split: str, *, what: str, revision: str | None = None
-):
+def load(dataset: str, config: str | None, split: str, *, what: str, revision: str | None = None):
     """``datasets.load_dataset`` from the mirror, the hub, or (offline) the cache; see the
     module docstring. Returns the loaded split and records a :class:`HubRead`."""
     from xstilts.tasks.readers.hub import OFFLINE_ENV_VARS, hub_offline
