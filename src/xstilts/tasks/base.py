@@ -85,6 +85,9 @@ class HubFormat:
     revision: str | None = None
     # provenance: how the id was confirmed, caveats (a parquet branch, a script-only main)
     note: str = ""
+    # the repository's configs are folders with no ``configs:`` card (the parquet-converter
+    # branch ``refs/convert/parquet``): the config is read as ``data_dir``
+    by_directory: bool = False
 
 
 @dataclass(frozen=True)
@@ -282,7 +285,9 @@ def load_split(
             examples, source = load_from_hub(spec, split, language)
         except MissingDataError as e:  # offline and not in the HF cache
             raise MissingDataError(
-                None, f"{missing}{tried_note} and the HF hub is offline: {e}"
+                None,
+                f"{missing}{tried_note} and the HF hub is offline: "
+                + str(e).removeprefix("<data>: "),
             ) from None
         return _finish(spec, split, language, examples, source, source, max_examples)
     raise MissingDataError(None, f"{missing}{tried_note}")
@@ -293,7 +298,8 @@ def load_from_hub(spec: TaskSpec, split: str, language: str) -> tuple[list, str]
     ``hf://id/config/split@revision`` (the revision read: pinned, or resolved by ``datasets``).
     """
     hub = spec.hub[0]
-    with hub_source.default_revision(hub.dataset, hub.revision), hub_source.capture() as reads:
+    pin = hub_source.default_revision(hub.dataset, hub.revision, by_directory=hub.by_directory)
+    with pin, hub_source.capture() as reads:
         if hub.loader is not None:
             examples, source = hub.loader(split, language)
         else:

@@ -18,9 +18,23 @@ EN = ("en",)
 
 
 def _hub(
-    dataset: str, config: str | None, splits: dict[str, str], labels: tuple[str, ...] | None
+    dataset: str,
+    config: str | None,
+    splits: dict[str, str],
+    labels: tuple[str, ...] | None,
+    **kw,
 ) -> HubFormat:
-    return HubFormat(dataset, config, splits, labels)
+    return HubFormat(dataset, config, splits, labels, **kw)
+
+
+# Hub provenance (checked with the search tool against the hub's commit pages, Dec 2026):
+_SUPER_GLUE = dict(
+    revision="refs/convert/parquet",
+    by_directory=True,
+    note="main holds the loading script (super_glue.py); the parquet-converter branch has "
+    "<config>/<split>/0000.parquet (commits 5ac8656, a65f286)",
+)
+_UNCHECKED = "parquet on main not confirmed here (the search found no commit page for it)"
 
 
 def _glue_tsv(path, lang, split):
@@ -62,6 +76,7 @@ register(
                 "mnli",
                 {"dev_matched": "validation_matched", "dev_mismatched": "validation_mismatched"},
                 NLI3,
+                note=_UNCHECKED,
             ),
         ),
         dev_split="dev_matched",
@@ -81,7 +96,7 @@ register(
             LocalFormat("jsonl", ("snli_1.0/snli_1.0_{split}.jsonl", "snli/{split}.jsonl"), _jsonl),
             LocalFormat("txt", ("snli_1.0/snli_1.0_{split}.txt",), _glue_tsv),
         ),
-        hub=(_hub("stanfordnlp/snli", None, {"dev": "validation"}, NLI3),),
+        hub=(_hub("stanfordnlp/snli", None, {"dev": "validation"}, NLI3, note=_UNCHECKED),),
     )
 )
 
@@ -104,7 +119,11 @@ for _r in (1, 2, 3):
             ),
             hub=(
                 _hub(
-                    "facebook/anli", None, {s: f"{s}_r{_r}" for s in ("train", "dev", "test")}, NLI3
+                    "facebook/anli",
+                    None,
+                    {s: f"{s}_r{_r}" for s in ("train", "dev", "test")},
+                    NLI3,
+                    note=_UNCHECKED,
                 ),
             ),
         )
@@ -126,7 +145,18 @@ register(
                 lambda p, lang, split: nli.read_sick(p, split=split),
             ),
         ),
-        hub=(_hub("RobZamp/sick", None, {"dev": "validation"}, NLI3),),
+        hub=(
+            _hub(
+                "RobZamp/sick",
+                "default",
+                {"dev": "validation"},
+                NLI3,
+                revision="refs/convert/parquet",
+                by_directory=True,
+                note="main is script-only (sick.py, latest commit 3871bfd): fails under "
+                "datasets>=4; the parquet-converter branch is assumed, not confirmed here",
+            ),
+        ),
     )
 )
 
@@ -151,7 +181,7 @@ register(
                 {"dev": "val"},
             ),
         ),
-        hub=(_hub("aps/super_glue", "rte", {"dev": "validation"}, nli.RTE_LABELS),),
+        hub=(_hub("aps/super_glue", "rte", {"dev": "validation"}, nli.RTE_LABELS, **_SUPER_GLUE),),
     )
 )
 
@@ -177,7 +207,7 @@ register(
                 {"dev": "val"},
             ),
         ),
-        hub=(_hub("aps/super_glue", "cb", {"dev": "validation"}, _CB_LABELS),),
+        hub=(_hub("aps/super_glue", "cb", {"dev": "validation"}, _CB_LABELS, **_SUPER_GLUE),),
     )
 )
 
@@ -206,7 +236,7 @@ register(
                 lambda p, lang, split: nli.read_xnli_original_tsv(p, language=lang),
             ),
         ),
-        hub=(_hub("facebook/xnli", "{lang}", {"dev": "validation"}, NLI3),),
+        hub=(_hub("facebook/xnli", "{lang}", {"dev": "validation"}, NLI3, note=_UNCHECKED),),
         train_source="mnli",
         dev_split=None,
     )
@@ -239,7 +269,15 @@ register(
                 lambda p, lang, split: nli.read_pawsx_tsv(p, language=lang),
             ),
         ),
-        hub=(_hub("google/xtreme", "PAWS-X.{lang}", {"dev": "validation"}, nli.PAWSX_LABELS),),
+        hub=(
+            _hub(
+                "google/xtreme",
+                "PAWS-X.{lang}",
+                {"dev": "validation"},
+                nli.PAWSX_LABELS,
+                note="parquet on main (lhoestq's 'Convert dataset to Parquet', commit a357451)",
+            ),
+        ),
     )
 )
 
@@ -265,7 +303,7 @@ def _glue_binary(name: str, glue_dir: str, description: str, reader) -> TaskSpec
                 lambda p, lang, split: reader(p, language=lang),
             ),
         ),
-        hub=(_hub("nyu-mll/glue", name, {"dev": "validation"}, glue.BINARY),),
+        hub=(_hub("nyu-mll/glue", name, {"dev": "validation"}, glue.BINARY, note=_UNCHECKED),),
     )
 
 

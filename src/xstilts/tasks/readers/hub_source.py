@@ -40,6 +40,9 @@ class HubSettings:
 
     revisions: Mapping[str, str] = field(default_factory=dict)
     mirror: str | None = None
+    # datasets read from a parquet-converter branch, whose configs are folders (``rte/train/``)
+    # with no ``configs:`` card: the config is passed as ``data_dir``
+    by_directory: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -57,14 +60,15 @@ class HubRead:
         return f"hf://{self.dataset}/{self.config or ''}/{self.split}@{self.revision}"
 
 
-_SETTINGS: ContextVar[HubSettings] = ContextVar("xstilts_hub_settings", default=HubSettings())
+_DEFAULT = HubSettings()
+_SETTINGS: ContextVar[HubSettings] = ContextVar("xstilts_hub_settings", default=_DEFAULT)  # noqa: B039 (frozen, never mutated)
 _READS: ContextVar[list[HubRead] | None] = ContextVar("xstilts_hub_reads", default=None)
 
 
 @contextlib.contextmanager
 def settings(revisions: Mapping[str, str] | None = None, mirror: str | None = None) -> Iterator:
     """Use these pinned revisions and this mirror for every hub read inside the block."""
-    token = _SETTINGS.set(HubSettings(dict(revisions or {}), mirror))
+    token = _SETTINGS.set(HubSettings(dict(revisions or {}), mirror, _SETTINGS.get().by_directory))
     try:
         yield
     finally:
@@ -83,14 +87,15 @@ def capture() -> Iterator[list[HubRead]]:
 
 
 @contextlib.contextmanager
-def default_revision(dataset: str, revision: str | None) -> Iterator:
+def default_revision(dataset: str, revision: str | None, *, by_directory: bool = False) -> Iterator:
     """Inside the block, read ``dataset`` at ``revision`` (a task spec's pin) unless the
-    config pinned another one."""
+    config pinned another one; ``by_directory``: its configs are folders (a parquet branch)."""
     cur = _SETTINGS.get()
-    if revision is None or dataset in cur.revisions:
-        yield
-        return
-    token = _SETTINGS.set(HubSettings({**cur.revisions, dataset: revision}, cur.mirror))
+    revisions = dict(cur.revisions)
+    if revision is not None and dataset not in revisions:
+        revisions[dataset] = revision
+    by_dir = cur.by_directory | {dataset} if by_directory else cur.by_directory
+    token = _SETTINGS.set(HubSettings(revisions, cur.mirror, by_dir))
     try:
         yield
     finally:
@@ -154,16 +159,26 @@ def _datasets_offline(datasets_module) -> Iterator:
 def load(dataset: str, config: str | None, split: str, *, what: str, revision: str | None = None):
     """``datasets.load_dataset`` from the mirror, the hub, or (offline) the cache; see the
     module docstring. Returns the loaded split and records a :class:`HubRead`."""
+    import datasets  # heavy import, only when actually loading
+
     from xstilts.tasks.readers.hub import OFFLINE_ENV_VARS, hub_offline
 
-    import datasets  # heavy import, only when actually loading
+    by_dir = dataset in _SETTINGS.get().by_directory
+
+    def call(path: str, **kwargs):
+        if by_dir:
+            return datasets.load_dataset(path, data_dir=config or "default", split=split, **kwargs)
+        return datasets.load_dataset(path, config, split=split, **kwargs)
 
     folder = mirror_dir(dataset)
     if folder is not None:
         try:
-            ds = datasets.load_dataset(str(folder), config, split=split)
+            ds = call(str(folder))
         except Exception as e:
-            raise DataError(folder, f"cannot load {what} from the mirror: {type(e).__name__}: {e}")
+            _raise_if_absent(e, what, dataset, config, split)
+            raise DataError(
+                folder, f"cannot load {what} from the mirror: {type(e).__name__}: {e}"
+            ) from e
         _record(HubRead(dataset, config, split, mirror_revision(folder), str(folder)))
         return ds
     rev = revision or pinned(dataset)
@@ -172,10 +187,11 @@ def load(dataset: str, config: str | None, split: str, *, what: str, revision: s
     try:
         if offline:
             with _datasets_offline(datasets):
-                ds = datasets.load_dataset(dataset, config, split=split, **kwargs)
+                ds = call(dataset, **kwargs)
         else:
-            ds = datasets.load_dataset(dataset, config, split=split, **kwargs)
+            ds = call(dataset, **kwargs)
     except Exception as e:
+        _raise_if_absent(e, what, dataset, config, split)
         if offline:
             raise MissingDataError(
                 None,
@@ -188,6 +204,19 @@ def load(dataset: str, config: str | None, split: str, *, what: str, revision: s
     # None only for a dataset with no cache files (an in-memory stand-in of a test)
     _record(HubRead(dataset, config, split, resolved or rev))
     return ds
+
+
+# what ``datasets`` says when the repository has no such config or split
+_ABSENT = ("Unknown split", "BuilderConfig", "not found. Available")
+
+
+def _raise_if_absent(e: Exception, what: str, dataset: str, config: str | None, split: str) -> None:
+    """A config or split the repository does not have is missing data (a language or split
+    the hub copy lacks), not a failure: :class:`MissingDataError`, so it can be skipped."""
+    if isinstance(e, ValueError) and any(s in str(e) for s in _ABSENT):
+        raise MissingDataError(
+            None, f"{what}: {dataset} has no config {config!r} with split {split!r} ({e})"
+        ) from e
 
 
 def _record(read: HubRead) -> None:
