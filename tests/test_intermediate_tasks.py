@@ -279,7 +279,7 @@ def _fake_datasets(monkeypatch, rows_by_call: dict):
     for (dataset, config, split) and records the calls."""
     calls = []
 
-    def load_dataset(name, config=None, split=None):
+    def load_dataset(name, config=None, split=None, revision=None):
         calls.append((name, config, split))
         return rows_by_call[(name, config, split)]
 
