@@ -306,3 +306,23 @@ def test_prepare_from_hub_writes_revisions(use_mirror, tmp_path, capsys):
     assert loaded.examples == load_split(get_task("xcopa"), "dev", "et", data_dir=None).examples
     assert "hf://cambridgeltl/xcopa/et/validation@mirror-sha256:" in loaded.source
     assert main(["data", "check", str(out)]) == 0
+
+
+def test_config_pins_a_revision(tmp_path, monkeypatch):
+    """``hub.revisions`` in a run config is the revision asked for (here offline, so the miss
+    names it)."""
+    from xstilts.config import load_config
+    from xstilts.pipeline.plan import plan_run
+
+    monkeypatch.delenv(hub_source.MIRROR_ENV, raising=False)
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(tmp_path / "empty-cache"))
+    cfg_file = tmp_path / "c.yaml"
+    cfg_file.write_text(
+        "name: t\nmodel: {name_or_path: m}\ntarget: {task: xcopa}\n"
+        "hub: {revisions: {aps/super_glue: '1111111111111111111111111111111111111111'}}\n",
+        encoding="utf-8",
+    )
+    cfg = load_config(cfg_file)
+    with pytest.raises(MissingDataError, match="config copa, revision 1111111111"):
+        plan_run(cfg, data_dir=tmp_path, out_dir=tmp_path / "out")
