@@ -27,8 +27,15 @@ def resolve_path(p: str | None, data_dir: Path | None) -> Path | None:
     return path
 
 
+# ``language: all`` of a translate-train split: XTREME's translate-train-all baseline
+ALL_LANGUAGES = "all"
+TRANSLATE_TRAIN = "translate-train"
+
+
 def load_ref(ref: DataRef, data_dir: Path | None) -> LoadedSplit:
     spec = get_task(ref.task)
+    if ref.language == ALL_LANGUAGES:
+        return load_translate_train_all(spec, ref, data_dir)
     return load_split(
         spec,
         ref.split,
@@ -37,6 +44,39 @@ def load_ref(ref: DataRef, data_dir: Path | None) -> LoadedSplit:
         path=resolve_path(ref.path, data_dir),
         max_examples=ref.max_examples,
     )
+
+
+def load_translate_train_all(spec: TaskSpec, ref: DataRef, data_dir: Path | None) -> LoadedSplit:
+    """Translate-train-all (XTREME): the English training pairs plus their translations into
+    every language of ``ref.split`` (a translate-train split), as one training set.
+
+    The English pairs are the English columns of the first language's file (every file holds
+    the same English originals); ``max_examples`` applies to each language (and English).
+    The fingerprint hashes every file's; the source lists the languages."""
+    import hashlib
+
+    from xstilts.tasks.readers.translate_train import read_translate_train_tsv
+
+    if ref.path is not None:
+        raise ConfigError(f"{ref.task}: language 'all' reads every file of '{ref.split}': no path")
+    if ref.split != TRANSLATE_TRAIN or ref.split not in spec.splits:
+        raise ConfigError(
+            f"task '{spec.name}' split '{ref.split}': language 'all' is for translate-train splits"
+        )
+    langs = spec.languages(ref.split)
+    parts = [
+        load_split(spec, ref.split, lang, data_dir=data_dir, max_examples=ref.max_examples)
+        for lang in langs
+    ]
+    english = read_translate_train_tsv(
+        parts[0].source, language=langs[0], labels=spec.labels, side="english", lenient=True
+    )
+    if ref.max_examples is not None:
+        english = english[: ref.max_examples]
+    examples = english + [ex for part in parts for ex in part.examples]
+    digest = hashlib.sha256("\n".join(p.fingerprint for p in parts).encode()).hexdigest()
+    source = f"translate-train-all: en + {len(parts)} languages ({', '.join(langs)})"
+    return LoadedSplit(spec.name, ref.split, ALL_LANGUAGES, examples, source, f"all:{digest}")
 
 
 @dataclass

@@ -11,6 +11,7 @@ from xstilts.evaluation.metrics import accuracy
 from xstilts.tasks.base import HeadKind, HubFormat, LocalFormat, TaskSpec, register
 from xstilts.tasks.languages import XTREME, XTREME_R
 from xstilts.tasks.readers import glue, nli
+from xstilts.tasks.readers.translate_train import read_translate_train_tsv
 
 NLI3 = nli.NLI_LABELS
 CLS = HeadKind.SEQUENCE_CLASSIFICATION
@@ -35,6 +36,21 @@ _SUPER_GLUE = dict(
     "<config>/<split>/0000.parquet (commits 5ac8656, a65f286)",
 )
 _UNCHECKED = "parquet on main not confirmed here (the search found no commit page for it)"
+
+
+TRANSLATE_TRAIN = "translate-train"
+
+
+def _translate_train(folders: tuple[str, ...], labels: tuple[str, ...], *, lenient: bool):
+    """XTREME's translate-train files (``<folder>/translate-train/en-<lang>-translated.tsv``):
+    the English training set machine-translated into ``lang``; split ``translate-train``."""
+    return LocalFormat(
+        "xtreme-translate-train",
+        tuple(f"{d}/{{split}}/en-{{lang}}-translated.tsv" for d in folders),
+        lambda p, lang, split: read_translate_train_tsv(
+            p, language=lang, labels=labels, lenient=lenient
+        ),
+    )
 
 
 def _glue_tsv(path, lang, split):
@@ -219,8 +235,13 @@ register(
         labels=NLI3,
         version="1",
         metric=accuracy,
-        splits={"dev": XTREME["xnli"], "test": XTREME["xnli"]},
+        splits={
+            "dev": XTREME["xnli"],
+            "test": XTREME["xnli"],
+            TRANSLATE_TRAIN: tuple(x for x in XTREME["xnli"] if x != "en"),
+        },
         local=(
+            _translate_train(("xtreme-xnli", "xnli", "XNLI"), NLI3, lenient=False),
             LocalFormat(
                 "xtreme-tsv",
                 (
@@ -252,8 +273,15 @@ register(
         labels=nli.PAWSX_LABELS,
         version="1",
         metric=accuracy,
-        splits={"train": EN, "dev": XTREME["pawsx"], "test": XTREME["pawsx"]},
+        splits={
+            "train": EN,
+            "dev": XTREME["pawsx"],
+            "test": XTREME["pawsx"],
+            TRANSLATE_TRAIN: tuple(x for x in XTREME["pawsx"] if x != "en"),
+        },
         local=(
+            # XTREME's PAWS-X translations have rows its own reader skips (see the reader)
+            _translate_train(("xtreme-pawsx", "pawsx", "PAWSX"), nli.PAWSX_LABELS, lenient=True),
             LocalFormat(
                 "xtreme-tsv",
                 (
