@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import hashlib
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
@@ -135,6 +136,20 @@ class TaskSpec:
             )
 
 
+# a language code a user may add: ISO 639-1/639-3, optionally with script/region subtags
+_LANGUAGE_CODE = re.compile(r"^[a-z]{2,3}(?:[_-][A-Za-z0-9]{2,8})*$")
+
+
+def check_language_code(code: str, where: str) -> None:
+    """ConfigError unless ``code`` looks like a language code (``de``, ``cat``, ``zh-Hant``):
+    languages outside a task's table are accepted with a file, but not arbitrary strings."""
+    if not _LANGUAGE_CODE.match(code):
+        raise ConfigError(
+            f"{where}: {code!r} is not a language code (2-3 lower-case letters, optionally "
+            "-Script / -REGION subtags)"
+        )
+
+
 def known_languages() -> set[str]:
     """Every language code of the benchmark tables, plus those of registered task splits."""
     from xstilts.tasks.languages import TABLES
@@ -226,14 +241,14 @@ def load_split(
 ) -> LoadedSplit:
     """Find and read one split: explicit path, then the data directory, then the hub.
 
-    With an explicit path the language may be any XTREME language code, whatever the task's
-    split table says: training data in another source language, or machine-translated
-    training data (a file per language), is given this way.
+    With an explicit path the language may be any language code, whatever the task's split
+    table says: training data in another source language, machine-translated training data,
+    or a language the benchmark does not have (languages are data; users add their own).
     """
     if path is None:
         spec.check_language(split, language)
-    elif language not in known_languages():
-        raise ConfigError(f"unknown language code '{language}' for {path}")
+    else:
+        check_language_code(language, str(path))
     if path is not None:
         path = Path(path)
         if not path.is_file():
