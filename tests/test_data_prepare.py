@@ -81,16 +81,21 @@ def test_prepare_from_xtreme_layout_then_check(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "mewslix: nothing found; get it from" in printed  # no hub copy: where to get it
     manifest = Manifest.read(out, required=True)
-    entry = manifest.files["xtreme-xnli/dev-de.tsv"]
+    entry = manifest.files["xnli/dev-de.tsv"]
     assert entry.examples == {"xnli/dev/de": 1}
     assert entry.source == {"path": str((src / "xnli/dev-de.tsv").resolve())}
     assert entry.sha256 == hashlib.sha256((src / "xnli/dev-de.tsv").read_bytes()).hexdigest()
     # XTREME's MNLI train copy serves mnli train; siblings travel with their file
-    assert manifest.files["xtreme-xnli/train-en.tsv"].examples == {"mnli/train/en": 2}
+    assert manifest.files["xnli/train-en.tsv"].examples == {"mnli/train/en": 2}
     assert manifest.files["bucc2018/de-en.dev.gold"].examples == {"bucc2018/dev/de": None}
     assert "tatoeba/v1/tatoeba.deu-eng.eng" in manifest.files
-    assert manifest.files["xcopa/data/et/val.et.jsonl"].examples == {"xcopa/dev/et": 1}
-    assert manifest.files["copa-en/train-en.jsonl"].examples == {"copa/train/en": 1}
+    # one file serving two tasks: one entry, counted for each
+    assert set(manifest.files["squad/train-v1.1.json"].examples) == {
+        "squad/train/en",
+        "lareqa/train/en",
+    }
+    assert manifest.files["xcopa/val.et.jsonl"].examples == {"xcopa/dev/et": 1}
+    assert manifest.files["xcopa/train.en.jsonl"].examples == {"copa/train/en": 1}
     # the prepared directory reads like the source, through the same readers
     for task, split, lang in [
         ("xnli", "dev", "de"),
@@ -139,8 +144,8 @@ def test_prepare_reports_a_malformed_source_with_its_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "dev-de.tsv:2: field 'label': 'maybe'" in err
     files = Manifest.read(out).files
-    assert "xtreme-xnli/dev-fr.tsv" in files and "xtreme-xnli/dev-de.tsv" not in files
-    assert not (out / "xtreme-xnli/dev-de.tsv").exists()
+    assert "xnli/dev-fr.tsv" in files and "xnli/dev-de.tsv" not in files
+    assert not (out / "xnli/dev-de.tsv").exists()
 
 
 def test_bad_arguments_are_one_line(tmp_path, capsys):

@@ -5,8 +5,9 @@ From a folder (``--from``): the folders XTREME's / XTREME-R's download scripts w
 (``download/xnli/dev-de.tsv``, ``download/tydiqa/…``), the original releases the readers
 support, or an earlier prepared directory. Each (task, split, language) is looked up through the
 task's own local formats (the patterns ``load_split`` tries), read with its reader (so a
-malformed file is caught here, with its line), and copied to the first pattern of that format
-under the destination, with its sibling files (Tatoeba's English side, BUCC's gold pairs).
+malformed file is caught here, with its line), and copied under the destination at the same
+relative path (the format pattern it matched), with its sibling files (Tatoeba's English side,
+BUCC's gold pairs).
 
 From the HF hub (no ``--from``): each split is read through the task's hub loader (a mirror
 folder, the hub at a pinned revision, or offline the HF cache) and written as
@@ -61,18 +62,17 @@ def _units(spec: TaskSpec) -> Iterable[tuple[str, str]]:
 
 def locate(
     spec: TaskSpec, split: str, language: str, root: Path
-) -> tuple[LocalFormat, Path] | None:
-    """The first file under ``root`` that the task's local formats would read."""
+) -> tuple[LocalFormat, Path, str] | None:
+    """The first file under ``root`` that the task's local formats would read, and its path
+    relative to ``root``: the pattern it matched, so the prepared copy keeps a name the same
+    reader finds (a format's patterns may name different releases, e.g. LAReQA's English
+    training pairs from SQuAD or from TyDiQA-GoldP, so the name is kept, not normalised)."""
     for fmt in spec.local:
-        for cand in fmt.candidates(root, split, language):
+        rels = fmt.candidates(Path(""), split, language)
+        for rel, cand in zip(rels, fmt.candidates(root, split, language)):
             if cand.is_file():
-                return fmt, cand
+                return fmt, cand, rel.as_posix()
     return None
-
-
-def _destination(fmt: LocalFormat, split: str, language: str) -> str:
-    """The first pattern of ``fmt`` for (split, language), relative to the data directory."""
-    return fmt.candidates(Path(""), split, language)[0].as_posix()
 
 
 def _sibling(path: Path, suffix: str) -> Path:
@@ -93,6 +93,11 @@ def _place(
     """Copy ``src`` to ``dst_root/rel`` unless it is there already; record it."""
     digest = sha256_file(src)
     dst = dst_root / rel
+    if rel in report.written or rel in report.unchanged:  # a file serving several tasks/splits
+        old = manifest.files.get(rel)
+        if old is not None and old.sha256 == digest:
+            manifest.add(rel, FileEntry(digest, src.stat().st_size, {use: examples}, source))
+            return
     if dst.exists():
         if dst.is_file() and sha256_file(dst) == digest:
             report.unchanged.append(rel)
@@ -172,7 +177,8 @@ def where_to_get(spec: TaskSpec) -> str:
         return spec.obtain
     if spec.hub:
         hub = spec.hub[0]
-        return f"hub: {hub.dataset}" + (f" (config {hub.config})" if hub.config else "")
+        config = f", config {hub.config}" if hub.config else ""
+        return f"the HF hub ({hub.dataset}{config}): run data prepare without --from"
     return "no hub source: see docs/real-data.md"
 
 
@@ -189,14 +195,13 @@ def _from_folder(
     if found is None:
         report.missing.setdefault(spec.name, []).append(f"{split}/{lang}")
         return
-    fmt, path = found
+    fmt, path, rel = found
     use = f"{spec.name}/{split}/{lang}"
     try:
         examples = fmt.reader(path, lang, split)
     except XStiltsError as e:
         report.failed.append(str(e))
         return
-    rel = _destination(fmt, split, lang)
     _place(
         path,
         dst,
