@@ -1,8 +1,9 @@
 """Convert Hugging Face hub rows of sentence-pair datasets into :class:`PairExample` objects.
 
 :func:`examples_from_hub_rows` is pure (rows are plain mappings, e.g. a ``datasets.Dataset``
-or a list of dicts); :func:`load_hub_examples` calls ``datasets.load_dataset`` and refuses to
-try when the hub is switched off (``HF_DATASETS_OFFLINE`` / ``HF_HUB_OFFLINE``).
+or a list of dicts); :func:`load_hub_examples` calls ``datasets.load_dataset`` through
+:mod:`xstilts.tasks.readers.hub_source` (a local mirror, a pinned revision, or with
+``HF_DATASETS_OFFLINE`` / ``HF_HUB_OFFLINE`` the HF cache only).
 
 Supported datasets (the short name in parentheses is accepted too):
 
@@ -237,9 +238,9 @@ def load_hub_examples(
 ) -> list[PairExample]:
     """``datasets.load_dataset(dataset, config, split=split)`` converted to examples.
 
-    Raises DataError without trying when ``HF_DATASETS_OFFLINE`` or ``HF_HUB_OFFLINE`` is set
-    (use the file readers in :mod:`xstilts.tasks.readers.nli` instead), and DataError when
-    loading fails (no network, unknown config/split). ``label_names`` defaults to the loaded
+    Offline (``HF_DATASETS_OFFLINE`` or ``HF_HUB_OFFLINE``) reads the HF cache only: a miss is
+    a MissingDataError naming dataset, config and revision, as is a config or split the
+    dataset lacks; DataError when loading fails otherwise (no network …). ``label_names`` defaults to the loaded
     dataset's ``ClassLabel`` names, else the dataset's usual order (see
     :func:`examples_from_hub_rows`).
     """
