@@ -279,7 +279,7 @@ def _fake_datasets(monkeypatch, rows_by_call: dict):
     for (dataset, config, split) and records the calls."""
     calls = []
 
-    def load_dataset(name, config=None, split=None):
+    def load_dataset(name, config=None, split=None, revision=None):
         calls.append((name, config, split))
         return rows_by_call[(name, config, split)]
 
@@ -316,7 +316,7 @@ def test_hub_rows_convert_like_the_released_files(monkeypatch, tmp_path):
         },
     )
     hs = load_split(get_task("hellaswag"), "dev", "en", data_dir=None)
-    assert hs.source == "hf://Rowan/hellaswag//validation"
+    assert hs.source == "hf://Rowan/hellaswag//validation@refs/pr/7"  # the pinned revision
     from_file = read_hellaswag_jsonl(_jsonl(tmp_path / "hellaswag_val.jsonl", HELLASWAG_VAL))
     assert hs.examples == from_file  # same guids, texts, labels and row numbers
     assert load_split(get_task("hellaswag"), "test", "en", data_dir=None).examples[0].label is None

@@ -287,8 +287,13 @@ def test_hub_rows_converted_and_loader_monkeypatched(monkeypatch):
     monkeypatch.setattr(datasets, "load_dataset", lambda *a, **k: bad)
     with pytest.raises(DataError, match=r"hf:facebook/mlqa/mlqa.de.de\[test\].*question id '56be'"):
         qa_reader.load_squad_hub("facebook/mlqa", "mlqa.de.de", "test", language="de")
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(DataError, match="offline"):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # offline: datasets' cache only; a miss is one line
+
+    def cache_miss(*args, **kwargs):
+        raise FileNotFoundError("not cached")
+
+    monkeypatch.setattr(datasets, "load_dataset", cache_miss)
+    with pytest.raises(DataError, match="not in the HF cache"):
         qa_reader.load_squad_hub("rajpurkar/squad", None, "train", language="en", train=True)
 
 

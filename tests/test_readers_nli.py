@@ -637,18 +637,24 @@ def test_load_hub_examples_uses_class_label_names(monkeypatch) -> None:
 
 
 @pytest.mark.parametrize("var", ["HF_DATASETS_OFFLINE", "HF_HUB_OFFLINE"])
-def test_load_hub_examples_offline_does_not_try(monkeypatch, var: str) -> None:
+def test_load_hub_examples_offline_reads_the_cache_only(monkeypatch, var: str) -> None:
+    """Offline, ``datasets`` is called in its own offline mode (cache only, no retries); a
+    cache miss is one line naming dataset, config and revision."""
     datasets = pytest.importorskip("datasets")
     for other in hub.OFFLINE_ENV_VARS:
         monkeypatch.delenv(other, raising=False)
     monkeypatch.setenv(var, "1")
+    seen = []
 
-    def must_not_be_called(*args, **kwargs):
-        raise AssertionError("load_dataset called while offline")
+    def cache_only(*args, **kwargs):
+        seen.append(datasets.config.HF_HUB_OFFLINE)
+        raise FileNotFoundError("Dataset facebook/xnli is not cached")
 
-    monkeypatch.setattr(datasets, "load_dataset", must_not_be_called)
-    with pytest.raises(DataError, match="offline") as info:
+    monkeypatch.setattr(datasets, "load_dataset", cache_only)
+    with pytest.raises(DataError, match="not in the HF cache") as info:
         hub.load_hub_examples("facebook/xnli", "de", "test", language="de")
+    assert seen == [True]
+    assert "dataset facebook/xnli, config de, revision default branch" in str(info.value)
     assert info.value.path is None
 
 

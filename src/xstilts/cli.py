@@ -71,6 +71,11 @@ def _cmd_tasks(args: argparse.Namespace) -> int:
             )
             for b, langs in spec.benchmarks.items():
                 print(f"{'':10} {b.value}: {' '.join(langs)}")
+            for h in spec.hub:  # where ``data prepare`` reads it, else where to get it
+                rev = f"@{h.revision}" if h.revision else " (revision resolved at read time)"
+                print(f"{'':10} hub: {h.dataset}{rev}" + (f"; {h.note}" if h.note else ""))
+            if spec.obtain:
+                print(f"{'':10} data: {spec.obtain}")
     return 0
 
 

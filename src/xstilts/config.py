@@ -220,6 +220,17 @@ class TargetConfig:
 
 
 @dataclass(frozen=True)
+class HubConfig:
+    """Where HF hub datasets are read from (``tasks/readers/hub_source.py``)."""
+
+    # dataset id -> revision (commit, tag or branch) to read instead of the task spec's pin or
+    # the default branch, e.g. {google/xtreme: 5d0e5de...}; the revision read is in the rows
+    revisions: dict[str, str] = field(default_factory=dict)
+    # a folder of hub repositories as owner/name/ subfolders (else XSTILTS_HUB_MIRROR)
+    mirror: str | None = None
+
+
+@dataclass(frozen=True)
 class RunConfig:
     name: str
     model: ModelConfig
@@ -229,6 +240,7 @@ class RunConfig:
     data_dir: str | None = None
     output_dir: str | None = None
     threads: int | None = None  # torch intra-op threads; None keeps torch's default
+    hub: HubConfig = HubConfig()
 
 
 # --------------------------------------------------------------------------- grid execution

@@ -6,13 +6,23 @@ language stops the run with one line before anything is written.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 from xstilts.config import DataRef, EvalConfig, MissingPolicy, TaskData
 from xstilts.errors import ConfigError, MissingDataError
 from xstilts.features.base import family_for
-from xstilts.tasks.base import LoadedSplit, TaskSpec, get_task, load_split, split_holdout
+from xstilts.tasks.base import (
+    LoadedSplit,
+    TaskSpec,
+    check_language_code,
+    get_task,
+    load_split,
+    split_holdout,
+)
+
+logger = logging.getLogger(__name__)
 
 HOLDOUT_SEED = 0  # the held-out dev slice is the same for every run seed, so runs compare
 
@@ -27,8 +37,15 @@ def resolve_path(p: str | None, data_dir: Path | None) -> Path | None:
     return path
 
 
+# ``language: all`` of a translate-train split: XTREME's translate-train-all baseline
+ALL_LANGUAGES = "all"
+TRANSLATE_TRAIN = "translate-train"
+
+
 def load_ref(ref: DataRef, data_dir: Path | None) -> LoadedSplit:
     spec = get_task(ref.task)
+    if ref.language == ALL_LANGUAGES:
+        return load_translate_train_all(spec, ref, data_dir)
     return load_split(
         spec,
         ref.split,
@@ -37,6 +54,39 @@ def load_ref(ref: DataRef, data_dir: Path | None) -> LoadedSplit:
         path=resolve_path(ref.path, data_dir),
         max_examples=ref.max_examples,
     )
+
+
+def load_translate_train_all(spec: TaskSpec, ref: DataRef, data_dir: Path | None) -> LoadedSplit:
+    """Translate-train-all (XTREME): the English training pairs plus their translations into
+    every language of ``ref.split`` (a translate-train split), as one training set.
+
+    The English pairs are the English columns of the first language's file (every file holds
+    the same English originals); ``max_examples`` applies to each language (and English).
+    The fingerprint hashes every file's; the source lists the languages."""
+    import hashlib
+
+    from xstilts.tasks.readers.translate_train import read_translate_train_tsv
+
+    if ref.path is not None:
+        raise ConfigError(f"{ref.task}: language 'all' reads every file of '{ref.split}': no path")
+    if ref.split != TRANSLATE_TRAIN or ref.split not in spec.splits:
+        raise ConfigError(
+            f"task '{spec.name}' split '{ref.split}': language 'all' is for translate-train splits"
+        )
+    langs = spec.languages(ref.split)
+    parts = [
+        load_split(spec, ref.split, lang, data_dir=data_dir, max_examples=ref.max_examples)
+        for lang in langs
+    ]
+    english = read_translate_train_tsv(
+        parts[0].source, language=langs[0], labels=spec.labels, side="english", lenient=True
+    )
+    if ref.max_examples is not None:
+        english = english[: ref.max_examples]
+    examples = english + [ex for part in parts for ex in part.examples]
+    digest = hashlib.sha256("\n".join(p.fingerprint for p in parts).encode()).hexdigest()
+    source = f"translate-train-all: en + {len(parts)} languages ({', '.join(langs)})"
+    return LoadedSplit(spec.name, ref.split, ALL_LANGUAGES, examples, source, f"all:{digest}")
 
 
 @dataclass
@@ -138,17 +188,50 @@ def phase_labels(
 
 
 def eval_languages(spec: TaskSpec, ev: EvalConfig) -> tuple[str, ...]:
+    """The evaluated languages: ``evaluation.languages``, else the benchmark's table (else the
+    task's), plus every language ``evaluation.paths`` gives a file for. A language outside the
+    task's table is evaluated when its file is given (its rows say so:
+    :func:`language_protocol`)."""
     if ev.languages is not None:
-        langs = ev.languages
+        langs = tuple(ev.languages)
+        unknown = set(ev.paths) - set(langs)
+        if unknown:
+            raise ConfigError(f"evaluation.paths names languages not evaluated: {sorted(unknown)}")
     else:
         table = spec.benchmarks.get(ev.benchmark)
-        langs = table if table is not None else spec.languages(ev.split)
+        langs = tuple(table if table is not None else spec.languages(ev.split))
+        langs += tuple(lang for lang in ev.paths if lang not in langs)
+    builtin = spec.languages(ev.split)
     for lang in langs:
-        spec.check_language(ev.split, lang)
-    unknown = set(ev.paths) - set(langs)
-    if unknown:
-        raise ConfigError(f"evaluation.paths names languages not evaluated: {sorted(unknown)}")
-    return tuple(langs)
+        if lang in ev.paths and lang not in builtin:
+            check_language_code(lang, "evaluation.paths")
+        else:
+            spec.check_language(ev.split, lang)
+    return langs
+
+
+def language_protocol(spec: TaskSpec, ev: EvalConfig, language: str) -> dict:
+    """What a row must say about a language outside the tables (nothing for the others, so
+    existing rows are unchanged): ``outside_benchmark`` (the benchmark has the task but not
+    this language: official averages leave it out) and ``user_language`` (not in the task's
+    own table either: added by the config with its file)."""
+    out: dict = {}
+    table = spec.benchmarks.get(ev.benchmark)
+    if table is not None and language not in table:
+        out["outside_benchmark"] = ev.benchmark.value
+    if ev.split in spec.splits and language not in spec.splits[ev.split]:
+        out["user_language"] = True
+    return out
+
+
+def _unasked_files(spec: TaskSpec, ev: EvalConfig, data_dir: Path, langs: tuple[str, ...]):
+    """Languages of the task's table with a file under ``data_dir`` that are not evaluated."""
+    return [
+        lang
+        for lang in spec.languages(ev.split)
+        if lang not in langs
+        and any(c.is_file() for f in spec.local for c in f.candidates(data_dir, ev.split, lang))
+    ]
 
 
 def eval_data(
@@ -165,7 +248,21 @@ def eval_data(
             "intermediate task, not an evaluated target"
         )
     out: dict[str, LoadedSplit] = {}
-    for lang in eval_languages(spec, ev):
+    langs = eval_languages(spec, ev)
+    if data_dir is not None:
+        others = _unasked_files(spec, ev, Path(data_dir), langs)
+        if others:  # e.g. Tatoeba's 71 LASER languages beside XTREME-R's 41
+            logger.warning(
+                "%s %s: %d more language(s) have files under %s but are not evaluated (not in "
+                "evaluation.languages or the %s table): %s",
+                spec.name,
+                ev.split,
+                len(others),
+                data_dir,
+                ev.benchmark.value,
+                " ".join(others),
+            )
+    for lang in langs:
         try:
             out[lang] = load_split(
                 spec,

@@ -21,7 +21,7 @@ from xstilts.modeling.model import (
     load_checkpoint,
     load_encoder,
 )
-from xstilts.pipeline.data import eval_data
+from xstilts.pipeline.data import eval_data, language_protocol
 from xstilts.pipeline.plan import (
     Plan,
     _absolute,
@@ -267,6 +267,7 @@ def zero_shot_job(plan: Plan, tgt: Stage | None, name: str, seed: int, echo) -> 
                             **lang_protocol,
                             "eval_file": _absolute(data.source),
                             **family.split_protocol(data.examples),
+                            **language_protocol(spec, ev, lang),
                         },
                     )
                 )
@@ -372,7 +373,12 @@ def _retrieval_rows(
             intermediate=name,
             target=spec.name,
             task_version=spec.version,
-            protocol={**base, "eval_file": plan.evaluation[r.language].source, **r.protocol},
+            protocol={
+                **base,
+                "eval_file": plan.evaluation[r.language].source,
+                **r.protocol,
+                **language_protocol(spec, ev, r.language),
+            },
         )
         for r in outcome.rows
     ]

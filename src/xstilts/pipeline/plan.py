@@ -62,9 +62,18 @@ def _retrieval_head(spec: TaskSpec) -> bool:
 
 
 def plan_run(cfg: RunConfig, *, data_dir: Path | None, out_dir: Path) -> Plan:
-    """Step 1: check tasks, languages and files; read every example. Writes nothing."""
+    """Step 1: check tasks, languages and files; read every example. Writes nothing.
+
+    Hub datasets are read at the config's pinned revisions / from its mirror (``hub``)."""
+    from xstilts.tasks.readers import hub_source
+
     # every range, name and task-combination rule (a config built in code skips load_config)
     check_run_config(cfg)
+    with hub_source.settings(cfg.hub.revisions, cfg.hub.mirror):
+        return _plan_run(cfg, data_dir=data_dir, out_dir=out_dir)
+
+
+def _plan_run(cfg: RunConfig, *, data_dir: Path | None, out_dir: Path) -> Plan:
     target_spec = get_task(cfg.target.task)
     ev = cfg.target.evaluation
     inter = {}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import hashlib
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
@@ -17,7 +18,8 @@ from pathlib import Path
 
 from xstilts.errors import ConfigError, DataError, MissingDataError
 from xstilts.tasks.languages import Benchmark, benchmark_languages
-from xstilts.tasks.readers.hub import hub_offline, load_hub_examples
+from xstilts.tasks.readers import hub_source, prepared
+from xstilts.tasks.readers.hub import load_hub_examples
 
 
 class HeadKind(str, Enum):
@@ -54,6 +56,9 @@ class LocalFormat:
     patterns: tuple[str, ...]
     reader: Reader
     split_names: Mapping[str, str] = field(default_factory=dict)
+    # files read together with a matched file, as the last extension each replaces (Tatoeba's
+    # ``.eng`` side, BUCC's ``.en`` and ``.gold``): ``data prepare`` copies them along
+    siblings: tuple[str, ...] = ()
 
     def candidates(self, data_dir: Path, split: str, language: str) -> list[Path]:
         fsplit = self.split_names.get(split, split)
@@ -76,6 +81,14 @@ class HubFormat:
     # (split, language) -> (examples, source): for families whose hub rows are not sentence
     # pairs (tagging, QA …); None uses the sentence-pair converter of ``readers/hub.py``.
     loader: Callable[[str, str], tuple[list, str]] | None = None
+    # the commit (or tag) read by default; None: the default branch, and the commit
+    # ``datasets`` resolved is recorded. The config's ``hub.revisions`` overrides it.
+    revision: str | None = None
+    # provenance: how the id was confirmed, caveats (a parquet branch, a script-only main)
+    note: str = ""
+    # the repository's configs are folders with no ``configs:`` card (the parquet-converter
+    # branch ``refs/convert/parquet``): the config is read as ``data_dir``
+    by_directory: bool = False
 
 
 @dataclass(frozen=True)
@@ -96,6 +109,8 @@ class TaskSpec:
     train_split: str = "train"
     dev_split: str | None = "dev"
     primary_metric: str = "accuracy"
+    # where to get the data when it has no hub source (shown by ``tasks -v``, ``data prepare``)
+    obtain: str = ""
 
     @property
     def english_source(self) -> str:
@@ -119,6 +134,20 @@ class TaskSpec:
                 f"task '{self.name}' split '{split}' has no language '{language}' "
                 f"(languages: {', '.join(langs)})"
             )
+
+
+# a language code a user may add: ISO 639-1/639-3, optionally with script/region subtags
+_LANGUAGE_CODE = re.compile(r"^[a-z]{2,3}(?:[_-][A-Za-z0-9]{2,8})*$")
+
+
+def check_language_code(code: str, where: str) -> None:
+    """ConfigError unless ``code`` looks like a language code (``de``, ``cat``, ``zh-Hant``):
+    languages outside a task's table are accepted with a file, but not arbitrary strings."""
+    if not _LANGUAGE_CODE.match(code):
+        raise ConfigError(
+            f"{where}: {code!r} is not a language code (2-3 lower-case letters, optionally "
+            "-Script / -REGION subtags)"
+        )
 
 
 def known_languages() -> set[str]:
@@ -212,14 +241,14 @@ def load_split(
 ) -> LoadedSplit:
     """Find and read one split: explicit path, then the data directory, then the hub.
 
-    With an explicit path the language may be any XTREME language code, whatever the task's
-    split table says: training data in another source language, or machine-translated
-    training data (a file per language), is given this way.
+    With an explicit path the language may be any language code, whatever the task's split
+    table says: training data in another source language, machine-translated training data,
+    or a language the benchmark does not have (languages are data; users add their own).
     """
     if path is None:
         spec.check_language(split, language)
-    elif language not in known_languages():
-        raise ConfigError(f"unknown language code '{language}' for {path}")
+    else:
+        check_language_code(language, str(path))
     if path is not None:
         path = Path(path)
         if not path.is_file():
@@ -249,26 +278,56 @@ def load_split(
                         file_fingerprint(cand),
                         max_examples,
                     )
-    if spec.hub and not hub_offline():
-        hub = spec.hub[0]
+    if data_dir is not None:
+        ready = prepared.path_for(Path(data_dir), spec.name, split, language)
+        tried.append(str(ready))
+        if ready.is_file():
+            examples, origin = prepared.read(ready)
+            return _finish(
+                spec,
+                split,
+                language,
+                examples,
+                f"{ready} ({origin})",
+                file_fingerprint(ready),
+                max_examples,
+            )
+    where = f"under {data_dir}" if data_dir is not None else "(no data_dir given)"
+    tried_note = f" (tried {', '.join(tried[:4])}{' …' if len(tried) > 4 else ''})" if tried else ""
+    missing = f"no file for task '{spec.name}' split '{split}' language '{language}' {where}"
+    if spec.hub:
+        try:
+            examples, source = load_from_hub(spec, split, language)
+        except MissingDataError as e:  # offline and not in the HF cache
+            raise MissingDataError(
+                None,
+                f"{missing}{tried_note} and the HF hub is offline: "
+                + str(e).removeprefix("<data>: "),
+            ) from None
+        return _finish(spec, split, language, examples, source, source, max_examples)
+    raise MissingDataError(None, f"{missing}{tried_note}")
+
+
+def load_from_hub(spec: TaskSpec, split: str, language: str) -> tuple[list, str]:
+    """Examples of one split from the task's hub source, and their source
+    ``hf://id/config/split@revision`` (the revision read: pinned, or resolved by ``datasets``).
+    """
+    hub = spec.hub[0]
+    pin = hub_source.default_revision(hub.dataset, hub.revision, by_directory=hub.by_directory)
+    with pin, hub_source.capture() as reads:
         if hub.loader is not None:
             examples, source = hub.loader(split, language)
-            return _finish(spec, split, language, examples, source, source, max_examples)
-        config = hub.config.format(lang=language) if hub.config else None
-        hub_split = hub.split_names.get(split, split)
-        examples = load_hub_examples(
-            hub.dataset, config, hub_split, language=language, label_names=hub.label_names
-        )
-        source = f"hf://{hub.dataset}/{config or ''}/{hub_split}"
-        return _finish(spec, split, language, examples, source, source, max_examples)
-    where = f"under {data_dir}" if data_dir is not None else "(no data_dir given)"
-    hub_note = " and the HF hub is offline" if spec.hub else ""
-    tried_note = f" (tried {', '.join(tried[:4])}{' …' if len(tried) > 4 else ''})" if tried else ""
-    raise MissingDataError(
-        None,
-        f"no file for task '{spec.name}' split '{split}' language '{language}' {where}"
-        f"{tried_note}{hub_note}",
-    )
+        else:
+            config = hub.config.format(lang=language) if hub.config else None
+            hub_split = hub.split_names.get(split, split)
+            examples = load_hub_examples(
+                hub.dataset, config, hub_split, language=language, label_names=hub.label_names
+            )
+            source = f"hf://{hub.dataset}/{config or ''}/{hub_split}"
+    revisions = sorted({r.revision for r in reads if r.revision})
+    if revisions:
+        source = f"{source}@{','.join(revisions)}"
+    return examples, source
 
 
 def _finish(

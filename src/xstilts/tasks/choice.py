@@ -20,7 +20,15 @@ from pathlib import Path
 
 from xstilts.errors import ConfigError, DataError
 from xstilts.evaluation.metrics import accuracy
-from xstilts.tasks.base import HeadKind, LocalFormat, TaskSpec, get_task, load_split, register
+from xstilts.tasks.base import (
+    HeadKind,
+    HubFormat,
+    LocalFormat,
+    TaskSpec,
+    get_task,
+    load_split,
+    register,
+)
 from xstilts.tasks.languages import XTREME_R
 from xstilts.tasks.readers import choice
 from xstilts.tasks.readers.choice import (
@@ -55,6 +63,31 @@ def _siqa_zip(path, lang, split):
     return choice.read_siqa_zip(path, split=split, language=lang)
 
 
+# Hub sources (checked with the search tool against the hub's commit pages, Dec 2026)
+_HUB_SPLITS = {"dev": "validation"}
+# XCOPA's own parquet conversion ("Convert dataset to Parquet (#3)"), pinned: later commits
+# of main were not checked for the loading script xcopa.py
+XCOPA_REVISION = "042f78955ba48e6404616762fa6e05e839c3907a"
+
+
+def _copa_hub(dataset: str, config: str):
+    def load(split: str, language: str):
+        from xstilts.tasks.readers.hub_rows import load_copa_hub
+
+        cfg = config.format(lang=language)
+        hub_split = _HUB_SPLITS.get(split, split)
+        return load_copa_hub(dataset, cfg, hub_split, language=language, split=split)
+
+    return load
+
+
+def _siqa_hub(split: str, language: str):
+    from xstilts.tasks.readers.hub_rows import load_siqa_hub
+
+    hub_split = _HUB_SPLITS.get(split, split)
+    return load_siqa_hub("allenai/social_i_qa", "default", hub_split, language=language)
+
+
 register(
     TaskSpec(
         name="copa",
@@ -67,7 +100,12 @@ register(
         local=(
             LocalFormat(
                 "superglue-jsonl",
-                ("copa-en/{split}-en.jsonl", "xcopa/{split}-en.jsonl", "COPA/{split}.jsonl"),
+                (
+                    "copa-en/{split}-en.jsonl",
+                    "xcopa/{split}-en.jsonl",
+                    "COPA/{split}.jsonl",
+                    "xcopa/{split}.en.jsonl",  # XTREME-R's download_data.sh
+                ),
                 _copa_jsonl,
                 {"dev": "val"},
             ),
@@ -76,6 +114,18 @@ register(
                 ("copa-en/{split}.xml", "COPA-resources/datasets/{split}.xml"),
                 _copa_xml,
                 {"balanced": "balanced-copa-dev-all", "test": "copa-test"},
+            ),
+        ),
+        hub=(
+            HubFormat(
+                "aps/super_glue",
+                "copa",
+                _HUB_SPLITS,
+                loader=_copa_hub("aps/super_glue", "copa"),
+                revision="refs/convert/parquet",
+                by_directory=True,
+                note="main holds super_glue.py; the parquet-converter branch has "
+                "copa/<split>/0000.parquet (commit 5ac8656); test labels are -1 (unlabelled)",
             ),
         ),
     )
@@ -109,6 +159,18 @@ register(
                 _siqa_jsonl,
             ),
         ),
+        hub=(
+            HubFormat(
+                "allenai/social_i_qa",
+                "default",
+                _HUB_SPLITS,
+                loader=_siqa_hub,
+                revision="refs/convert/parquet",
+                by_directory=True,
+                note="main holds social_i_qa.py (its parquet PR #3 is open); the "
+                "parquet-converter branch has default/<split>/0000.parquet; train and dev only",
+            ),
+        ),
     )
 )
 
@@ -128,9 +190,20 @@ register(
                     "xcopa/data/{lang}/{split}.{lang}.jsonl",
                     "data/{lang}/{split}.{lang}.jsonl",
                     "xcopa/{split}-{lang}.jsonl",
+                    "xcopa/{split}.{lang}.jsonl",  # XTREME-R's download_data.sh
                 ),
                 _copa_jsonl,
                 {"dev": "val"},
+            ),
+        ),
+        hub=(
+            HubFormat(
+                "cambridgeltl/xcopa",
+                "{lang}",
+                _HUB_SPLITS,
+                loader=_copa_hub("cambridgeltl/xcopa", "{lang}"),
+                revision=XCOPA_REVISION,
+                note="parquet per language at commit 042f789 ('Convert dataset to Parquet')",
             ),
         ),
         train_source="copa",
@@ -156,6 +229,16 @@ register(
                 ),
                 _copa_jsonl,
                 {"dev": "val"},
+            ),
+        ),
+        hub=(
+            HubFormat(
+                "cambridgeltl/xcopa",
+                "translation-{lang}",
+                _HUB_SPLITS,
+                loader=_copa_hub("cambridgeltl/xcopa", "translation-{lang}"),
+                revision=XCOPA_REVISION,
+                note="parquet per language at commit 042f789 ('Convert dataset to Parquet')",
             ),
         ),
         train_source="copa",

@@ -11,6 +11,7 @@ from xstilts.evaluation.metrics import accuracy
 from xstilts.tasks.base import HeadKind, HubFormat, LocalFormat, TaskSpec, register
 from xstilts.tasks.languages import XTREME, XTREME_R
 from xstilts.tasks.readers import glue, nli
+from xstilts.tasks.readers.translate_train import read_translate_train_tsv
 
 NLI3 = nli.NLI_LABELS
 CLS = HeadKind.SEQUENCE_CLASSIFICATION
@@ -18,9 +19,38 @@ EN = ("en",)
 
 
 def _hub(
-    dataset: str, config: str | None, splits: dict[str, str], labels: tuple[str, ...] | None
+    dataset: str,
+    config: str | None,
+    splits: dict[str, str],
+    labels: tuple[str, ...] | None,
+    **kw,
 ) -> HubFormat:
-    return HubFormat(dataset, config, splits, labels)
+    return HubFormat(dataset, config, splits, labels, **kw)
+
+
+# Hub provenance (checked with the search tool against the hub's commit pages, Dec 2026):
+_SUPER_GLUE = dict(
+    revision="refs/convert/parquet",
+    by_directory=True,
+    note="main holds the loading script (super_glue.py); the parquet-converter branch has "
+    "<config>/<split>/0000.parquet (commits 5ac8656, a65f286)",
+)
+_UNCHECKED = "parquet on main not confirmed here (the search found no commit page for it)"
+
+
+TRANSLATE_TRAIN = "translate-train"
+
+
+def _translate_train(folders: tuple[str, ...], labels: tuple[str, ...], *, lenient: bool):
+    """XTREME's translate-train files (``<folder>/translate-train/en-<lang>-translated.tsv``):
+    the English training set machine-translated into ``lang``; split ``translate-train``."""
+    return LocalFormat(
+        "xtreme-translate-train",
+        tuple(f"{d}/{{split}}/en-{{lang}}-translated.tsv" for d in folders),
+        lambda p, lang, split: read_translate_train_tsv(
+            p, language=lang, labels=labels, lenient=lenient
+        ),
+    )
 
 
 def _glue_tsv(path, lang, split):
@@ -49,6 +79,12 @@ register(
             LocalFormat(
                 "jsonl", ("multinli_1.0/multinli_1.0_{split}.jsonl", "mnli/{split}.jsonl"), _jsonl
             ),
+            # XTREME's download_data.sh: MNLI train as headerless 3-column rows
+            LocalFormat(
+                "xtreme-tsv",
+                ("xtreme-xnli/{split}-en.tsv", "xnli/{split}-en.tsv"),
+                lambda p, lang, split: nli.read_xnli_xtreme_tsv(p, language=lang),
+            ),
         ),
         hub=(
             _hub(
@@ -56,6 +92,7 @@ register(
                 "mnli",
                 {"dev_matched": "validation_matched", "dev_mismatched": "validation_mismatched"},
                 NLI3,
+                note=_UNCHECKED,
             ),
         ),
         dev_split="dev_matched",
@@ -75,7 +112,7 @@ register(
             LocalFormat("jsonl", ("snli_1.0/snli_1.0_{split}.jsonl", "snli/{split}.jsonl"), _jsonl),
             LocalFormat("txt", ("snli_1.0/snli_1.0_{split}.txt",), _glue_tsv),
         ),
-        hub=(_hub("stanfordnlp/snli", None, {"dev": "validation"}, NLI3),),
+        hub=(_hub("stanfordnlp/snli", None, {"dev": "validation"}, NLI3, note=_UNCHECKED),),
     )
 )
 
@@ -98,7 +135,11 @@ for _r in (1, 2, 3):
             ),
             hub=(
                 _hub(
-                    "facebook/anli", None, {s: f"{s}_r{_r}" for s in ("train", "dev", "test")}, NLI3
+                    "facebook/anli",
+                    None,
+                    {s: f"{s}_r{_r}" for s in ("train", "dev", "test")},
+                    NLI3,
+                    note=_UNCHECKED,
                 ),
             ),
         )
@@ -120,7 +161,18 @@ register(
                 lambda p, lang, split: nli.read_sick(p, split=split),
             ),
         ),
-        hub=(_hub("RobZamp/sick", None, {"dev": "validation"}, NLI3),),
+        hub=(
+            _hub(
+                "RobZamp/sick",
+                "default",
+                {"dev": "validation"},
+                NLI3,
+                revision="refs/convert/parquet",
+                by_directory=True,
+                note="main is script-only (sick.py, latest commit 3871bfd): fails under "
+                "datasets>=4; the parquet-converter branch is assumed, not confirmed here",
+            ),
+        ),
     )
 )
 
@@ -145,7 +197,7 @@ register(
                 {"dev": "val"},
             ),
         ),
-        hub=(_hub("aps/super_glue", "rte", {"dev": "validation"}, nli.RTE_LABELS),),
+        hub=(_hub("aps/super_glue", "rte", {"dev": "validation"}, nli.RTE_LABELS, **_SUPER_GLUE),),
     )
 )
 
@@ -171,7 +223,7 @@ register(
                 {"dev": "val"},
             ),
         ),
-        hub=(_hub("aps/super_glue", "cb", {"dev": "validation"}, _CB_LABELS),),
+        hub=(_hub("aps/super_glue", "cb", {"dev": "validation"}, _CB_LABELS, **_SUPER_GLUE),),
     )
 )
 
@@ -183,8 +235,13 @@ register(
         labels=NLI3,
         version="1",
         metric=accuracy,
-        splits={"dev": XTREME["xnli"], "test": XTREME["xnli"]},
+        splits={
+            "dev": XTREME["xnli"],
+            "test": XTREME["xnli"],
+            TRANSLATE_TRAIN: tuple(x for x in XTREME["xnli"] if x != "en"),
+        },
         local=(
+            _translate_train(("xtreme-xnli", "xnli", "XNLI"), NLI3, lenient=False),
             LocalFormat(
                 "xtreme-tsv",
                 (
@@ -200,7 +257,7 @@ register(
                 lambda p, lang, split: nli.read_xnli_original_tsv(p, language=lang),
             ),
         ),
-        hub=(_hub("facebook/xnli", "{lang}", {"dev": "validation"}, NLI3),),
+        hub=(_hub("facebook/xnli", "{lang}", {"dev": "validation"}, NLI3, note=_UNCHECKED),),
         train_source="mnli",
         dev_split=None,
     )
@@ -216,8 +273,15 @@ register(
         labels=nli.PAWSX_LABELS,
         version="1",
         metric=accuracy,
-        splits={"train": EN, "dev": XTREME["pawsx"], "test": XTREME["pawsx"]},
+        splits={
+            "train": EN,
+            "dev": XTREME["pawsx"],
+            "test": XTREME["pawsx"],
+            TRANSLATE_TRAIN: tuple(x for x in XTREME["pawsx"] if x != "en"),
+        },
         local=(
+            # XTREME's PAWS-X translations have rows its own reader skips (see the reader)
+            _translate_train(("xtreme-pawsx", "pawsx", "PAWSX"), nli.PAWSX_LABELS, lenient=True),
             LocalFormat(
                 "xtreme-tsv",
                 (
@@ -233,7 +297,15 @@ register(
                 lambda p, lang, split: nli.read_pawsx_tsv(p, language=lang),
             ),
         ),
-        hub=(_hub("google/xtreme", "PAWS-X.{lang}", {"dev": "validation"}, nli.PAWSX_LABELS),),
+        hub=(
+            _hub(
+                "google/xtreme",
+                "PAWS-X.{lang}",
+                {"dev": "validation"},
+                nli.PAWSX_LABELS,
+                note="parquet on main (lhoestq's 'Convert dataset to Parquet', commit a357451)",
+            ),
+        ),
     )
 )
 
@@ -259,7 +331,7 @@ def _glue_binary(name: str, glue_dir: str, description: str, reader) -> TaskSpec
                 lambda p, lang, split: reader(p, language=lang),
             ),
         ),
-        hub=(_hub("nyu-mll/glue", name, {"dev": "validation"}, glue.BINARY),),
+        hub=(_hub("nyu-mll/glue", name, {"dev": "validation"}, glue.BINARY, note=_UNCHECKED),),
     )
 
 

@@ -47,10 +47,24 @@ class OpenLabelTaskSpec(TaskSpec):
         return ccg.map_unseen_tags(examples, labels)
 
 
+# Hub provenance (checked with the search tool against the hub's commit pages, Dec 2026)
+_MC_HUB_PINS: dict[str, dict] = {
+    # main still holds hellaswag.py (script-only: fails under datasets>=4); the parquet
+    # conversion is the open pull request #7 (data/<split>-00000-of-00001.parquet)
+    "hellaswag": dict(
+        revision="refs/pr/7",
+        note="main is script-only (hellaswag.py); read from the parquet pull request refs/pr/7",
+    ),
+    "cosmosqa": dict(note="parquet on main not confirmed here"),
+    "commonsenseqa": dict(note="parquet on main not confirmed here"),
+}
+
+
 def _mc_hub(task: str) -> tuple[HubFormat, ...]:
     dataset = english_mc.HUB_DATASETS[task][0]
     loader = functools.partial(_mc_hub_loader, task)
-    return (HubFormat(dataset, None, {"dev": "validation"}, None, loader=loader),)
+    pins = _MC_HUB_PINS.get(task, {})
+    return (HubFormat(dataset, None, {"dev": "validation"}, None, loader=loader, **pins),)
 
 
 def _mc_hub_loader(task: str, split: str, language: str):
@@ -185,5 +199,7 @@ register(
                 _ccg,
             ),
         ),
+        obtain="CCGbank (LDC2005T13) is licensed by the LDC and may not be redistributed: "
+        "no hub copy is used; convert your licensed copy to C&C's wsj<section>.stagged files",
     )
 )

@@ -57,5 +57,7 @@ register(
         ),
         dev_split=None,
         primary_metric="mlm_accuracy",
+        obtain="any plain-text corpus of your choice, one sentence or document per line "
+        "(given as intermediate.mlm.corpus)",
     )
 )

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from xstilts.tasks.base import HeadKind, LocalFormat, TaskSpec, register
+from xstilts.tasks.base import HeadKind, HubFormat, LocalFormat, TaskSpec, register
 from xstilts.tasks.languages import XTREME, XTREME_R
 from xstilts.tasks.readers import retrieval as rd
 
@@ -59,6 +59,17 @@ class RetrievalFormat(LocalFormat):
     def matches(self, path: Path) -> bool:
         names = [Path(p.format(split="*", lang="*", code="*")).name for p in self.patterns]
         return any(fnmatch.fnmatch(path.name, n) for n in names)
+
+
+def _tatoeba_hub(split: str, language: str):
+    from xstilts.errors import MissingDataError
+    from xstilts.tasks.readers.hub_rows import load_tatoeba_hub
+
+    if language not in TATOEBA_ISO3:  # google/xtreme has the XTREME languages only
+        raise MissingDataError(None, f"google/xtreme has no Tatoeba config for {language!r}")
+    return load_tatoeba_hub(
+        "google/xtreme", f"tatoeba.{TATOEBA_ISO3[language]}", "validation", language=language
+    )
 
 
 def _tatoeba_metric(refs: Sequence[int], preds: Sequence[dict], *, language=None) -> dict:
@@ -113,7 +124,18 @@ register(
                     "tatoeba/tatoeba.{lang}-eng.{lang}",  # xtreme's two-letter renaming
                 ),
                 lambda p, lang, split: rd.read_tatoeba(p, language=lang),
+                siblings=("eng",),
                 codes=TATOEBA_ISO3,
+            ),
+        ),
+        hub=(
+            HubFormat(
+                "google/xtreme",
+                "tatoeba.{code}",
+                {"test": "validation"},
+                loader=_tatoeba_hub,
+                note="configs tatoeba.<iso3> ('Add tatoeba.vie data files' …, Feb 2024); the "
+                "XTREME-R additions (az lt pl ro uk) and other LASER languages not confirmed",
             ),
         ),
         trainable=False,
@@ -142,16 +164,21 @@ register(
                 ),
                 lambda p, lang, split: rd.read_bucc(p, language=lang),
                 split_names={"dev": "sample", "test": "training"},
+                siblings=("en", "gold"),
             ),
             RetrievalFormat(
                 "xtreme",
                 ("bucc2018/{lang}-en.{split}.{lang}",),
                 lambda p, lang, split: rd.read_bucc(p, language=lang),
+                siblings=("en", "gold"),
             ),
         ),
         trainable=False,
         dev_split=None,
         primary_metric="f1",
+        obtain="https://comparable.limsi.fr/bucc2018/ (bucc2018-<xx>-en.{sample,training}-gold"
+        ".tar.bz2, as XTREME's download_data.sh): google/xtreme's bucc18 configs hold only the "
+        "gold pairs, not the corpora sentences are mined from",
     )
 )
 
@@ -192,6 +219,9 @@ register(
         ),
         dev_split=None,
         primary_metric="map@20",
+        obtain="XQuAD-R JSON (github.com/google-research-datasets/lareqa, xquad-r/<lang>.json): "
+        "the hub copy google-research-datasets/xquad_r has no sentence_breaks, from which the "
+        "candidate pool is built",
     )
 )
 
@@ -233,5 +263,7 @@ register(
         ),
         dev_split="wikipedia_dev",
         primary_metric="map@20",
+        obtain="XTREME-R's Mewsli-X script (github.com/google-research/google-research, "
+        "dense_representations_for_entity_retrieval/mel): no hub copy",
     )
 )

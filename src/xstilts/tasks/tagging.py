@@ -65,7 +65,10 @@ def _hub(task: str, labels: tuple[str, ...]) -> tuple[HubFormat, ...]:
     """``google/xtreme`` as a source, through the family's own converter
     (:func:`load_hub_tagged`)."""
     loader = functools.partial(_hub_loader, task, labels)
-    return (HubFormat("google/xtreme", None, {"dev": "validation"}, labels, loader=loader),)
+    note = "parquet on main (lhoestq's 'Convert dataset to Parquet', commit a357451)"
+    return (
+        HubFormat("google/xtreme", None, {"dev": "validation"}, labels, loader=loader, note=note),
+    )
 
 
 def _hub_loader(task: str, labels: tuple[str, ...], split: str, language: str):
@@ -107,6 +110,8 @@ register(
             LocalFormat("conllu", ("udpos-conllu/{split}-{lang}.conllu",), _read_udpos_syntactic),
         ),
         primary_metric="f1",
+        obtain="the UD v2.5 treebanks (LINDAT hdl 11234/1-3105; CoNLL-U), given by path or as "
+        "udpos-conllu/<split>-<lang>.conllu: the hub copies hold fused tokens only",
     )
 )
 

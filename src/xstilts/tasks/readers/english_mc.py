@@ -308,7 +308,7 @@ def examples_from_mc_rows(
 
 def load_mc_hub(task: str, split: str, language: str = "en") -> tuple[list[ChoiceExample], str]:
     """``datasets.load_dataset(<task's hub dataset>, split=...)`` converted, with its source id;
-    refuses to try while the hub is switched off (``HF_HUB_OFFLINE`` / ``HF_DATASETS_OFFLINE``)."""
+    offline (``HF_HUB_OFFLINE`` / ``HF_DATASETS_OFFLINE``) from the HF cache only."""
     from xstilts.tasks.readers.hub import load_hub_dataset
 
     dataset = HUB_DATASETS[task][0]

@@ -1,8 +1,9 @@
 """Convert Hugging Face hub rows of sentence-pair datasets into :class:`PairExample` objects.
 
 :func:`examples_from_hub_rows` is pure (rows are plain mappings, e.g. a ``datasets.Dataset``
-or a list of dicts); :func:`load_hub_examples` calls ``datasets.load_dataset`` and refuses to
-try when the hub is switched off (``HF_DATASETS_OFFLINE`` / ``HF_HUB_OFFLINE``).
+or a list of dicts); :func:`load_hub_examples` calls ``datasets.load_dataset`` through
+:mod:`xstilts.tasks.readers.hub_source` (a local mirror, a pinned revision, or with
+``HF_DATASETS_OFFLINE`` / ``HF_HUB_OFFLINE`` the HF cache only).
 
 Supported datasets (the short name in parentheses is accepted too):
 
@@ -209,24 +210,22 @@ def _class_label_names(ds: object) -> tuple[str, ...] | None:
     return tuple(names) if names else None
 
 
-def load_hub_dataset(dataset: str, config: str | None, split: str, *, what: str):
+def load_hub_dataset(
+    dataset: str, config: str | None, split: str, *, what: str, revision: str | None = None
+):
     """``datasets.load_dataset(dataset, config, split=split)`` for every family's hub loader.
 
-    DataError naming ``what`` without trying when ``HF_DATASETS_OFFLINE`` or ``HF_HUB_OFFLINE``
-    is set, and DataError when loading fails (no network, unknown config or split).
+    The repository comes from a local mirror when ``XSTILTS_HUB_MIRROR`` (or the run's
+    ``hub.mirror``) has a folder for it (:mod:`xstilts.tasks.readers.hub_source`); else from
+    the hub at ``revision`` (default: the revision pinned for ``dataset`` by the task spec or
+    the config, else the default branch). With ``HF_DATASETS_OFFLINE`` / ``HF_HUB_OFFLINE``
+    set, ``datasets`` reads its cache only (no network, no retries); a cache miss is a
+    :class:`MissingDataError` naming dataset, config and revision. Other failures are one-line
+    DataErrors. The revision actually read is recorded (:func:`hub_source.record_revision`).
     """
-    if hub_offline():
-        raise DataError(
-            None,
-            f"cannot load {what}: the Hugging Face hub is offline ({' or '.join(OFFLINE_ENV_VARS)}"
-            " is set); read the local files instead",
-        )
-    import datasets  # heavy import, only when actually loading
+    from xstilts.tasks.readers import hub_source
 
-    try:
-        return datasets.load_dataset(dataset, config, split=split)
-    except Exception as e:  # network, missing config/split, ...: one line for the user
-        raise DataError(None, f"cannot load {what}: {type(e).__name__}: {e}") from e
+    return hub_source.load(dataset, config, split, what=what, revision=revision)
 
 
 def load_hub_examples(
@@ -239,9 +238,9 @@ def load_hub_examples(
 ) -> list[PairExample]:
     """``datasets.load_dataset(dataset, config, split=split)`` converted to examples.
 
-    Raises DataError without trying when ``HF_DATASETS_OFFLINE`` or ``HF_HUB_OFFLINE`` is set
-    (use the file readers in :mod:`xstilts.tasks.readers.nli` instead), and DataError when
-    loading fails (no network, unknown config/split). ``label_names`` defaults to the loaded
+    Offline (``HF_DATASETS_OFFLINE`` or ``HF_HUB_OFFLINE``) reads the HF cache only: a miss is
+    a MissingDataError naming dataset, config and revision, as is a config or split the
+    dataset lacks; DataError when loading fails otherwise (no network …). ``label_names`` defaults to the loaded
     dataset's ``ClassLabel`` names, else the dataset's usual order (see
     :func:`examples_from_hub_rows`).
     """

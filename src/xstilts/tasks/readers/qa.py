@@ -364,8 +364,8 @@ def load_squad_hub(
 ) -> list[QAExample]:
     """``datasets.load_dataset(dataset, config, split=split)`` in the SQuAD schema, converted.
 
-    DataError without trying when the hub is offline (``HF_HUB_OFFLINE`` /
-    ``HF_DATASETS_OFFLINE``) and when loading fails.
+    Offline (``HF_HUB_OFFLINE`` / ``HF_DATASETS_OFFLINE``) the HF cache only (a miss is a
+    MissingDataError); DataError when loading fails.
     """
     from xstilts.tasks.readers.hub import load_hub_dataset
 

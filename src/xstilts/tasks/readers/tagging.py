@@ -265,7 +265,7 @@ def load_hub_tagged(
     task: str, split: str, language: str, *, labels: Sequence[str]
 ) -> tuple[list[TaggedExample], str]:
     """``datasets.load_dataset("google/xtreme", <config>, split=...)`` as examples, with the
-    source id; refuses to try while the hub is switched off (``HF_HUB_OFFLINE`` …)."""
+    source id; offline (``HF_HUB_OFFLINE`` …) from the HF cache only."""
     from xstilts.tasks.readers.hub import load_hub_dataset
 
     config = hub_config(task, language)
