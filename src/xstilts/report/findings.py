@@ -129,7 +129,7 @@ def _averages(a: Analysis, s: str, alpha: float) -> tuple[str, float]:
         return f"has no CI for any language average ({why})", math.inf
     largest = one(tested.loc[tested["delta_avg"].abs().idxmax()])
     return (
-        f"changes no language average significantly ({len(tested)} tasks; largest {largest}){no_ci}"
+        f"changes no language average significantly ({len(tested)} task(s); largest {largest}){no_ci}"
     ), math.inf
 
 
@@ -223,8 +223,8 @@ def _location(a: Analysis, alpha: float) -> list[tuple[int, float, str]]:
             ns += 1
     if ns:
         out.append((NOT_SIGNIFICANT, 4.0, (
-            f"Taken over languages ({test}), the deltas of the other {ns} task × system cells "
-            "are not significantly different from zero."
+            f"Taken over languages ({test}), the deltas of {'the other ' if out else ''}{ns} "
+            f"task × system cell(s) are not significantly different from zero."
         )))  # fmt: skip
     if untested:
         out.append((NOT_SIGNIFICANT, 5.0, f"Not testable over languages: {_list(untested)}."))
@@ -279,14 +279,15 @@ def _selection(a: Analysis) -> str:
     if s.empty:
         return ""
     parts = [
-        f"{r['task']}/{r['system']}: mean gap {r['mean_gap']:.2f} points (max {r['max_gap']:.2f}), "
-        f"mean ρ(English dev, target dev) {_signed(r['mean_spearman'], 2)}"
+        f"{r['task']}/{r['system']} {r['mean_gap']:.2f} ({r['max_gap']:.2f}; "
+        f"ρ {_signed(r['mean_spearman'], 2)})"
         for _, r in s.iterrows()
     ]
     return (
-        "Choosing checkpoints on English dev instead of each target language's dev costs — "
-        + "; ".join(parts)
-        + " (oracle measured on the same dev sets, so an upper bound)."
+        "Choosing checkpoints on English dev instead of each target language's dev costs, in "
+        "points (mean gap to the oracle; max; ρ of English and target dev over steps): "
+        + ", ".join(parts)
+        + " — an upper bound: the oracle is scored on the dev set it was chosen on."
     )
 
 

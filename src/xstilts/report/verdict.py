@@ -119,10 +119,11 @@ def _not_moved(a) -> str:
     if mde.empty:
         return head + " (no minimum detectable effect: no standard errors)."
     lo, med, hi = float(mde.min()), float(mde.median()), float(mde.max())
+    spread = f"; range {lo:.1f}–{hi:.1f}" if f"{lo:.1f}" != f"{hi:.1f}" else ""
     return (
         f"{head}; for those cells the design could detect a true change of about "
-        f"{med:.1f} points (median minimum detectable effect at {a.options.power:.0%} power; "
-        f"range {lo:.1f}–{hi:.1f})."
+        f"{med:.1f} points (median minimum detectable effect at {a.options.power:.0%} power"
+        f"{spread})."
     )
 
 
@@ -188,14 +189,17 @@ def _spread_variance(a) -> str:
     med = float(pd.to_numeric(tested["sd_ratio"], errors="coerce").median())
     head = (
         f"The SD across languages (system / baseline) has median ratio {med:.2f} over "
-        f"{len(tested)} cells"
+        f"{len(tested)} task × system cell(s)"
     )
     if sig.empty:
         return head + "; no change is significant (Pitman–Morgan, Holm)."
     top = sig.loc[np.log(sig["sd_ratio"].astype(float)).abs().idxmax()]
     ci = _ci(top.get("sd_ratio_lo", math.nan), top.get("sd_ratio_hi", math.nan), sign=False)
+    moved = " and ".join(
+        f"{verb} significantly in {n}" for verb, n in (("grew", grew), ("shrank", shrank)) if n
+    )
     return (
-        f"{head}; it grew significantly in {grew} and shrank in {shrank} (Pitman–Morgan, Holm), "
+        f"{head}; it {moved} (Pitman–Morgan, Holm), "
         f"most for {top['task']} with {top['system']}: SD {top['sd_baseline']:.2f} → "
         f"{top['sd_system']:.2f}, ratio {top['sd_ratio']:.2f}{ci}, "
         f"{p_text(p[top.name])}."
