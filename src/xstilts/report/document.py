@@ -143,13 +143,14 @@ padding:0 1rem;color:#222;line-height:1.45}
 .table-wrap{overflow-x:auto;max-width:100%;margin:.5rem 0 1rem}
 table{border-collapse:collapse;font-size:.85rem}
 th,td{border:1px solid #ccc;padding:.2rem .45rem;text-align:right;vertical-align:top}
+td{white-space:nowrap} td.text{white-space:normal;min-width:12rem;text-align:left}
 th{background:#f3f3f3}
 td:first-child,th:first-child{text-align:left;white-space:nowrap}
 img{max-width:100%;height:auto} figure{margin:1rem 0;overflow-x:auto}
 figcaption{font-size:.85rem;color:#555}
 .caption{font-style:italic;color:#444;margin-bottom:.2rem} h1,h2,h3{page-break-after:avoid}
 .verdict{border-left:4px solid #b2182b;background:#fbf4f4;padding:.6rem 1rem;margin:1rem 0}
-.verdict p{margin:.3rem 0} code{font-size:.9em;overflow-wrap:anywhere}
+.verdict p{margin:.3rem 0} code{font-size:.9em;overflow-wrap:anywhere} pre{overflow-x:auto}
 @media print{body{max-width:none} figure,table{page-break-inside:avoid}
 .table-wrap{overflow:visible}}
 """
@@ -182,7 +183,7 @@ def to_html(doc: Document) -> str:
             f = b.frame.reset_index() if _named_index(b.frame) else b.frame
             head = "".join(f"<th>{_inline(str(c))}</th>" for c in f.columns)
             body = "".join(
-                "<tr>" + "".join(f"<td>{_inline(fmt(v))}</td>" for v in row) + "</tr>"
+                "<tr>" + "".join(_td(fmt(v)) for v in row) + "</tr>"
                 for row in f.itertuples(index=False)
             )
             out.append(
@@ -198,6 +199,13 @@ def to_html(doc: Document) -> str:
             )
     out.append("</body></html>")
     return "\n".join(out)
+
+
+def _td(text: str) -> str:
+    """A table cell: numbers stay on one line (a wide table scrolls in its wrapper instead of
+    breaking "+0.41 [+0.08, +0.73]" over three lines); prose cells (notes) wrap."""
+    cls = ' class="text"' if len(text) > 40 and " " in text else ""
+    return f"<td{cls}>{_inline(text)}</td>"
 
 
 # *italic*: an asterisk that opens (not before a space) and one that closes (not after one);

@@ -87,19 +87,19 @@ def _moved(a) -> str:
             f"the largest was {top['task']} with {top['system']} "
             f"{_num(top['delta_avg'])}{_ci(top['ci_lo'], top['ci_hi'])} points."
         )
-    order = sig.assign(_s=sig["p_holm"]).sort_values(["_s", "task"], kind="stable")
+    order = sig.sort_values(["p_holm", "task"], kind="stable")  # strongest first
     parts = []
-    for direction, rows in (("up", order[order["delta_avg"] > 0]), ("down", order[order["delta_avg"] < 0])):  # fmt: skip
+    for word, rows in (("up", order[order["delta_avg"] > 0]), ("down", order[order["delta_avg"] < 0])):  # fmt: skip
         if rows.empty:
             continue
         items = [
             f"{r['task']} with {r['system']} {_num(r['delta_avg'])}{_ci(r['ci_lo'], r['ci_hi'])}"
             for _, r in rows.iterrows()
         ]
-        parts.append(f"{direction}: {_listed(items, len(items))}")
+        parts.append(f"{len(rows)} {word} ({_listed(items, len(items))})")
     return (
         f"{len(sig)} of {n} task × system language averages moved significantly after Holm "
-        f"(points, {a.options.level:.0%} CI) — {' | '.join(parts)}."
+        f"(points, {a.options.level:.0%} CI): {' and '.join(parts)}."
     )
 
 
