@@ -362,17 +362,23 @@ def _task_section(doc: Document, a: Analysis, task: str) -> None:
     if g is None or g.empty:
         doc.add(Para("No per-language deltas to correlate."))
     else:
+        # a covariate with no value for any language (e.g. fertility of a CSV) is named once
+        empty = g["note"].eq("unavailable")
+        absent = sorted(set(g.loc[empty, "covariate"]) - set(g.loc[~empty, "covariate"]))
+        g = g[~g["covariate"].isin(absent)]
         shown = g.assign(
             system=[name.get(x, x) for x in g["system"]],
             rho=[_ci(x, lo, hi) for x, lo, hi in zip(g["rho"], g["ci_lo"], g["ci_hi"])],
             p=[fmt_p(p) for p in g["p"]],
             p_holm=[fmt_p(p) for p in g["p_holm"]],
         )[["system", "covariate", "n", "rho", "p", "p_holm", "note"]]
+        left_out = f" Unavailable here, left out: {', '.join(absent)}." if absent else ""
         doc.add(
             Table(
                 shown.rename(columns={"rho": "Spearman ρ [CI]", "p_holm": "p Holm"}),
                 "gains.csv",
-                "Spearman correlation over non-English languages of Δ with each covariate.",
+                "Spearman correlation over non-English languages of Δ with each covariate."
+                + left_out,
             )
         )
         _figure(
