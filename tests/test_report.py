@@ -419,3 +419,43 @@ def test_html_renders_italic_but_leaves_lone_asterisks():
     for text in ("+3.76 [+3.11, +4.46] * †", "* = significant; 2 * 3 * 4", "a*b*c"):
         assert _inline(text) == text
     assert _inline("`*x*`") == "<code>*x*</code>"
+
+
+def test_report_on_a_csv_imports_no_torch_transformers_or_lang2vec_module(tmp_path):
+    """Speed: a CSV report needs none of them (torch alone takes seconds to import); lang2vec's
+    data files are read without running its module. Checked in a fresh interpreter."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    csv = write_csv(tmp_path / "p.csv", _published_rows())
+    code = (
+        "import sys; from xstilts.cli import main; "
+        f"rc = main(['report', {str(csv)!r}, '--output-dir', {str(tmp_path / 'o')!r}, "
+        "'--bootstrap', '100']); "
+        "print(rc, sorted(m for m in ('torch', 'transformers', 'lang2vec.lang2vec', "
+        "'pkg_resources') if m in sys.modules))"
+    )
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True, text=True, timeout=300, check=False,
+        env={**os.environ, "PYTHONPATH": src},
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "0 []"
+
+
+def test_bench_report_runs_and_prints_its_figures(capsys):
+    """benchmarks/bench_report.py end to end at a small bootstrap (nothing about speed)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_report.py"
+    spec = importlib.util.spec_from_file_location("bench_report", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert bench.main(["--bootstrap", "100"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"runs, wall s: \d+\.\d\d", out) and "× the 5 s goal" in out

@@ -94,6 +94,16 @@ def _style(ax) -> None:
         ax.spines[side].set_visible(False)
 
 
+def _panels(fig, rows: int, cols: int, **kwargs):
+    """A rows × cols grid of axes with fixed margins and gaps in inches ([rows, cols] array)."""
+    w, h = fig.get_size_inches()
+    fig.subplots_adjust(
+        left=0.75 / w, right=1 - 0.15 / w, bottom=0.5 / h, top=1 - 0.35 / h,
+        wspace=0.35 if not kwargs.get("sharey") else 0.15, hspace=0.9 / (h / rows),
+    )  # fmt: skip
+    return fig.subplots(rows, cols, squeeze=False, **kwargs)
+
+
 def _colorbar(fig, im, label: str, *, top: float, bottom: float) -> None:
     """A colour bar in the figure's right 1.3 inches, at most 3 inches tall."""
     w, h = fig.get_size_inches()
@@ -297,8 +307,8 @@ def gain_scatter(
         return None
     cols = min(3, len(cells))
     rows = math.ceil(len(cells) / cols)
-    fig = _figure(min(WIDTH, 2.9 * cols), 2.6 * rows, constrained=True)
-    axes = fig.subplots(rows, cols, squeeze=False)
+    fig = _figure(min(WIDTH, 2.9 * cols), 2.6 * rows)
+    axes = _panels(fig, rows, cols)
     for ax, (s, c) in zip(axes.ravel(), cells):
         sub = p[p["system"] == s]
         x, y = sub[c].to_numpy(float), sub["delta"].to_numpy(float)
@@ -325,14 +335,20 @@ def selection_plot(history: pd.DataFrame, task: str, *, english: str = "en") -> 
     systems = sorted(h["system"].unique())
     cols = min(3, len(systems))
     rows = math.ceil(len(systems) / cols)
-    fig = _figure(WIDTH, 2.4 * rows + 0.4, constrained=True)
-    axes = fig.subplots(rows, cols, squeeze=False, sharey=True)
+    fig = _figure(WIDTH, 2.5 * rows + 0.3)
+    axes = _panels(fig, rows, cols, sharey=True)
     for ax, s in zip(axes.ravel(), systems):
         sub = h[(h["system"] == s) & (h["seed"] == h[h["system"] == s]["seed"].min())]
         t = sub.pivot_table(index="step", columns="language", values="score", aggfunc="first")
-        for lang in t.columns:
-            ax.plot(t.index, t[lang], lw=2.2 if lang == english else 0.8, label=lang)
+        targets = [c for c in t.columns if c != english]
+        # every target language thin and grey (PAN-X has 47: a legend of each is unreadable),
+        # their mean and English drawn over them
+        for lang in targets:
+            ax.plot(t.index, t[lang], lw=0.6, color="#bbb")
+        if targets:
+            ax.plot(t.index, t[targets].mean(axis=1), lw=1.6, color="#2166ac", label="mean target")
         if english in t.columns:
+            ax.plot(t.index, t[english], lw=2.0, color="#b2182b", label=f"{english} (selects)")
             ax.axvline(t[english].idxmax(), color="black", ls=":", lw=1)
         ax.set_title(s, fontsize=FONT)
         ax.set_xlabel("step", fontsize=FONT - 1)
@@ -340,5 +356,5 @@ def selection_plot(history: pd.DataFrame, task: str, *, english: str = "en") -> 
     for ax in axes.ravel()[len(systems) :]:
         ax.axis("off")
     axes[0, 0].set_ylabel("dev score (%)", fontsize=FONT - 1)
-    axes[0, 0].legend(fontsize=6, ncols=2)
+    axes[0, 0].legend(fontsize=FONT - 2, frameon=False)
     return _render(fig)
