@@ -459,3 +459,33 @@ def test_bench_report_runs_and_prints_its_figures(capsys):
     assert bench.main(["--bootstrap", "100"]) == 0
     out = capsys.readouterr().out
     assert re.search(r"runs, wall s: \d+\.\d\d", out) and "× the 5 s goal" in out
+
+
+def test_figures_drawn_in_worker_processes_equal_those_drawn_here(analysis, monkeypatch):
+    """render.py forks workers for four or more figures: the bytes are the same as drawn
+    serially (and the same on every run: no dates, fixed ids), in the document's order."""
+    pytest.importorskip("matplotlib")
+    from xstilts.report import render
+    from xstilts.report.document import Document
+
+    a = analysis
+
+    def doc():
+        d = Document("t")
+        for task in ("xnli", "udpos"):
+            render.add_figure(d, f"{task}-spread", "c", "spread_plot", a.scores, task, a.systems)
+            render.add_figure(d, f"{task}-gains", "c", "gains_heatmap", a.gains, task, alpha=0.05)
+        render.add_figure(d, "none", "c", "gain_scatter", a.gain_points, a.gains, "xnli", [])
+        return d
+
+    monkeypatch.setenv(render.WORKERS_ENV, "1")
+    serial = doc()
+    render.render_pending(serial)
+    monkeypatch.setenv(render.WORKERS_ENV, "2")
+    monkeypatch.setattr(render, "_workers", lambda n: 2)  # even on a one-core machine
+    forked = doc()
+    render.render_pending(forked)
+    names = ["xnli-spread", "xnli-gains", "udpos-spread", "udpos-gains"]  # "none": nothing drawn
+    assert [f.name for f in serial.figures] == [f.name for f in forked.figures] == names
+    for s, f in zip(serial.figures, forked.figures):
+        assert s.png == f.png and s.svg == f.svg and s.png.startswith(PNG)

@@ -30,12 +30,10 @@ from xstilts.report.design import (
 from xstilts.report.document import (
     Bullets,
     Document,
-    Figure,
     Heading,
     Para,
     Table,
     Verdict,
-    fmt,
     fmt_p,
     no_negative_zero,
     parse_markdown,
@@ -43,6 +41,8 @@ from xstilts.report.document import (
     to_markdown,
 )
 from xstilts.report.findings import findings
+from xstilts.report.render import add_figure, matplotlib_missing, render_pending
+from xstilts.report.tables import variance_table
 from xstilts.report.verdict import verdict
 from xstilts.results.store import atomic_write_text
 
@@ -103,25 +103,15 @@ def csv_tables(a: Analysis) -> dict[str, pd.DataFrame]:
     return t
 
 
-def _matplotlib_missing() -> str:
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError as e:
-        return f"figures left out: matplotlib is not installed ({e})"
-    return ""
+_matplotlib_missing = matplotlib_missing  # a module attribute: tests replace it
 
 
 def _figure(doc: Document, file: str, caption: str, kind: str, *args, **kwargs) -> None:
-    """Add ``figures.<kind>(...)`` to ``doc`` as ``figures/<file>.png`` and ``.svg``; nothing
-    when there is nothing to draw or matplotlib is not installed (the report is still written,
-    with a note instead of figures). Each figure is drawn once (figures._render)."""
-    if _matplotlib_missing():
-        return
-    from xstilts.report import figures
-
-    r = getattr(figures, kind)(*args, **kwargs)
-    if r is not None:
-        doc.add(Figure(file, r.png, caption, svg=r.svg, width_px=r.width_px, dpi=figures.DPI))
+    """``figures.<kind>(...)`` at this place of ``doc``, as ``figures/<file>.png`` and ``.svg``
+    (drawn once, with the others, at the end of build_document); nothing when matplotlib is not
+    installed (the report is still written, with a note instead of figures)."""
+    if not _matplotlib_missing():
+        add_figure(doc, file, caption, kind, *args, **kwargs)
 
 
 def build_document(a: Analysis, preamble: str | None = None) -> Document:
@@ -176,6 +166,7 @@ def build_document(a: Analysis, preamble: str | None = None) -> Document:
         _task_section(doc, a, task)
     _covariates_section(doc, a)
     _methods_section(doc, a)
+    render_pending(doc)
     return doc
 
 
@@ -354,7 +345,7 @@ def _task_section(doc: Document, a: Analysis, task: str) -> None:
     if v is None or v.empty:
         doc.add(Para("No non-baseline system shares languages with the baseline on this task."))
     else:
-        table, caption = _variance_table(v, name)
+        table, caption = variance_table(v, name)
         doc.add(Table(table, "variance.csv", caption))
 
     g = a.gains[a.gains["task"] == task] if len(a.gains) else a.gains
@@ -411,54 +402,6 @@ def _task_section(doc: Document, a: Analysis, task: str) -> None:
             "English; dotted: the English-selected step.",
             "selection_plot", a.results.history, task, english=o.english,
         )  # fmt: skip
-
-
-def _p_pair(r, p: str, p_holm: str) -> str:
-    return f"{fmt_p(r.get(p, math.nan))} ({fmt_p(r.get(p_holm, math.nan))})"
-
-
-def _variance_table(v: pd.DataFrame, name: dict[str, str]) -> tuple[pd.DataFrame, str]:
-    """The task's variance comparison for display; the location test's columns are those the
-    table has (the median language's seed-level test, or Wilcoxon signed-rank)."""
-    median_test = "median_p_holm" in v.columns
-    rows = []
-    for _, r in v.iterrows():
-        row = {
-            "system": name.get(r["system"], r["system"]),
-            "languages": r["n_languages"],
-            "SD base": fmt(r["sd_baseline"]),
-            "SD system": fmt(r["sd_system"]),
-            "SD ratio [CI]": _ratio(r),
-            "Pitman–Morgan t": fmt(r.get("pm_t", math.nan)),
-            "PM p (Holm)": _p_pair(r, "pm_p", "pm_p_holm"),
-            "median Δ": fmt(r.get("median_delta", math.nan)),
-        }
-        if median_test:
-            row["median p (Holm)"] = _p_pair(r, "median_p", "median_p_holm")
-        else:
-            row["Wilcoxon W"] = fmt(r.get("wilcoxon_stat", math.nan), 1)
-            row["Wilcoxon p (Holm)"] = _p_pair(r, "wilcoxon_p", "wilcoxon_p_holm")
-            row["rank-biserial r"] = fmt(r.get("rank_biserial", math.nan))
-        notes = (r.get(k, "") for k in ("pm_note", "wilcoxon_note", "median_note", "note"))
-        row["notes"] = "; ".join(x for x in notes if isinstance(x, str) and x)
-        rows.append(row)
-    location = (
-        "median p: seed-level t test of the median language's Δ"
-        if median_test
-        else "Wilcoxon: per-language deltas vs 0; rank-biserial r its effect size"
-    )
-    return pd.DataFrame(rows), (
-        "SD ratio = SD(system)/SD(baseline) over languages of seed means (bootstrap over "
-        "seeds then languages); Pitman–Morgan: equal paired variances; " + location + "."
-    )
-
-
-def _ratio(r) -> str:
-    if not math.isfinite(r["sd_ratio"]):
-        return "–"
-    if math.isfinite(r["sd_ratio_lo"]):
-        return f"{r['sd_ratio']:.2f} [{r['sd_ratio_lo']:.2f}, {r['sd_ratio_hi']:.2f}]"
-    return f"{r['sd_ratio']:.2f}"
 
 
 def _covariates_section(doc: Document, a: Analysis) -> None:

@@ -64,6 +64,7 @@ class Verdict:
 class Document:
     title: str
     blocks: list = field(default_factory=list)
+    pending: list = field(default_factory=list)  # figures not drawn yet (report/render.py)
 
     def add(self, block) -> None:
         self.blocks.append(block)
@@ -117,7 +118,7 @@ def to_markdown(doc: Document) -> str:
             out += ["```", b.text.rstrip("\n"), "```", ""]
         elif isinstance(b, Table):
             if b.caption:
-                out += [f"*{b.caption}*", ""]
+                out += [_italic(b.caption), ""]
             f = b.frame.reset_index() if _named_index(b.frame) else b.frame
             out.append("| " + " | ".join(str(c) for c in f.columns) + " |")
             out.append("|" + "|".join("---" for _ in f.columns) + "|")
@@ -127,8 +128,15 @@ def to_markdown(doc: Document) -> str:
                 out.append(f"\n(full table: `tables/{b.csv_name}`)")
             out.append("")
         elif isinstance(b, Figure):
-            out += [f"![{b.caption}](figures/{b.name}.png)", "", f"*{b.caption}*", ""]
+            alt = b.caption.replace("*", "").replace("[", "(").replace("]", ")")
+            out += [f"![{alt}](figures/{b.name}.png)", "", _italic(b.caption), ""]
     return "\n".join(out)
+
+
+def _italic(text: str) -> str:
+    """``*text*``, unless the text has asterisks of its own (a '*' mark, an *emphasis*): then
+    wrapping it would pair the wrong asterisks, so it stays upright."""
+    return text if "*" in text else f"*{text}*"
 
 
 def _named_index(frame: pd.DataFrame) -> bool:
