@@ -489,3 +489,31 @@ def test_figures_drawn_in_worker_processes_equal_those_drawn_here(analysis, monk
     assert [f.name for f in serial.figures] == [f.name for f in forked.figures] == names
     for s, f in zip(serial.figures, forked.figures):
         assert s.png == f.png and s.svg == f.svg and s.png.startswith(PNG)
+
+
+def test_decomposition_section_goes_right_after_the_forest_plot(analysis, tmp_path, monkeypatch):
+    """The slot for report/decomposition.py (written separately): used when the analysis has a
+    decomposition table and the module is importable, placed after the forest plot."""
+    import sys
+
+    import xstilts.report.build as build
+
+    (tmp_path / "fake_decomposition.py").write_text(
+        "from xstilts.report.document import Heading, Para\n"
+        "def decomposition_section(a):\n"
+        "    return [Heading(1, 'Variance decomposition'), Para(f'{len(a.decomposition)} rows')]\n",
+        encoding="utf-8",
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(build, "DECOMPOSITION_MODULE", "fake_decomposition")
+    md = to_markdown(build_document(analysis))
+    assert "Variance decomposition" not in md  # no decomposition table: no section
+    a = dataclasses.replace(analysis)
+    a.decomposition = pd.DataFrame({"component": ["seed"], "ratio": [1.0]})
+    md = to_markdown(build_document(a))
+    assert md.index("> **Verdict.**") < md.index("](figures/forest.png)")
+    assert md.index("](figures/forest.png)") < md.index("## Variance decomposition\n\n1 rows")
+    assert md.index("1 rows") < md.index("Input: ")
+    monkeypatch.setattr(build, "DECOMPOSITION_MODULE", "no_such_module_here")
+    assert "Variance decomposition" not in to_markdown(build_document(a))
+    sys.modules.pop("fake_decomposition", None)
