@@ -206,7 +206,7 @@ def _location(a: Analysis, alpha: float) -> list[tuple[int, float, str]]:
     if p is None:
         return []
     test = "Wilcoxon signed-rank" if wilcoxon else "seed-level t test of the median language"
-    out, ns, untested = [], 0, []
+    sig, ns, untested = [], 0, []
     for i, r in v.iterrows():
         if not math.isfinite(p[i]):
             note = r.get("wilcoxon_note" if wilcoxon else "median_note", "") or "not testable"
@@ -215,15 +215,23 @@ def _location(a: Analysis, alpha: float) -> list[tuple[int, float, str]]:
             effect = f"median Δ {_signed(r.get('median_delta', math.nan))}"
             if wilcoxon and "rank_biserial" in r:
                 effect += f", rank-biserial r {r['rank_biserial']:+.2f}"
-            out.append((SIGNIFICANT, float(p[i]), (
-                f"Taken over languages, the deltas of **{r['system']}** on {r['task']} are "
-                f"significantly shifted: {effect} ({test}, Holm {p_text(p[i])})."
-            )))  # fmt: skip
+            sig.append(
+                (float(p[i]), f"**{r['system']}** on {r['task']} ({effect}, {p_text(p[i])})")
+            )
         else:
             ns += 1
+    out = []
+    if sig:  # one line for all of them, strongest first
+        sig.sort(key=lambda t: t[0])
+        shown = [t for _, t in sig[:MAX_LINES]]
+        more = f" and {len(sig) - MAX_LINES} more" if len(sig) > MAX_LINES else ""
+        out.append((SIGNIFICANT, sig[0][0], (
+            f"Taken over languages ({test}, Holm), the deltas are significantly shifted for "
+            f"{'; '.join(shown)}{more}."
+        )))  # fmt: skip
     if ns:
         out.append((NOT_SIGNIFICANT, 4.0, (
-            f"Taken over languages ({test}), the deltas of {'the other ' if out else ''}{ns} "
+            f"Taken over languages ({test}), the deltas of {'the other ' if sig else ''}{ns} "
             f"task × system cell(s) are not significantly different from zero."
         )))  # fmt: skip
     if untested:
