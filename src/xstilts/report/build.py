@@ -421,6 +421,11 @@ def _covariates_section(doc: Document, a: Analysis) -> None:
 def _methods_section(doc: Document, a: Analysis) -> None:
     o = a.options
     doc.add(Heading(1, "Methods and multiple testing"))
+    location = (  # the location test the variance table has (analysis/variance.py)
+        "the median language's Δ is tested with a seed-level t test."
+        if "median_p_holm" in a.variance.columns
+        else "Wilcoxon signed-rank tests the per-language deltas (exact for small n)."
+    )
     doc.add(
         Bullets(
             [
@@ -433,8 +438,9 @@ def _methods_section(doc: Document, a: Analysis) -> None:
                 "languages would never reject).",
                 "Variance: SD over languages of seed-mean scores; the SD ratio's CI resamples "
                 "seeds then languages (the same languages for both systems). Pitman–Morgan tests "
-                "equal variances of paired samples (t-test of corr(x+y, x−y), n−2 df); Wilcoxon "
-                "signed-rank tests the per-language deltas (exact for small n). The test conditions "
+                "equal variances of paired samples (t-test of corr(x+y, x−y), n−2 df); "
+                + location
+                + " The test conditions "
                 "on the seeds and pairs by language, the CI resamples both, so one language far "
                 "from the rest (often English) can put the CI across 1 while the test rejects; "
                 "the findings say where the two disagree.",
