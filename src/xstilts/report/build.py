@@ -236,6 +236,12 @@ def _averages_section(doc: Document, a: Analysis) -> None:
             row[f"Δ {s} [CI]"] = cell
         rows.append(row)
     doc.add(Heading(1, "Language-averaged deltas"))
+    ci_text = (
+        f"with the {o.level:.0%} CI of the same hierarchical paired bootstrap as the "
+        "per-language deltas (seed draws shared by every language)."
+        if np.isfinite(pd.to_numeric(av["ci_lo"], errors="coerce")).any()
+        else "without CIs (one seed and no per-example predictions: nothing to resample)."
+    )
     english = {True: " (English included)", False: " (English excluded)"}.get(
         _english_in_averages(a), ""
     )
@@ -244,9 +250,8 @@ def _averages_section(doc: Document, a: Analysis) -> None:
             pd.DataFrame(rows),
             "averages.csv",
             f"Δ = system − {o.baseline} of the mean over the task's evaluated languages{english} "
-            "of seed-mean scores, in points of the official score, with the "
-            f"{o.level:.0%} CI of the same hierarchical paired bootstrap as the per-language "
-            "deltas (seed draws shared by every language). * = significant after Holm over "
+            "of seed-mean scores, in points of the official score, " + ci_text + " * = "
+            "significant after Holm over "
             f"every task × system average (α = {o.alpha}); {CELL_MARK} = the intermediate stage "
             "trained on the target's own data.",
         )
