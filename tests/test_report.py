@@ -1,5 +1,6 @@
 """The report: every figure renders, Markdown/HTML/CSV are written, Findings follow the data."""
 
+import dataclasses
 import math
 import re
 
@@ -14,6 +15,7 @@ from xstilts.cli import main
 from xstilts.report.build import build_document, csv_tables
 from xstilts.report.document import to_html, to_markdown
 from xstilts.report.findings import findings
+from xstilts.report.verdict import verdict
 from xstilts.tasks.languages import XTREME_R
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -28,30 +30,57 @@ def analysis(tmp_path_factory):
     return analyze(load_results(tree), FAST)
 
 
-def test_every_figure_renders_from_fixture_rows(analysis):
+def test_every_figure_renders_once_to_png_and_svg(analysis):
     pytest.importorskip("matplotlib")
+    import io
+
     import matplotlib.image as mpimg
 
     from xstilts.report import figures
 
     a = analysis
     langs = sorted(a.scores[a.scores["task"] == "xnli"]["language"].unique())
-    pngs = {
+    sig = a.gains[a.gains["task"] == "xnli"].sort_values("p").head(2)
+    out = {
+        "forest": figures.forest_plot(a.averages, alpha=0.05, baseline="none"),
         "heatmap": figures.delta_heatmap(a.deltas, "xnli", langs, alpha=0.05),
-        "bars": figures.score_bars(a.score_ci, "xnli", a.systems, langs),
+        "scores": figures.score_plot(a.score_ci, "xnli", a.systems, langs),
         "spread": figures.spread_plot(a.scores, "xnli", a.systems),
-        "gains": figures.gain_scatter(a.gain_points, a.gains, "xnli", "mnli"),
+        "gains": figures.gains_heatmap(a.gains, "xnli", alpha=0.05),
+        "scatter": figures.gain_scatter(
+            a.gain_points, a.gains, "xnli", list(zip(sig["system"], sig["covariate"]))
+        ),
         "selection": figures.selection_plot(a.results.history, "xnli"),
     }
-    for name, png in pngs.items():
-        assert png is not None and png.startswith(PNG), name
-        import io
-
-        h, w = mpimg.imread(io.BytesIO(png)).shape[:2]
-        assert w > 400 and h > 100, name
+    for name, r in out.items():
+        assert r is not None and r.png.startswith(PNG), name
+        assert r.svg.lstrip().startswith(b"<?xml") and b"<svg" in r.svg, name
+        h, w = mpimg.imread(io.BytesIO(r.png)).shape[:2]
+        assert (w, h) == (r.width_px, r.height_px) and w > 250 and h > 100, name
+        assert b"<dc:date>" not in r.svg  # no timestamp: the same inputs give the same file
     # nothing to draw: None, not an empty or broken image
     assert figures.delta_heatmap(a.deltas, "no_task", langs, alpha=0.05) is None
     assert figures.selection_plot(a.results.history.iloc[:0], "xnli") is None
+    assert figures.gain_scatter(a.gain_points, a.gains, "xnli", []) is None
+
+
+def test_per_language_figures_grow_with_the_languages():
+    """PAN-X's 47 languages: the figure is taller, not squeezed (same width per label)."""
+    pytest.importorskip("matplotlib")
+    from xstilts.report import figures
+
+    def deltas(n):
+        langs = [f"l{i:02d}" for i in range(n)]
+        rows = [
+            {"task": "t", "language": x, "system": s, "delta": 1.0, "p_holm": 0.01}
+            for x in langs
+            for s in ("a", "b")
+        ]
+        return pd.DataFrame(rows), "t", langs
+
+    small, big = (figures.delta_heatmap(*deltas(n), alpha=0.05) for n in (10, 47))
+    assert big.height_px > 3 * small.height_px
+    assert abs(big.width_px - small.width_px) < 0.1 * small.width_px
 
 
 def test_document_renders_markdown_and_self_contained_html(analysis):
@@ -85,37 +114,73 @@ def test_document_shows_mde_and_marks_same_data_cells(analysis):
     assert "Intermediate and target trained on the same data" in md
     text = " ".join(findings(analysis))
     assert "Same data (marked †)" in text and "**mnli** on xnli (../data/xnli/dev.en.tsv)" in text
-    assert "minimum detectable effect" in text and "xnli (9 languages, 3 seed(s))" in text
+    assert "Minimum detectable effect (80% power" in text
+    assert re.search(r"of a language average: udpos \d+\.\d–\d+\.\d, xnli \d+\.\d;", text)
     # udpos rows record no training data: unknown, said in the notes, never marked
     assert any("same-data check not possible for udpos/mnli" in n for n in analysis.notes)
 
 
 def test_findings_react_to_planted_effect_vs_none(analysis, tmp_path):
-    text = " ".join(findings(analysis))
+    items = findings(analysis)
+    text = " ".join(items)
     # the planted gains, on the language averages (xnli marked: mnli trains on its file)
-    ci = r"\(\+\d+\.\d \[\+\d+\.\d, \+\d+\.\d\], \d+ languages\)"
+    ci = r"\(\+\d+\.\d \[\+\d+\.\d, \+\d+\.\d\]\)"
     # (udpos: 3 seeds whose per-seed gains differ much, t on ~2 df: not significant)
     assert re.search(
-        rf"\*\*mnli\*\* raises the language average of xnli † {ci} "
-        r"significantly \(Holm over 4 task × system averages\); no significant change on "
-        r"udpos; per language",
+        rf"\*\*mnli\*\* raises the language average of xnli † {ci} significantly; no "
+        r"significant change on 1 other task\(s\); per language \d+ of 15 deltas are significant",
         text,
     )
-    assert "significantly positive" in text
-    same = next(s for s in findings(analysis) if "**same** " in s)
-    assert (
-        "makes no significant change to the language average of any of its 2 tested tasks" in same
-    )
-    assert "no significant difference from the baseline" in same
+    # strongest first: the significant system before the identical one
+    mnli = next(i for i, x in enumerate(items) if x.startswith("**mnli** "))
+    same = next(i for i, x in enumerate(items) if x.startswith("**same** "))
+    assert mnli == 0 and same > mnli
+    assert "changes no language average significantly (2 task(s)" in items[same]
+    assert "no per-language delta is significant" in items[same]
     null = analyze(
         load_results(
             write_tree(tmp_path / "null", systems=("none", "mnli"), effect=0.0, pos=False)
         ),
         FAST,
     )
-    mnli = next(s for s in findings(null) if "**mnli** " in s)
-    assert "no significant difference" in mnli and "significantly positive" not in mnli
+    mnli = next(s for s in findings(null) if s.startswith("**mnli** "))
+    assert "changes no language average significantly" in mnli
+    assert "no per-language delta is significant" in mnli
     assert "raises" not in mnli and "lowers" not in mnli
+    v = verdict(null)
+    assert len(v) == 3 and v[0].startswith("No task × system language average moved")
+    assert "could detect a true change of about" in v[1]
+
+
+def test_verdict_is_three_sentences_from_the_tables(analysis):
+    v = verdict(analysis)
+    assert len(v) == 3
+    assert re.match(
+        r"2 of 4 task × system language averages moved significantly after Holm \(points, 95% "
+        r"CI\): 2 up \((xnli|udpos) with mnli \+\d+\.\d\d \[\+\d+\.\d\d, \+\d+\.\d\d\]; "
+        r"(xnli|udpos) with mnli",
+        v[0],
+    )
+    assert v[1].startswith("The other 2 did not;") and "minimum detectable effect" in v[1]
+    assert v[2].startswith("The SD across languages")
+    # a decomposition table, when the analysis has one, gives the spread sentence
+    dec = pd.DataFrame(
+        {
+            "task": ["xnli", "xnli"],
+            "system": ["mnli", "mnli"],
+            "component": ["between-language", "seed"],
+            "ratio": [1.8, 0.9],
+            "ratio_lo": [1.3, 0.5],
+            "ratio_hi": [2.4, 1.6],
+            "p_holm": [0.001, 0.7],
+        }
+    )
+    a = dataclasses.replace(analysis)
+    a.decomposition = dec
+    spread = verdict(a)[2]
+    assert spread.startswith("Spread: the between-language SD ratio")
+    assert "significantly above 1 in 1 and below in 0" in spread and "×1.80 [1.30, 2.40]" in spread
+    assert "the seed SD ratio (system / baseline) has median 0.90" in spread
 
 
 def test_language_averaged_deltas_section(analysis):
@@ -155,17 +220,17 @@ def _spread_csv(path, shrink: float, seed: int = 0):
 def test_findings_report_spread_shrinking_only_when_significant(tmp_path):
     shrunk = analyze(load_results(_spread_csv(tmp_path / "a.csv", 0.6)), FAST)
     text = " ".join(findings(shrunk))
-    assert "shrank significantly for xnli" in text and "classification: xnli" in text
+    assert "Spread across languages shrank significantly for **mnli** on xnli: SD " in text
     assert "cannot be assessed" in text  # one seed and no predictions: no per-language CIs
-    assert "has no CI for any language average (one seed and no per-example data" in text
+    assert "has no CI for any language average (" in text
+    assert "shrank significantly in 1 (Pitman–Morgan, Holm)" in verdict(shrunk)[-1]
     # no shrinking: one draw under the null, which Pitman–Morgan rejects with probability 5%
     # (seed 0's draw, English left out, happens to give p = 0.0097; seed 1's does not)
     flat = analyze(load_results(_spread_csv(tmp_path / "b.csv", 0.0, seed=1)), FAST)
     text = " ".join(findings(flat))
-    assert "did not change significantly for xnli" in text and "shrank" not in text
-    # a test that does not reject is named only (its numbers are in the variance table)
+    assert "did not change significantly in 1 of 1 tested" in text and "shrank" not in text
     # one seed: languages are not replicates, so the median language's delta is not tested
-    assert "deltas are not testable for xnli (1 paired seed(s)" in text
+    assert "Not testable over languages: xnli/mnli (1 paired seed(s)" in text
 
 
 def test_findings_say_when_the_variance_test_and_its_ci_disagree():
@@ -189,6 +254,9 @@ def _check_written(out, *, figures: bool):
         assert (out / ref).is_file()  # every Markdown figure link resolves
     n_png = len(list((out / "figures").glob("*.png")))
     assert html.count("data:image/png;base64,") == n_png
+    assert {p.stem for p in (out / "figures").glob("*.svg")} == {
+        p.stem for p in (out / "figures").glob("*.png")
+    }  # every figure also as SVG
     assert (n_png > 0) == figures
     for name in ("deltas.csv", "variance.csv", "paper.csv", "spread_languages.csv", "gains.csv"):
         assert pd.read_csv(out / "tables" / name) is not None
@@ -205,6 +273,9 @@ def test_cli_report_on_a_results_directory(tmp_path, capsys):
     md = _check_written(out, figures=True)
     # two seeds: every t has about 1 df, so the findings may well find nothing significant
     assert "## Minimum detectable effect" in md and "## Findings" in md
+    assert (
+        md.index("> **Verdict.**") < md.index("![") < md.index("Input: ") < md.index("## Findings")
+    )
     av = pd.read_csv(out / "tables" / "averages.csv")
     assert av["seed_deltas"].str.count(",").eq(1).all() and (av["n_seeds"] == 2).all()
     deltas = pd.read_csv(out / "tables" / "deltas.csv")
@@ -359,3 +430,81 @@ def test_html_renders_italic_but_leaves_lone_asterisks():
     for text in ("+3.76 [+3.11, +4.46] * †", "* = significant; 2 * 3 * 4", "a*b*c"):
         assert _inline(text) == text
     assert _inline("`*x*`") == "<code>*x*</code>"
+
+
+def test_report_on_a_csv_imports_no_torch_transformers_or_lang2vec_module(tmp_path):
+    """Speed: a CSV report needs none of them (torch alone takes seconds to import); lang2vec's
+    data files are read without running its module. Checked in a fresh interpreter."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    csv = write_csv(tmp_path / "p.csv", _published_rows())
+    code = (
+        "import sys; from xstilts.cli import main; "
+        f"rc = main(['report', {str(csv)!r}, '--output-dir', {str(tmp_path / 'o')!r}, "
+        "'--bootstrap', '100']); "
+        "print(rc, sorted(m for m in ('torch', 'transformers', 'lang2vec.lang2vec', "
+        "'pkg_resources') if m in sys.modules))"
+    )
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True, text=True, timeout=300, check=False,
+        env={**os.environ, "PYTHONPATH": src},
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "0 []"
+
+
+def test_bench_report_runs_and_prints_its_figures(capsys):
+    """benchmarks/bench_report.py end to end at a small bootstrap (nothing about speed)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_report.py"
+    spec = importlib.util.spec_from_file_location("bench_report", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert bench.main(["--bootstrap", "100"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"runs, wall s: \d+\.\d\d", out) and "× the 5 s goal" in out
+
+
+def test_figures_drawn_in_worker_processes_equal_those_drawn_here(analysis, monkeypatch):
+    """render.py forks workers for four or more figures: the bytes are the same as drawn
+    serially (and the same on every run: no dates, fixed ids), in the document's order."""
+    pytest.importorskip("matplotlib")
+    from xstilts.report import render
+    from xstilts.report.document import Document
+
+    a = analysis
+
+    def doc():
+        d = Document("t")
+        for task in ("xnli", "udpos"):
+            render.add_figure(d, f"{task}-spread", "c", "spread_plot", a.scores, task, a.systems)
+            render.add_figure(d, f"{task}-gains", "c", "gains_heatmap", a.gains, task, alpha=0.05)
+        render.add_figure(d, "none", "c", "gain_scatter", a.gain_points, a.gains, "xnli", [])
+        return d
+
+    monkeypatch.setenv(render.WORKERS_ENV, "1")
+    serial = doc()
+    render.render_pending(serial)
+    monkeypatch.setenv(render.WORKERS_ENV, "2")
+    monkeypatch.setattr(render, "_workers", lambda n: 2)  # even on a one-core machine
+    forked = doc()
+    render.render_pending(forked)
+    names = ["xnli-spread", "xnli-gains", "udpos-spread", "udpos-gains"]  # "none": nothing drawn
+    assert [f.name for f in serial.figures] == [f.name for f in forked.figures] == names
+    for s, f in zip(serial.figures, forked.figures):
+        assert s.png == f.png and s.svg == f.svg and s.png.startswith(PNG)
+
+
+def test_decomposition_section_goes_right_after_the_forest_plot(analysis):
+    """Verdict, forest plot, then the variance decomposition, then the input and findings."""
+    md = to_markdown(build_document(analysis))
+    assert md.index("> **Verdict.**") < md.index("](figures/forest.png)")
+    assert md.index("](figures/forest.png)") < md.index("# Variance decomposition")
+    assert md.index("# Variance decomposition") < md.index("Input: ")

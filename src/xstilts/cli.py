@@ -158,9 +158,14 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
-    from xstilts import runtime
-
     try:
+        in_launch = os.environ.get("WORLD_SIZE", "").strip() not in ("", "1")
+        if not in_launch and not getattr(args, "device", None):
+            # No process group to join and no device to check: xstilts.runtime imports torch
+            # (~1.5 s), which e.g. `xstilts report` on a CSV never needs.
+            return args.func(args)
+        from xstilts import runtime
+
         if getattr(args, "device", None):
             runtime.use(args.device)  # checked before anything is read or written
         if runtime.world() == 1 or runtime.is_main():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -103,6 +104,15 @@ def analyze(results: Results, options: Options | None = None) -> Analysis:
         raise ValueError("non-finite scores in Results: load them with load_results")
     clean = scores
     tasks = sorted(clean["task"].unique())
+    # The covariates (URIEL vectors: decompressing lang2vec's arrays; tokenizer statistics:
+    # reading evaluation files and tokenising) depend only on the inputs and spend most of
+    # their time outside the GIL, so they run in a thread while the tests run here.
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="covariates")
+    covariates = pool.submit(
+        covariate_table,
+        results, baseline=o.baseline, english=o.english, max_words=o.max_words,
+    )  # fmt: skip
+    pool.shutdown(wait=False)
     paper, paper_notes = paper_table(clean, benchmark=o.benchmark, baseline=o.baseline)
     notes += paper_notes
     deltas, score_ci, averages = compute_deltas(
@@ -144,9 +154,7 @@ def analyze(results: Results, options: Options | None = None) -> Analysis:
         clean, baseline=o.baseline, level=o.level, english=o.english,
         english_in_average=o.english_in_average,
     )  # fmt: skip
-    covs, cov_notes = covariate_table(
-        results, baseline=o.baseline, english=o.english, max_words=o.max_words
-    )
+    covs, cov_notes = covariates.result()  # re-raises what the thread raised
     notes += cov_notes
     gains, points = who_gains(
         clean,

@@ -2,7 +2,8 @@
 fertility and unknown-token rate on the language's evaluation text.
 
 Typology comes from URIEL through ``lang2vec`` (1.1.2 on PyPI, data shipped inside the wheel,
-works offline; it imports ``pkg_resources``, so it needs ``setuptools<81``). That release ships
+works offline); its data files are read directly, so its module (which imports
+``pkg_resources``) is never run. That release ships
 feature vectors but no distance matrices, so distances are computed here as URIEL's paper does
 for vector-valued features: the cosine distance between English's and the language's vectors of
 ``syntax_knn`` (syntactic, 103 WALS/SSWL/Ethnologue features, kNN-imputed), ``fam`` (genetic,
@@ -13,7 +14,6 @@ globe). When lang2vec is missing or fails, every typology column is unavailable 
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -47,57 +47,69 @@ def _cosine_distance(a: np.ndarray, b: np.ndarray) -> float:
     return float(1.0 - a @ b / (na * nb))
 
 
+# lang2vec 1.1.2's FEATURE_SETS_DICT entries for the sets used here: (file under the package's
+# data/, source row, feature-name prefix). Copied, not imported: importing ``lang2vec.lang2vec``
+# costs ~3 s (it imports pkg_resources and, at import time, scans every URIEL language of the
+# genetic table, re-reading its language array once per language) and the report needs 3 sets.
+FEATURE_SETS = {
+    "syntax_knn": ("feature_predictions.npz", "predicted", "S_"),
+    "fam": ("family_features.npz", "FAM", ""),
+    "geo": ("geocoord_features.npz", "GEOCOORDS", ""),
+}
+
+
 @lru_cache(maxsize=1)
-def _lang2vec():
-    """Import ``lang2vec.lang2vec``. Its wheel also installs a *script* ``bin/lang2vec.py``;
-    when Python runs a console script from that ``bin`` (``xstilts report``), ``bin`` is first
-    on ``sys.path`` and the script shadows the package, whose data files are then looked for
-    under ``bin/data``. So directories holding a ``lang2vec.py`` are hidden during the import."""
-    import importlib
+def _lang2vec_data() -> Path:
+    """The ``data`` directory of the installed lang2vec package, found without running it.
+
+    Its wheel also installs a *script* ``bin/lang2vec.py``; when Python runs a console script
+    from that ``bin`` (``xstilts report``), ``bin`` is first on ``sys.path`` and the script
+    would be found instead of the package. So directories holding a ``lang2vec.py`` are
+    skipped, and the package is located by ``PathFinder`` (which imports nothing)."""
     import sys
+    from importlib.machinery import PathFinder
 
-    shadow = sys.modules.get("lang2vec")
-    if shadow is not None and not hasattr(shadow, "__path__"):
-        del sys.modules["lang2vec"]
-    saved = list(sys.path)
-    try:
-        sys.path[:] = [p for p in saved if not (Path(p or ".") / "lang2vec.py").is_file()]
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # pkg_resources deprecation warning on import
-            return importlib.import_module("lang2vec.lang2vec")
-    finally:
-        sys.path[:] = saved
+    paths = [p for p in sys.path if not (Path(p or ".") / "lang2vec.py").is_file()]
+    spec = PathFinder.find_spec("lang2vec", paths)
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("No module named 'lang2vec'")
+    data = Path(next(iter(spec.submodule_search_locations))) / "data"
+    if not (data / "letter_codes.json").is_file():
+        raise ImportError(f"lang2vec at {data.parent} has no data/letter_codes.json")
+    return data
 
 
-def _database(feature_set: str) -> tuple[dict[str, int], np.ndarray, str]:
-    """(language index, data [langs, feats], source) of one lang2vec feature set, read once.
+@lru_cache(maxsize=1)
+def _letter_codes() -> dict[str, str]:
+    """lang2vec's two-letter -> ISO 639-3 table (``data/letter_codes.json``)."""
+    import json
 
-    lang2vec's own ``get_features`` re-reads the compressed array for every feature index it
-    looks up (minutes per call); this reads the same file and selects the same feature names
-    (``prefix``) and source as its ``get_named_set`` does, in one pass. Not cached: the
-    genetic table alone is ~240 MB as float64 and is needed once per report.
-    """
-    l2v = _lang2vec()
-    filename, source, prefix = l2v.FEATURE_SETS_DICT[feature_set]
-    db = np.load(Path(l2v.__file__).parent / "data" / filename)
-    feats = [i for i, f in enumerate(db["feats"]) if str(f).startswith(prefix)]
-    src = np.flatnonzero(db["sources"] == source)
-    data = db["data"][:, feats, :][:, :, src].squeeze(axis=2)  # [langs, feats]
-    index = {str(code): i for i, code in enumerate(db["langs"])}
-    return index, data, source
+    return json.loads((_lang2vec_data() / "letter_codes.json").read_text(encoding="utf-8"))
 
 
 def _vectors(languages: tuple[str, ...], feature_set: str) -> dict[str, np.ndarray | str]:
-    """URIEL vector of every language (or the reason it has none); -1 marks a missing value."""
-    l2v = _lang2vec()
-    index, data, source = _database(feature_set)
+    """URIEL vector of every language (or the reason it has none); -1 marks a missing value.
+
+    lang2vec's own ``get_features`` re-reads the compressed array for every feature index it
+    looks up (minutes per call); this reads the same file once and selects the same feature
+    names (``prefix``) and source as its ``get_named_set`` does, for the wanted languages'
+    rows only (the genetic table is 7970 × 3718: selecting features before rows copies
+    120 MB and took 1.4 s).
+    """
+    codes = _letter_codes()
+    filename, source, prefix = FEATURE_SETS[feature_set]
+    with np.load(_lang2vec_data() / filename) as db:
+        index = {str(code): i for i, code in enumerate(db["langs"])}
+        feats = np.array([str(f).startswith(prefix) for f in db["feats"]])
+        src = int(np.flatnonzero(db["sources"] == source)[0])
+        data = db["data"]  # [langs, feats, sources]
     out: dict[str, np.ndarray | str] = {}
     for lang in languages:
-        code = l2v.LETTER_CODES.get(lang, lang)  # XTREME's two-letter code -> ISO 639-3
+        code = codes.get(lang, lang)  # XTREME's two-letter code -> ISO 639-3
         if code not in index:
             out[lang] = f"'{lang}' ({code}) not in URIEL {source}"
             continue
-        vec = data[index[code]].astype(float)
+        vec = data[index[code], feats, src].astype(float)
         if np.any(vec == -1):
             out[lang] = f"URIEL {source} has missing values for '{lang}'"
             continue
@@ -108,11 +120,10 @@ def _vectors(languages: tuple[str, ...], feature_set: str) -> dict[str, np.ndarr
 def typology(languages: list[str], *, english: str = "en") -> Typology:
     """Cosine distances to ``english`` per kind (syntactic, genetic, geographic)."""
     try:
-        _lang2vec()
-    except Exception as e:  # noqa: BLE001 - ImportError, or pkg_resources missing
+        _letter_codes()
+    except Exception as e:  # noqa: BLE001 - not installed, or its data files unreadable
         return Typology(
-            {k: {} for k in TYPOLOGY},
-            f"lang2vec unavailable ({type(e).__name__}: {e}); install lang2vec and setuptools<81",
+            {k: {} for k in TYPOLOGY}, f"lang2vec unavailable ({type(e).__name__}: {e})"
         )
     langs = tuple(sorted(set(languages) | {english}))
     distances: dict[str, dict[str, float]] = {}

@@ -1,5 +1,10 @@
 """A tiny document model rendered twice: Markdown (figures as files) and self-contained HTML
-(figures embedded as base64 PNG data URIs, so the one file can be mailed or printed)."""
+(figures embedded as base64 PNG data URIs, so the one file can be mailed or printed).
+
+The HTML embeds the PNG rather than the SVG: the PNG is exactly what was drawn (and what the
+screenshot check looks at), whatever fonts the reader's browser has — the SVG keeps its text
+as text, so a browser without the figure's font would re-flow the labels. The SVG files sit
+beside the PNGs under ``figures/`` for print and editing."""
 
 from __future__ import annotations
 
@@ -45,13 +50,21 @@ class Figure:
     name: str  # file name under figures/, without extension
     png: bytes
     caption: str
-    svg: bytes | None = None  # written beside the PNG as figures/<name>.svg when given
+    svg: bytes | None = None  # written as figures/<name>.svg when given
+    width_px: int | None = None  # of the PNG, for its display width in the HTML
+    dpi: int = 144  # of the PNG: shown at dpi/96 PNG pixels per CSS pixel
+
+
+@dataclass
+class Verdict:
+    sentences: list[str]  # the analysis' answer, shown first and set apart
 
 
 @dataclass
 class Document:
     title: str
     blocks: list = field(default_factory=list)
+    pending: list = field(default_factory=list)  # figures not drawn yet (report/render.py)
 
     def add(self, block) -> None:
         self.blocks.append(block)
@@ -97,13 +110,15 @@ def to_markdown(doc: Document) -> str:
             out += [f"{'#' * (b.level + 1)} {b.text}", ""]
         elif isinstance(b, Para):
             out += [b.text, ""]
+        elif isinstance(b, Verdict):
+            out += ["> **Verdict.** " + " ".join(b.sentences), ""]
         elif isinstance(b, Bullets):
             out += [f"- {item}" for item in b.items] + [""]
         elif isinstance(b, Code):
             out += ["```", b.text.rstrip("\n"), "```", ""]
         elif isinstance(b, Table):
             if b.caption:
-                out += [f"*{b.caption}*", ""]
+                out += [_italic(b.caption), ""]
             f = b.frame.reset_index() if _named_index(b.frame) else b.frame
             out.append("| " + " | ".join(str(c) for c in f.columns) + " |")
             out.append("|" + "|".join("---" for _ in f.columns) + "|")
@@ -113,8 +128,15 @@ def to_markdown(doc: Document) -> str:
                 out.append(f"\n(full table: `tables/{b.csv_name}`)")
             out.append("")
         elif isinstance(b, Figure):
-            out += [f"![{b.caption}](figures/{b.name}.png)", "", f"*{b.caption}*", ""]
+            alt = b.caption.replace("*", "").replace("[", "(").replace("]", ")")
+            out += [f"![{alt}](figures/{b.name}.png)", "", _italic(b.caption), ""]
     return "\n".join(out)
+
+
+def _italic(text: str) -> str:
+    """``*text*``, unless the text has asterisks of its own (a '*' mark, an *emphasis*): then
+    wrapping it would pair the wrong asterisks, so it stays upright."""
+    return text if "*" in text else f"*{text}*"
 
 
 def _named_index(frame: pd.DataFrame) -> bool:
@@ -124,14 +146,21 @@ def _named_index(frame: pd.DataFrame) -> bool:
 # --------------------------------------------------------------------------- HTML
 
 _CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;max-width:60rem;margin:2rem auto;
+body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;max-width:64rem;margin:2rem auto;
 padding:0 1rem;color:#222;line-height:1.45}
-table{border-collapse:collapse;margin:.5rem 0 1rem;font-size:.85rem}
-th,td{border:1px solid #ccc;padding:.2rem .45rem;text-align:right}
-th{background:#f3f3f3} td:first-child,th:first-child{text-align:left}
-img{max-width:100%;height:auto} figure{margin:1rem 0} figcaption{font-size:.85rem;color:#555}
-.caption{font-style:italic;color:#444} h1,h2,h3{page-break-after:avoid}
-@media print{body{max-width:none} figure,table{page-break-inside:avoid}}
+.table-wrap{overflow-x:auto;max-width:100%;margin:.5rem 0 1rem}
+table{border-collapse:collapse;font-size:.85rem}
+th,td{border:1px solid #ccc;padding:.2rem .45rem;text-align:right;vertical-align:top}
+td{white-space:nowrap} td.text{white-space:normal;min-width:12rem;text-align:left}
+th{background:#f3f3f3}
+td:first-child,th:first-child{text-align:left;white-space:nowrap}
+img{max-width:100%;height:auto} figure{margin:1rem 0;overflow-x:auto}
+figcaption{font-size:.85rem;color:#555}
+.caption{font-style:italic;color:#444;margin-bottom:.2rem} h1,h2,h3{page-break-after:avoid}
+.verdict{border-left:4px solid #b2182b;background:#fbf4f4;padding:.6rem 1rem;margin:1rem 0}
+.verdict p{margin:.3rem 0} code{font-size:.9em;overflow-wrap:anywhere} pre{overflow-x:auto}
+@media print{body{max-width:none} figure,table{page-break-inside:avoid}
+.table-wrap{overflow:visible}}
 """
 
 
@@ -149,28 +178,42 @@ def to_html(doc: Document) -> str:
             out.append(f"<h{lvl}>{e(b.text)}</h{lvl}>")
         elif isinstance(b, Para):
             out.append(f"<p>{_inline(b.text)}</p>")
+        elif isinstance(b, Verdict):
+            body = " ".join(_inline(x) for x in b.sentences)
+            out.append(f'<div class="verdict"><p><strong>Verdict.</strong> {body}</p></div>')
         elif isinstance(b, Bullets):
             out.append("<ul>" + "".join(f"<li>{_inline(i)}</li>" for i in b.items) + "</ul>")
         elif isinstance(b, Code):
             out.append(f"<pre>{e(b.text)}</pre>")
         elif isinstance(b, Table):
             if b.caption:
-                out.append(f'<p class="caption">{e(b.caption)}</p>')
+                out.append(f'<p class="caption">{_inline(b.caption)}</p>')
             f = b.frame.reset_index() if _named_index(b.frame) else b.frame
-            head = "".join(f"<th>{e(str(c))}</th>" for c in f.columns)
+            head = "".join(f"<th>{_inline(str(c))}</th>" for c in f.columns)
             body = "".join(
-                "<tr>" + "".join(f"<td>{e(fmt(v))}</td>" for v in row) + "</tr>"
+                "<tr>" + "".join(_td(fmt(v)) for v in row) + "</tr>"
                 for row in f.itertuples(index=False)
             )
-            out.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+            out.append(
+                f'<div class="table-wrap"><table><thead><tr>{head}</tr></thead>'
+                f"<tbody>{body}</tbody></table></div>"
+            )
         elif isinstance(b, Figure):
             data = base64.b64encode(b.png).decode("ascii")
+            size = f' width="{round(b.width_px * 96 / b.dpi)}"' if b.width_px else ""
             out.append(
-                f'<figure><img alt="{e(b.caption)}" src="data:image/png;base64,{data}">'
-                f"<figcaption>{e(b.caption)}</figcaption></figure>"
+                f'<figure><img alt="{e(b.caption)}"{size} src="data:image/png;base64,{data}">'
+                f"<figcaption>{_inline(b.caption)}</figcaption></figure>"
             )
     out.append("</body></html>")
     return "\n".join(out)
+
+
+def _td(text: str) -> str:
+    """A table cell: numbers stay on one line (a wide table scrolls in its wrapper instead of
+    breaking "+0.41 [+0.08, +0.73]" over three lines); prose cells (notes) wrap."""
+    cls = ' class="text"' if len(text) > 40 and " " in text else ""
+    return f"<td{cls}>{_inline(text)}</td>"
 
 
 # *italic*: an asterisk that opens (not before a space) and one that closes (not after one);

@@ -1,10 +1,13 @@
-"""The Findings section: sentences written by rules from the analysis tables.
+"""The Findings section: short sentences written by rules from the analysis tables, strongest
+first.
 
-Every sentence is built from numbers in the tables (never canned conclusions): which deltas
-are significant after Holm correction, whether the spread across languages grew or shrank
-(by task group), what spread across seeds looks like, which covariates go with the gains,
-and what English-dev model selection costs. When a test is not significant the sentence says
-"no significant ..."; when it could not be run it says why.
+Every sentence is built from numbers in the tables (never canned conclusions). Order: results
+that are significant after Holm correction, by adjusted p (per system its language averages and
+per-language deltas; spread across languages; the median language's shift; who gains), then
+one line each for what is not significant (the numbers are in the tables), then the design
+(same-data cells, minimum detectable effect, seeds, model selection). A sentence names the
+cell and the effect with its CI; it does not repeat a table's columns.
+
 """
 
 from __future__ import annotations
@@ -15,20 +18,22 @@ import numpy as np
 import pandas as pd
 
 from xstilts.analysis.analyze import Analysis
-from xstilts.evaluation.score import GROUPS
 from xstilts.report.design import same_data_cells
-from xstilts.report.document import fmt_p, no_negative_zero
+from xstilts.report.document import no_negative_zero
+from xstilts.report.verdict import p_text
 
-
-def _group_of(task: str, analysis: Analysis) -> str:
-    for group, tasks in GROUPS[analysis.options.benchmark].items():
-        if task in tasks and group != "multi_choice":
-            return group
-    return "other"
+SIGNIFICANT, NOT_SIGNIFICANT, DESIGN = 0, 1, 2  # tiers of the order
+MAX_LINES = 6  # significant lines of one kind before "and k more"
 
 
 def _signed(v: float, digits: int = 1) -> str:
     return f"{no_negative_zero(v, digits):+.{digits}f}" if math.isfinite(v) else "n/a"
+
+
+def _ci(lo: float, hi: float, digits: int = 1) -> str:
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return ""
+    return f" [{_signed(lo, digits)}, {_signed(hi, digits)}]"
 
 
 def _list(items: list[str]) -> str:
@@ -37,72 +42,74 @@ def _list(items: list[str]) -> str:
     return ", ".join(items[:-1]) + " and " + items[-1]
 
 
+def _num(frame: pd.DataFrame, *names: str) -> pd.Series | None:
+    for n in names:
+        if n in frame.columns:
+            return pd.to_numeric(frame[n], errors="coerce")
+    return None
+
+
 def findings(a: Analysis) -> list[str]:
     alpha = a.options.alpha
     base = a.options.baseline
     others = [s for s in a.systems if s != base]
     if not others:
         return [f"Only the baseline system '{base}' is present: there is nothing to compare."]
-    out = []
-    for s in others:
-        out.append(_overall(a, s, alpha))
-    out.append(_same_data(a))
-    out.append(_mde(a))
-    out += _spread(a, others, alpha)
-    out += [x for s in others if (x := _across_languages(a, s, alpha))]
-    out.append(_seeds(a))
-    out.append(_gains(a, alpha))
-    out.append(_selection(a))
-    return [x for x in out if x]
+    items: list[tuple[int, float, str]] = []  # (tier, strength key: p, text)
+    items += [_system(a, s, alpha) for s in others]
+    items += _spread(a, alpha)
+    items += _location(a, alpha)
+    items += _gains(a, alpha)
+    items += [
+        (DESIGN, i, x) for i, x in enumerate((_same_data(a), _mde(a), _seeds(a), _selection(a)))
+    ]
+    items.sort(key=lambda t: (t[0], t[1]))
+    return [text for _, _, text in items if text]
 
 
-def _overall(a: Analysis, s: str, alpha: float) -> str:
+def _system(a: Analysis, s: str, alpha: float) -> tuple[int, float, str]:
+    """One line per system: its significant language averages, then its per-language deltas."""
     d = a.deltas[a.deltas["system"] == s]
     if d.empty:
-        return f"**{s}** shares no (task, language) with the baseline: no delta."
-    averages, moved = _averages(a, s, alpha)
-    head = f"Against '{a.options.baseline}', **{s}** {averages}"
+        return NOT_SIGNIFICANT, 1.0, f"**{s}** shares no (task, language) with the baseline."
+    averages, p_min = _averages(a, s, alpha)
     tested = d[np.isfinite(d["p_holm"])]
     if tested.empty:
-        reason = d["note"].iloc[0] or "no CI could be computed"
-        return f"{head}; per-language significance cannot be assessed ({reason})."
-    sig = tested[tested["p_holm"] < alpha]
-    up, down = int((sig["delta"] > 0).sum()), int((sig["delta"] < 0).sum())
-    if up == down == 0:
-        return (
-            f"{head}; no per-language delta is significant after Holm correction "
-            f"({len(tested)} tests)"
-            + ("." if moved else ": no significant difference from the baseline.")
-        )
-    best = sig.loc[sig["delta"].abs().idxmax()]
-    return (
-        f"{head}; per language, after Holm correction {up} of {len(tested)} deltas are "
-        f"significantly positive and {down} significantly negative (largest: "
-        f"{best['task']}/{best['language']} {_signed(best['delta'])} "
-        f"[{best['ci_lo']:.1f}, {best['ci_hi']:.1f}])."
-    )
+        reason = next((n for n in d["note"] if isinstance(n, str) and n), "no CI")
+        per = f"per-language significance cannot be assessed ({reason})"
+    else:
+        sig = tested[tested["p_holm"] < alpha]
+        up, down = int((sig["delta"] > 0).sum()), int((sig["delta"] < 0).sum())
+        if up == down == 0:
+            per = f"no per-language delta is significant ({len(tested)} tests)"
+        else:
+            best = sig.loc[sig["delta"].abs().idxmax()]
+            per = (
+                f"per language {up + down} of {len(tested)} deltas are significant ({up} up, "
+                f"{down} down; largest {best['task']}/{best['language']} "
+                f"{_signed(best['delta'])}{_ci(best['ci_lo'], best['ci_hi'])})"
+            )
+            p_min = min(p_min, float(sig["p_holm"].min()))
+    tier = SIGNIFICANT if math.isfinite(p_min) else NOT_SIGNIFICANT
+    return tier, p_min if math.isfinite(p_min) else 1.0, f"**{s}** {averages}; {per}."
 
 
-def _averages(a: Analysis, s: str, alpha: float) -> tuple[str, bool]:
-    """What ``s`` does to each task's language average: the significant ones with their CIs
-    (Holm over every task × system average), then the tasks it leaves unchanged; and whether
-    any average moved significantly."""
+def _averages(a: Analysis, s: str, alpha: float) -> tuple[str, float]:
+    """What ``s`` does to each task's language average (the significant ones with their CIs,
+    Holm over every task × system average), and the smallest significant Holm p (inf if none)."""
     av = a.averages[a.averages["system"] == s] if len(a.averages) else a.averages
     if av.empty:
-        return "has no language-averaged delta", False
+        return "has no language-averaged delta", math.inf
     same = {t for t, sys_ in same_data_cells(a) if sys_ == s}
 
     def one(r: pd.Series) -> str:
         mark = " †" if r["task"] in same else ""
-        return (
-            f"{r['task']}{mark} ({_signed(r['delta_avg'])} [{_signed(r['ci_lo'])}, "
-            f"{_signed(r['ci_hi'])}], {r['n_languages']} languages)"
-        )
+        return f"{r['task']}{mark} ({_signed(r['delta_avg'])}{_ci(r['ci_lo'], r['ci_hi'])})"
 
     tested = av[np.isfinite(av["p_holm"])]
-    sig = tested[tested["p_holm"] < alpha]
+    sig = tested[tested["p_holm"] < alpha].sort_values("p_holm")
     up, down = sig[sig["delta_avg"] > 0], sig[sig["delta_avg"] < 0]
-    rest = sorted(set(tested["task"]) - set(sig["task"]))
+    n_rest = len(tested) - len(sig)
     untested = sorted(set(av["task"]) - set(tested["task"]))
     no_ci = f"; no CI for the average of {_list(untested)}" if untested else ""
     parts = []
@@ -111,114 +118,141 @@ def _averages(a: Analysis, s: str, alpha: float) -> tuple[str, bool]:
     if len(down):
         lowers = _list([one(r) for _, r in down.iterrows()])
         parts.append(("and lowers it on " if parts else "lowers the language average of ") + lowers)
-    n_fam = int(np.isfinite(a.averages["p_holm"]).sum())
     if parts:
-        out = " ".join(parts) + f" significantly (Holm over {n_fam} task × system averages)"
-        return out + (f"; no significant change on {_list(rest)}" if rest else "") + no_ci, True
+        rest = f"; no significant change on {n_rest} other task(s)" if n_rest else ""
+        return " ".join(parts) + " significantly" + rest + no_ci, float(sig["p_holm"].min())
     if tested.empty:
-        why = next((n for n in av["note"] if n), "no standard error")
-        return f"has no CI for any language average ({why})", False
+        why = next((n for n in av["note"] if isinstance(n, str) and n), "no standard error")
+        return f"has no CI for any language average ({why})", math.inf
     largest = one(tested.loc[tested["delta_avg"].abs().idxmax()])
     return (
-        f"makes no significant change to the language average of any of its {len(tested)} "
-        f"tested tasks (Holm over {n_fam} task × system averages; largest {largest}){no_ci}"
-    ), False
-
-
-def _spread(a: Analysis, others: list[str], alpha: float) -> list[str]:
-    v = a.variance
-    if v.empty:
-        return [
-            "No task has the baseline and another system on shared languages: no variance comparison."
-        ]
-    out = []
-    for s in others:
-        vs = v[v["system"] == s]
-        if vs.empty:
-            continue
-        by_group: dict[str, list[str]] = {}
-        grew, shrank, flat, untested = [], [], [], []
-        for _, r in vs.iterrows():
-            g = _group_of(r["task"], a)
-            ci = (
-                f"[{r['sd_ratio_lo']:.2f}, {r['sd_ratio_hi']:.2f}]"
-                if math.isfinite(r["sd_ratio_lo"])
-                else "no CI"
-            )
-            significant = math.isfinite(r["pm_p_holm"]) and r["pm_p_holm"] < alpha
-            disagree = _ci_disagrees(r, significant)
-            desc = (
-                f"{r['task']} (SD {r['sd_baseline']:.2f} → {r['sd_system']:.2f}, ratio "
-                f"{r['sd_ratio']:.2f} {ci}, Pitman–Morgan Holm p={fmt_p(r['pm_p_holm'])}"
-                f"{disagree})"
-            )
-            if not math.isfinite(r["pm_p_holm"]):
-                untested.append(f"{r['task']} ({r['pm_note'] or r['note'] or 'not testable'})")
-            elif significant:
-                (grew if r["sd_system"] > r["sd_baseline"] else shrank).append(desc)
-            else:  # the numbers are in the variance table; named here only where CI disagrees
-                flat.append(desc if disagree else r["task"])
-            by_group.setdefault(g, []).append(r["task"])
-        parts = []
-        if grew:
-            parts.append(f"grew significantly for {_list(grew)}")
-        if shrank:
-            parts.append(f"shrank significantly for {_list(shrank)}")
-        if flat:
-            parts.append(f"did not change significantly for {_list(flat)}")
-        if untested:
-            parts.append(f"could not be tested for {_list(untested)}")
-        groups = "; ".join(f"{g}: {', '.join(ts)}" for g, ts in sorted(by_group.items()))
-        out.append(
-            f"Spread across languages with **{s}** vs the baseline {_list(parts)} "
-            f"(task groups — {groups})."
-        )
-    return out
+        f"changes no language average significantly ({len(tested)} task(s); largest {largest}){no_ci}"
+    ), math.inf
 
 
 def _ci_disagrees(r: pd.Series, significant: bool) -> str:
-    """A warning where the test and the SD ratio's CI disagree. The CI inverts the same
-    Pitman–Morgan test at the unadjusted level, so it excludes 1 exactly when the unadjusted p
-    is below alpha: they disagree only through the Holm adjustment."""
-    lo, hi = r["sd_ratio_lo"], r["sd_ratio_hi"]
+    """A warning where the Holm-adjusted test and the SD ratio's CI disagree. The CI inverts the
+    same Pitman–Morgan test at the unadjusted level, so it excludes 1 exactly when the
+    unadjusted p is below alpha: they disagree only through the Holm adjustment."""
+    lo, hi = r.get("sd_ratio_lo", math.nan), r.get("sd_ratio_hi", math.nan)
     if not (math.isfinite(lo) and math.isfinite(hi)):
         return ""
     covers_one = lo <= 1.0 <= hi
     if significant and covers_one:
-        return "; but the CI includes 1"
+        return "; but the unadjusted CI includes 1"
     if not significant and not covers_one:
-        return "; the CI (not Holm-adjusted) excludes 1"
+        return "; the unadjusted CI excludes 1"
     return ""
 
 
-def _across_languages(a: Analysis, s: str, alpha: float) -> str:
-    v = a.variance[a.variance["system"] == s] if len(a.variance) else pd.DataFrame()
-    if v.empty:
-        return ""
-    sig, ns, untested = [], [], []
-    for _, r in v.iterrows():
-        if not math.isfinite(r["median_p_holm"]):
-            untested.append(f"{r['task']} ({r['median_note'] or 'not testable'})")
+def _spread(a: Analysis, alpha: float) -> list[tuple[int, float, str]]:
+    v = a.variance
+    if v is None or v.empty:
+        return [(NOT_SIGNIFICANT, 1.0, "No task has the baseline and another system on shared languages: no variance comparison.")]  # fmt: skip
+    p = _num(v, "pm_p_holm")
+    if p is None:
+        return []
+    out, flat, disagree, untested = [], [], [], []
+    for i, r in v.iterrows():
+        cell = f"{r['task']}/{r['system']}"
+        if not math.isfinite(p[i]):
+            why = r.get("pm_note") or r.get("note") or "not testable"
+            untested.append(f"{cell} ({why})")
             continue
-        txt = (
-            f"{r['task']} (median-language Δ {_signed(r['median_delta'])}, t over seeds, "
-            f"Holm p={fmt_p(r['median_p_holm'])})"
+        significant = p[i] < alpha
+        warn = _ci_disagrees(r, significant)
+        if significant:
+            verb = "grew" if r["sd_system"] > r["sd_baseline"] else "shrank"
+            out.append((SIGNIFICANT, float(p[i]), (
+                f"Spread across languages {verb} significantly for **{r['system']}** on "
+                f"{r['task']}: SD {r['sd_baseline']:.2f} → {r['sd_system']:.2f}, ratio "
+                f"{r['sd_ratio']:.2f}{_ci(r.get('sd_ratio_lo', math.nan), r.get('sd_ratio_hi', math.nan), 2).replace('+', '')}"
+                f" (Pitman–Morgan, Holm {p_text(p[i])}{warn})."
+            )))  # fmt: skip
+        else:
+            flat.append(cell)
+            if warn:
+                lo, hi = r["sd_ratio_lo"], r["sd_ratio_hi"]
+                disagree.append(f"{cell} ({r['sd_ratio']:.2f} [{lo:.2f}, {hi:.2f}])")
+    if flat:
+        text = (
+            f"Spread across languages did not change significantly in {len(flat)} of "
+            f"{len(flat) + len(out)} tested task × system cells"
         )
-        if r["median_p_holm"] < alpha:
-            sig.append(txt)
-        else:  # the numbers are in the variance table
-            ns.append(r["task"])
-    parts = []
-    if sig:
-        parts.append(f"significantly shifted for {_list(sig)}")
-    if ns:
-        parts.append(f"not significantly different from zero for {_list(ns)}")
+        if disagree:
+            text += (
+                "; the SD ratio's unadjusted CI excludes 1 (not significant after Holm) "
+                f"for {_list(disagree)}"
+            )
+        out.append((NOT_SIGNIFICANT, 2.0, text + "."))
     if untested:
-        parts.append(f"not testable for {_list(untested)}")
-    return (
-        f"Taken over languages (per seed the median language, t-test over seeds), **{s}**'s "
-        f"deltas are {_list(parts)}."
-    )
+        out.append((NOT_SIGNIFICANT, 3.0, f"Spread could not be tested for {_list(untested)}."))
+    return out
+
+
+def _location(a: Analysis, alpha: float) -> list[tuple[int, float, str]]:
+    """The across-language shift of the deltas: the median language's seed-level t test (per
+    seed the median over languages of the deltas, t over seeds: a seed moves every language)."""
+    v = a.variance
+    if v is None or v.empty:
+        return []
+    p = _num(v, "median_p_holm")
+    if p is None:
+        return []
+    test = "seed-level t test of the median language"
+    sig, ns, untested = [], 0, []
+    for i, r in v.iterrows():
+        if not math.isfinite(p[i]):
+            note = r.get("median_note", "") or "not testable"
+            untested.append(f"{r['task']}/{r['system']} ({note})")
+        elif p[i] < alpha:
+            effect = f"median Δ {_signed(r.get('median_delta', math.nan))}"
+            sig.append(
+                (float(p[i]), f"**{r['system']}** on {r['task']} ({effect}, {p_text(p[i])})")
+            )
+        else:
+            ns += 1
+    out = []
+    if sig:  # one line for all of them, strongest first
+        sig.sort(key=lambda t: t[0])
+        shown = [t for _, t in sig[:MAX_LINES]]
+        more = f" and {len(sig) - MAX_LINES} more" if len(sig) > MAX_LINES else ""
+        out.append((SIGNIFICANT, sig[0][0], (
+            f"Taken over languages ({test}, Holm), the deltas are significantly shifted for "
+            f"{'; '.join(shown)}{more}."
+        )))  # fmt: skip
+    if ns:
+        out.append((NOT_SIGNIFICANT, 4.0, (
+            f"Taken over languages ({test}), the deltas of {'the other ' if sig else ''}{ns} "
+            f"task × system cell(s) are not significantly different from zero."
+        )))  # fmt: skip
+    if untested:
+        out.append((NOT_SIGNIFICANT, 5.0, f"Not testable over languages: {_list(untested)}."))
+    return out
+
+
+def _gains(a: Analysis, alpha: float) -> list[tuple[int, float, str]]:
+    g = a.gains[np.isfinite(a.gains["p_holm"])] if len(a.gains) else pd.DataFrame()
+    if g.empty:
+        return [(NOT_SIGNIFICANT, 6.0, "Who gains could not be assessed: no covariate had at least 3 non-English languages.")]  # fmt: skip
+    sig = g[g["p_holm"] < alpha].sort_values("p_holm")
+    out = [
+        (SIGNIFICANT, float(r["p_holm"]), (
+            f"Gains of **{r['system']}** on {r['task']} go with {r['covariate'].replace('_', ' ')}: "
+            f"ρ {r['rho']:+.2f}{_ci(r['ci_lo'], r['ci_hi'], 2)} (Holm {p_text(r['p_holm'])})."
+        ))
+        for _, r in sig.head(MAX_LINES).iterrows()
+    ]  # fmt: skip
+    if len(sig) > MAX_LINES:
+        out.append((SIGNIFICANT, 1.0, f"… and {len(sig) - MAX_LINES} more significant who-gains correlations (task tables)."))  # fmt: skip
+    if sig.empty:
+        top = g.loc[g["rho"].abs().idxmax()]
+        out.append((NOT_SIGNIFICANT, 6.0, (
+            f"No covariate correlates significantly with the per-language gains ({len(g)} "
+            f"tests; strongest: {top['covariate']} for {top['system']} on {top['task']}, "
+            f"ρ {top['rho']:+.2f}, Holm {p_text(top['p_holm'])})."
+        )))  # fmt: skip
+    return out
 
 
 def _seeds(a: Analysis) -> str:
@@ -229,27 +263,14 @@ def _seeds(a: Analysis) -> str:
     parts = []
     for task, g in multi.groupby("task"):
         per = g.groupby("system")["sd"].mean()
-        parts.append(f"{task}: " + ", ".join(f"{s} {per[s]:.2f}" for s in a.systems if s in per))
-    return "Across seeds, the per-language SD averaged over languages is " + "; ".join(parts) + "."
-
-
-def _gains(a: Analysis, alpha: float) -> str:
-    g = a.gains[np.isfinite(a.gains["p_holm"])] if len(a.gains) else pd.DataFrame()
-    if g.empty:
-        return "Who gains could not be assessed: no covariate had at least 3 non-English languages."
-    sig = g[g["p_holm"] < alpha]
-    if len(sig):
-        items = [
-            f"{r['covariate']} for {r['system']} on {r['task']} (ρ={r['rho']:+.2f} "
-            f"[{r['ci_lo']:+.2f}, {r['ci_hi']:+.2f}], Holm p={fmt_p(r['p_holm'])})"
-            for _, r in sig.sort_values("p_holm").head(3).iterrows()
-        ]
-        return f"Gains go with {_list(items)}."
-    top = g.loc[g["rho"].abs().idxmax()]
+        lo, hi = float(per.min()), float(per.max())
+        parts.append(
+            f"{task} {lo:.2f}" if f"{lo:.2f}" == f"{hi:.2f}" else f"{task} {lo:.2f}–{hi:.2f}"
+        )
     return (
-        f"No covariate correlates significantly with the per-language gains after Holm "
-        f"correction ({len(g)} tests; strongest: {top['covariate']} for {top['system']} on "
-        f"{top['task']}, ρ={top['rho']:+.2f}, Holm p={fmt_p(top['p_holm'])})."
+        "Seed SD of a language's score (mean over languages; range over systems): "
+        + ", ".join(parts)
+        + "."
     )
 
 
@@ -258,14 +279,15 @@ def _selection(a: Analysis) -> str:
     if s.empty:
         return ""
     parts = [
-        f"{r['task']}/{r['system']}: mean gap {r['mean_gap']:.2f} points (max {r['max_gap']:.2f}), "
-        f"mean ρ(English dev, target dev) {_signed(r['mean_spearman'], 2)}"
+        f"{r['task']}/{r['system']} {r['mean_gap']:.2f} ({r['max_gap']:.2f}; "
+        f"ρ {_signed(r['mean_spearman'], 2)})"
         for _, r in s.iterrows()
     ]
     return (
-        "Choosing checkpoints on English dev instead of each target language's dev costs — "
-        + "; ".join(parts)
-        + " (oracle measured on the same dev sets, so an upper bound)."
+        "Choosing checkpoints on English dev instead of each target language's dev costs, in "
+        "points (mean gap to the oracle; max; ρ of English and target dev over steps): "
+        + ", ".join(parts)
+        + " — an upper bound: the oracle is scored on the dev set it was chosen on."
     )
 
 
@@ -303,13 +325,17 @@ def _mde(a: Analysis) -> str:
         lo, hi = float(v.min()), float(v.max())
         return f"{lo:.1f}" if round(lo, 1) == round(hi, 1) else f"{lo:.1f}–{hi:.1f}"
 
-    parts = [
-        f"{task} ({g['languages'].max()} languages, {g['seeds'].max()} seed(s)): "
-        f"{rng(g['mde_avg'])} points for the language average, {rng(g['mde_language'])} for "
-        f"one language ({rng(g['mde_language_bonferroni'])} at the Bonferroni level)"
-        for task, g in m.groupby("task", sort=True)
-    ]
-    return (
-        f"With {o.power:.0%} power at α = {o.alpha}, the smallest true delta the design can "
-        f"detect (minimum detectable effect, range over systems) is — {'; '.join(parts)}."
+    avg = ", ".join(f"{t} {rng(g['mde_avg'])}" for t, g in m.groupby("task", sort=True))
+    one = ", ".join(f"{t} {rng(g['mde_language'])}" for t, g in m.groupby("task", sort=True))
+    text = (
+        f"Minimum detectable effect ({o.power:.0%} power, α = {o.alpha} at the first Holm step; "
+        f"points, range over systems) of a language average: {avg}; of one language: {one}."
     )
+    if "seeds_for_1pt" in m.columns and np.isfinite(m["seeds_for_1pt"]).any():
+        need = ", ".join(
+            f"{t} {rng(g['seeds_for_1pt'].dropna()).replace('.0', '')}"
+            for t, g in m.groupby("task", sort=True)
+            if np.isfinite(g["seeds_for_1pt"]).any()
+        )
+        text += f" Seeds needed for a 1-point MDE of the average: {need}."
+    return text
