@@ -156,23 +156,25 @@ def test_verdict_is_three_sentences_from_the_tables(analysis):
     v = verdict(analysis)
     assert len(v) == 3
     assert re.match(
-        r"2 of 4 task × system language averages moved significantly after Holm \(points, 95% "
-        r"CI\): 2 up \((xnli|udpos) with mnli \+\d+\.\d\d \[\+\d+\.\d\d, \+\d+\.\d\d\]; "
-        r"(xnli|udpos) with mnli",
+        r"1 of 4 task × system language averages moved significantly after Holm \(points, 95% "
+        r"CI\): 1 up \(xnli with mnli \+\d+\.\d\d \[\+\d+\.\d\d, \+\d+\.\d\d\]\)\.",
         v[0],
     )
-    assert v[1].startswith("The other 2 did not;") and "minimum detectable effect" in v[1]
-    assert v[2].startswith("The SD across languages")
-    # a decomposition table, when the analysis has one, gives the spread sentence
+    assert v[1].startswith("The other 3 did not;") and "minimum detectable effect" in v[1]
+    # the analysis' decomposition table gives the spread sentence
+    assert v[2].startswith("Spread: the between-language SD ratio")
+    a = dataclasses.replace(analysis)
+    a.decomposition = pd.DataFrame()  # without one, the variance table's SD ratios do
+    assert verdict(a)[2].startswith("The SD across languages")
     dec = pd.DataFrame(
         {
-            "task": ["xnli", "xnli"],
-            "system": ["mnli", "mnli"],
-            "component": ["between-language", "seed"],
-            "ratio": [1.8, 0.9],
-            "ratio_lo": [1.3, 0.5],
-            "ratio_hi": [2.4, 1.6],
-            "p_holm": [0.001, 0.7],
+            "task": ["xnli", "xnli", "xnli"],
+            "system": ["mnli", "mnli", "mnli"],
+            "component": ["language", "seed", "language×seed"],
+            "ratio": [1.8, 0.9, 3.0],
+            "ratio_lo": [1.3, 0.5, 2.0],
+            "ratio_hi": [2.4, 1.6, 4.0],
+            "p_holm": [0.001, 0.7, 0.001],
         }
     )
     a = dataclasses.replace(analysis)
@@ -192,8 +194,10 @@ def test_language_averaged_deltas_section(analysis):
     # 9 languages: English is a row of its own in the task's table, not part of the average
     row = next(line for line in md.splitlines() if line.startswith("| xnli | 9 |"))
     mnli, same = row.removesuffix(" |").split(" | ")[2:4]
-    assert re.fullmatch(r"\+\d+\.\d\d \[\+\d+\.\d\d, \+\d+\.\d\d\] \* †", mnli)
-    assert same == "+0.00 [+0.00, +0.00]"  # identical system: no star, not flagged
+    seeds = r" \(seeds [+-]\d+\.\d\d, [+-]\d+\.\d\d, [+-]\d+\.\d\d\)"  # per-seed Δ of the average
+    assert re.fullmatch(r"\+\d+\.\d\d \[\+\d+\.\d\d, \+\d+\.\d\d\] \* †" + seeds, mnli)
+    # identical system: no star, not flagged
+    assert same == "+0.00 [+0.00, +0.00] (seeds +0.00, +0.00, +0.00)"
     assert "averages.csv" in set(csv_tables(analysis))
 
 

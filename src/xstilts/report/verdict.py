@@ -136,16 +136,16 @@ def _spread(a) -> str:
     return _spread_variance(a)
 
 
-def _component_rows(dec: pd.DataFrame, key: str) -> pd.DataFrame:
-    comp = dec["component"].astype(str).str.lower()
-    return dec[comp.str.contains(key)]
+def _component_rows(dec: pd.DataFrame, component: str) -> pd.DataFrame:
+    """Rows of one component (exact name: "seed" must not match "language×seed")."""
+    return dec[dec["component"].astype(str) == component]
 
 
 def _spread_decomposition(a, dec: pd.DataFrame) -> str:
     """Between-language and seed SD ratios (system / baseline) from the decomposition table."""
     alpha = a.options.alpha
     parts = []
-    for key, what in (("lang", "between-language SD"), ("seed", "seed SD")):
+    for key, what in (("language", "between-language SD"), ("seed", "seed SD")):
         rows = _component_rows(dec, key)
         ratio = _col(rows, "ratio")
         if rows.empty or ratio is None or not np.isfinite(ratio).any():
