@@ -56,7 +56,6 @@ def _cmd_status(args: argparse.Namespace) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     from xstilts.grid import build_graph, check_executor, run_grid
     from xstilts.grid.report import counts_table, results_tables
-
     from xstilts.modeling.model import check_model
     from xstilts.results.destinations import check_run_dir
     from xstilts.results.integrity import VERIFY_ENV

@@ -13,7 +13,6 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from xstilts.analysis import Options, analyze, load_results
     from xstilts.errors import ConfigError
     from xstilts.report import write_report
-
     from xstilts.results.destinations import check_report_dir
 
     source = Path(args.input)

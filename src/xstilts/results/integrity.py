@@ -204,12 +204,14 @@ def _rows_problem(path: Path) -> str | None:
     try:
         with open(path, encoding="utf-8") as f:
             for i, line in enumerate(f, start=1):
-                if line.strip():
+                if not line.strip():
+                    continue
+                try:
                     json.loads(line)
+                except json.JSONDecodeError as e:
+                    return f"line {i}: not JSON ({e.msg})"
     except UnicodeDecodeError:
         return "not UTF-8 text"
-    except json.JSONDecodeError as e:
-        return f"line {i}: not JSON ({e.msg})"
     return None
 
 
