@@ -22,9 +22,7 @@ XNLI = {("xnli", "test", "de"): RECORDS[("xnli", "test", "de")]}
 
 
 def _tree(d: Path) -> dict[str, bytes]:
-    return {
-        str(p.relative_to(d)): p.read_bytes() for p in sorted(d.rglob("*")) if p.is_file()
-    }
+    return {str(p.relative_to(d)): p.read_bytes() for p in sorted(d.rglob("*")) if p.is_file()}
 
 
 def _one_line_error(err: str, *needles: str) -> None:
