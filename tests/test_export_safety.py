@@ -13,8 +13,8 @@ import os
 from pathlib import Path
 
 import pytest
-
 from test_export import RECORDS, _stage
+
 from xstilts.cli import main
 from xstilts.results.xtreme_layout import LAYOUT, MANIFEST, WRITTEN_BY, export_xtreme
 
