@@ -86,9 +86,15 @@ def _cmd_tasks(args: argparse.Namespace) -> int:
 
 
 def _cmd_results(args: argparse.Namespace) -> int:
+    from xstilts.results.integrity import stage_dirs, stage_problems
     from xstilts.results.store import load_rows
     from xstilts.results.tables import format_table, language_table
 
+    for d in stage_dirs(Path(args.dir)):  # a stage without its rows would silently drop out
+        if (d / "stage.json").is_file():
+            _, problems = stage_problems(d, hashes=False)
+            if problems:
+                raise problems[0].error()
     rows = load_rows(args.dir)
     if rows.empty:
         raise XStiltsError(f"{args.dir}: no result rows found")
