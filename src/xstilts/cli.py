@@ -204,9 +204,8 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         # a bug: one line; the traceback under -v
         first = (str(e).strip().splitlines() or [""])[0]
-        _fail(args, f"xstilts: internal error: {type(e).__name__}: {first}")
-        if not args.verbose:
-            print("xstilts: (run with -v for the traceback)", file=sys.stderr)
+        hint = "" if args.verbose else " (run with -v for the traceback)"
+        _fail(args, f"xstilts: internal error: {type(e).__name__}: {first}{hint}")
         return 1
     finally:
         if verify_env is None:
