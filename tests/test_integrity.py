@@ -92,7 +92,8 @@ def test_every_published_file_is_recorded_and_verify_is_clean(base, capsys):
         for rel, meta in files.items():
             assert meta["size"] == (d / rel).stat().st_size
             assert meta["sha256"] == integrity.file_hash(d / rel)
-    assert "rows.jsonl" in files and "predictions/demo_nli.test.de.jsonl" in files
+    zs = json.loads((stage_dir(run, "zero_shot") / "stage.json").read_text())["integrity"]
+    assert {"rows.jsonl", "predictions/demo_nli.test.de.jsonl"} <= set(zs["files"])
     assert main(["verify", str(run)]) == 0
     out = capsys.readouterr().out.strip().splitlines()
     assert len(out) == 1 and "3 stage(s) OK" in out[0]
