@@ -178,8 +178,13 @@ def main(argv: list[str] | None = None) -> int:
     from xstilts import runtime
     from xstilts.results import integrity
 
-    # what rebuilds a damaged stage: this very command (named in the error)
-    integrity.RERUN["command"] = shlex.join(["xstilts", *(sys.argv[1:] if argv is None else argv)])
+    # what rebuilds a damaged stage (named in the error): this very command if it builds stages
+    builds = args.command in ("run", "demo") or getattr(args, "grid_command", None) == "run"
+    integrity.RERUN["command"] = (
+        shlex.join(["xstilts", *(sys.argv[1:] if argv is None else argv)])
+        if builds
+        else "the xstilts run or grid run that built it"
+    )
     verify_env = os.environ.get(integrity.VERIFY_ENV)
     try:
         with runtime.signal_handlers():
