@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 
@@ -58,9 +59,19 @@ def _cmd_status(args: argparse.Namespace) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     from xstilts.grid import build_graph, check_executor, run_grid
     from xstilts.grid.report import counts_table, results_tables
+    from xstilts.modeling.model import check_model
+    from xstilts.results.destinations import check_run_dir
+    from xstilts.results.integrity import VERIFY_ENV
 
     spec, out = _load(args)
     check_executor(spec)  # before reading any data
+    check_run_dir(out)  # a new, empty or run directory: never another one's files
+    if not out.exists():  # a missing model is one line, and leaves no output directory
+        for m in spec.models:
+            c = m.config
+            check_model(c.name_or_path, revision=c.revision, trust_remote_code=c.trust_remote_code)
+    if args.verify:
+        os.environ[VERIFY_ENV] = "1"  # inherited by worker processes
     graph = build_graph(spec, out, echo=print)
     print(counts_table(graph))
     graph, stats = run_grid(spec, out, graph=graph)
@@ -159,6 +170,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="delete a stage's checkpoints once every stage of the grid reading them is done",
     )
     q.add_argument("--quiet-tables", action="store_true", help="no result tables at the end")
+    q.add_argument(
+        "--verify",
+        action="store_true",
+        help="hash every file of every finished stage reused (sizes are always checked)",
+    )
     q.set_defaults(func=_cmd_run)
 
     q = sub.add_parser("stage", help="build one stage in the foreground (debugging a failed stage)")

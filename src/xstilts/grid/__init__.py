@@ -131,8 +131,11 @@ def run_grid(
         + (f"; {len(stats.failed)} failed" if stats.failed else "")
         + (f"; freed {stats.freed_bytes / 2**20:.1f} MiB" if stats.freed_bytes else "")
     )
-    from xstilts.results.xtreme_layout import export_xtreme
+    from xstilts.results.xtreme_layout import ExportRefused, export_xtreme
 
-    export = export_xtreme(out_dir)  # every finished zero-shot stage, ready for xstilts score
-    echo(f"xtreme layout: {export.out} ({len(export.submissions)} submission(s))")
+    try:
+        export = export_xtreme(out_dir)  # every finished zero-shot stage, for xstilts score
+        echo(f"xtreme layout: {export.out} ({len(export.submissions)} submission(s))")
+    except ExportRefused as e:  # the results stand; only the export is not written
+        echo(f"xtreme layout: not written: {e}")
     return graph, stats

@@ -28,6 +28,7 @@ from xstilts.modeling.model import (
     HeadInfo,
     MultiTaskModel,
     TransferReport,
+    check_model,
     load_checkpoint_state,
     load_encoder,
     transfer_encoder,
@@ -56,7 +57,7 @@ from xstilts.results.store import (
     load_rows,
     write_rows,
 )
-from xstilts.results.xtreme_layout import export_xtreme
+from xstilts.results.xtreme_layout import ExportRefused, export_xtreme
 from xstilts.tasks.base import HeadKind, TaskSpec, get_task
 from xstilts.training.loop import PhaseTask, Sampling, seed_everything, train
 
@@ -93,6 +94,12 @@ def run(
     if not runtime.is_main():
         follow(j for seed, system in cells for j in cell_jobs(plan, system, seed, _quiet))
         return pd.DataFrame()
+    if not out_dir.exists():  # a missing model is one line, and leaves no run directory
+        check_model(
+            plan.model_path,
+            revision=cfg.model.revision,
+            trust_remote_code=cfg.model.trust_remote_code,
+        )
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out_dir / "config.yaml", dump_config(cfg))
     keys = []
@@ -105,8 +112,11 @@ def run(
     rows = load_rows(out_dir / "stages")
     rows = rows[(rows["stage"] == "zero_shot") & rows["stage_key"].isin(keys)]
     atomic_write_text(out_dir / "runs.json", json.dumps({"zero_shot_stage_keys": keys}, indent=2))
-    export = export_xtreme(out_dir)  # every finished zero-shot stage, ready for xstilts score
-    echo(f"xtreme layout: {export.out} ({len(export.submissions)} submission(s))")
+    try:
+        export = export_xtreme(out_dir)  # every finished zero-shot stage, for xstilts score
+        echo(f"xtreme layout: {export.out} ({len(export.submissions)} submission(s))")
+    except ExportRefused as e:  # the results stand; only the export is not written
+        echo(f"xtreme layout: not written: {e}")
     return rows.reset_index(drop=True)
 
 
