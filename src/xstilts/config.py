@@ -211,6 +211,15 @@ class TargetConfig:
     encoder_from: EncoderSource | None = None
 
 
+class TrackingBackend(str, Enum):
+    """Experiment trackers a run logs to (``xstilts.tracking``); none by default. Never part
+    of a stage key: tracking changes what is logged, not what is computed."""
+
+    TENSORBOARD = "tensorboard"  # event files under <output>/tensorboard/
+    MLFLOW = "mlflow"  # runs in sqlite:///<output>/mlflow.db unless tracking_uri says otherwise
+    WANDB = "wandb"  # offline run files under <output>/wandb/ unless WANDB_MODE says otherwise
+
+
 @dataclass(frozen=True)
 class RunConfig:
     name: str
@@ -221,6 +230,8 @@ class RunConfig:
     data_dir: str | None = None
     output_dir: str | None = None
     threads: int | None = None  # torch intra-op threads; None keeps torch's default
+    tracking: tuple[TrackingBackend, ...] = ()  # any of tensorboard, mlflow, wandb
+    tracking_uri: str | None = None  # MLflow tracking URI; None: sqlite:///<output>/mlflow.db
 
 
 # --------------------------------------------------------------------------- (de)serialisation

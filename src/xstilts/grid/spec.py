@@ -24,6 +24,7 @@ from xstilts.config import (
     ModelConfig,
     ModelSelection,
     TargetConfig,
+    TrackingBackend,
     from_dict,
     read_yaml_mapping,
     to_dict,
@@ -102,6 +103,8 @@ class _GridFile:
     output_dir: str | None = None
     threads: int | None = None
     execution: Execution = Execution()
+    tracking: tuple[TrackingBackend, ...] = ()  # RunConfig.tracking of every cell
+    tracking_uri: str | None = None
 
 
 @dataclass(frozen=True)
@@ -152,6 +155,9 @@ class GridSpec:
     output_dir: str | None
     threads: int | None
     execution: Execution
+    # experiment tracking of every stage (``xstilts.tracking``); never in a stage key
+    tracking: tuple[TrackingBackend, ...] = ()
+    tracking_uri: str | None = None
 
     def model(self, label: str) -> ModelConfig:
         return next(e.config for e in self.models if e.label == label)
@@ -294,6 +300,8 @@ def parse_grid(raw: dict, *, source: str = "<grid>") -> GridSpec:
         output_dir=g.output_dir,
         threads=g.threads,
         execution=g.execution,
+        tracking=g.tracking,
+        tracking_uri=g.tracking_uri,
     )
     _check_execution(spec.execution, source)
     cells = spec.cells()
