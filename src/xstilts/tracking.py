@@ -237,19 +237,22 @@ def default_mlflow_uri(out_dir: Path) -> str:
 class MLflowTracker:
     """One MLflow run per stage in the experiment named after the run config (the grid).
 
-    Without ``tracking_uri`` the store is ``sqlite:///<output>/mlflow.db`` and artifacts go to
-    ``<output>/mlruns/``; with one (a server, another database) the server decides."""
+    Without ``tracking_uri`` the store is ``sqlite:///<output>/mlflow.db``; artifacts of a
+    local store go to ``<output>/mlruns/``; with a server, the server decides."""
 
     def __init__(self, run: StageRun, uri: str | None):
         from mlflow.entities import Param, RunTag
         from mlflow.tracking import MlflowClient
 
-        own_store = uri is None
-        if own_store:
+        if uri is None:
             run.out_dir.mkdir(parents=True, exist_ok=True)
+        # A local store (ours, or a SQLite file / directory the user names) keeps a new
+        # experiment's artifacts in the output directory; MLflow's default would be ./mlruns
+        # in whatever directory the command runs from. A server decides for itself.
+        local = uri is None or uri.split(":", 1)[0] in ("sqlite", "file") or "://" not in uri
         self.client = MlflowClient(tracking_uri=uri or default_mlflow_uri(run.out_dir))
         exp_id = self._experiment(
-            run.group, (run.out_dir / "mlruns").resolve().as_uri() if own_store else None
+            run.group, (run.out_dir / "mlruns").resolve().as_uri() if local else None
         )
         created = self.client.create_run(
             exp_id,
