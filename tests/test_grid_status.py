@@ -82,7 +82,10 @@ def test_running_failed_and_eta_from_measured_stage_times(half_done):
     assert 0 <= st[inter].beat_age_s < 60 and not st[inter].late
     assert st[base_target].state == "failed" and st[base_target].error == "RuntimeError: disk full"
     assert f"running: intermediate demo_inter seed=2 ({inter}) ({HOST}:" in text
-    assert f"failed:  target demo_nli after none seed=2 ({base_target}): RuntimeError: disk full" in text  # fmt: skip
+    assert (
+        f"failed:  target demo_nli after none seed=2 [target=demo_nli source=en] ({base_target}):"
+        " RuntimeError: disk full"
+    ) in text
     assert "done: 5" in text and "running: 1" in text and "failed: 1" in text
 
     # ETA: per kind, the mean measured wall seconds of finished stages times the stages left

@@ -252,3 +252,45 @@ def test_pretrained_tatoeba_rows_say_no_selection_and_the_key_is_unchanged(
     assert info["inputs"]["selection"] == "best_en_dev"
     assert make_stage("zero_shot", info["inputs"], tmp_path).key == info["key"] == zs.name.split("-")[1]  # fmt: skip
     assert PRETRAINED_NO_SELECTION not in json.dumps(info["inputs"])
+
+
+_TRACK_ONE_STAGE = """
+import sys
+from pathlib import Path
+from xstilts.config import TrackingBackend
+from xstilts.tracking import StageRun, open_tracker
+i, out = sys.argv[1], Path(sys.argv[2])
+run = StageRun("race", f"target-{i}", "target", i, "a stage", out_dir=out)
+with open_tracker([TrackingBackend.MLFLOW], None, run) as tracker:
+    tracker.log_metrics({"train/loss": 1.0}, 1)
+"""
+
+
+def test_workers_starting_on_a_fresh_sqlite_store_all_track(tmp_path):
+    """Grid workers that start at once all create the store's tables on first use: without
+    the lock around it, all but one failed ("duplicate column name") and went untracked."""
+    _needs("mlflow")
+    _needs("sqlalchemy")
+    import os
+    import subprocess
+    import sys
+
+    from mlflow.tracking import MlflowClient
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _TRACK_ONE_STAGE, str(i), str(tmp_path)],
+            env=env,
+            stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        for i in range(3)
+    ]
+    errs = [p.communicate(timeout=300)[1] for p in procs]
+    assert all(p.returncode == 0 for p in procs), errs
+    assert not any("xstilts: warning" in e for e in errs), errs
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("race")
+    runs = client.search_runs([exp.experiment_id])
+    assert sorted(r.info.run_name for r in runs) == ["target-0", "target-1", "target-2"]

@@ -28,6 +28,7 @@ import re
 import sys
 import time
 from collections.abc import Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -234,6 +235,25 @@ def default_mlflow_uri(out_dir: Path) -> str:
     return "sqlite:///" + str((out_dir / "mlflow.db").resolve())
 
 
+@contextmanager
+def _file_lock(path: Path | None):
+    """An exclusive ``flock`` on ``path`` (processes of one host; no-op where unavailable)."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX
+        fcntl = None
+    if path is None or fcntl is None:
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 class MLflowTracker:
     """One MLflow run per stage in the experiment named after the run config (the grid).
 
@@ -250,10 +270,14 @@ class MLflowTracker:
         # experiment's artifacts in the output directory; MLflow's default would be ./mlruns
         # in whatever directory the command runs from. A server decides for itself.
         local = uri is None or uri.split(":", 1)[0] in ("sqlite", "file") or "://" not in uri
-        self.client = MlflowClient(tracking_uri=uri or default_mlflow_uri(run.out_dir))
-        exp_id = self._experiment(
-            run.group, (run.out_dir / "mlruns").resolve().as_uri() if local else None
-        )
+        # The first use of a SQLite store creates its tables (Alembic migrations): two grid
+        # workers doing so at once fail ("duplicate column name"), so local workers take
+        # turns here. Later stages find the tables and pass the lock at once.
+        with _file_lock(run.out_dir / ".mlflow.lock" if local else None):
+            self.client = MlflowClient(tracking_uri=uri or default_mlflow_uri(run.out_dir))
+            exp_id = self._experiment(
+                run.group, (run.out_dir / "mlruns").resolve().as_uri() if local else None
+            )
         created = self.client.create_run(
             exp_id,
             run_name=run.stage,

@@ -227,7 +227,7 @@ def eta_text(snap: Snapshot) -> str:
 
 def status_text(snap: Snapshot) -> str:
     """The table of ``xstilts grid status``."""
-    from xstilts.grid.report import axes_line
+    from xstilts.grid.report import axes_line, node_label
 
     head = f"{'model':22} {'intermediate':22} {'target':12} {'src':4} {'inter':>6} {'target':>7} {'eval':>6} {'score':>7}  now"
     lines = [axes_line(snap.graph), "", head]
@@ -243,10 +243,10 @@ def status_text(snap: Snapshot) -> str:
     lines += ["", f"stages: {total}  ({time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(snap.at))})"]  # fmt: skip
     running = [(nid, s) for nid, s in snap.states.items() if s.state == "running"]
     for nid, s in running:
-        lines.append(f"  running: {snap.graph.nodes[nid].job.label} ({nid}) {s.text()[8:]}")
+        lines.append(f"  running: {node_label(snap.graph.nodes[nid])} ({nid}) {s.text()[8:]}")
     for nid, s in snap.states.items():
         if s.state == "failed":
-            lines.append(f"  failed:  {snap.graph.nodes[nid].job.label} ({nid}): {s.error}")
+            lines.append(f"  failed:  {node_label(snap.graph.nodes[nid])} ({nid}): {s.error}")
     lines.append(eta_text(snap))
     lines.append("score: mean over seeds and languages of the target's primary metric (zero-shot)")
     return "\n".join(lines)
@@ -296,7 +296,7 @@ def _score_tables(snap: Snapshot) -> list[str]:
 def status_html(snap: Snapshot, *, refresh_s: float | None = None) -> str:
     """A self-contained page (inline CSS, no scripts): the status table, what runs and what
     failed, the ETA, and the per-task score tables so far."""
-    from xstilts.grid.report import axes_line
+    from xstilts.grid.report import axes_line, node_label
 
     spec = snap.graph.spec
     when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(snap.at))
@@ -347,7 +347,7 @@ def status_html(snap: Snapshot, *, refresh_s: float | None = None) -> str:
             text = s.text() if s.state == "running" else f"failed: {s.error}"
             parts.append(
                 f"<tr class='{s.state}'><td class='l'>{_esc(nid)}</td>"
-                f"<td class='l'>{_esc(snap.graph.nodes[nid].job.label)}</td>"
+                f"<td class='l'>{_esc(node_label(snap.graph.nodes[nid]))}</td>"
                 f"<td class='l'>{_esc(text)}</td></tr>"
             )
         parts.append("</table>")

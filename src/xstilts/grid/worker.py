@@ -317,7 +317,10 @@ def _worker_main(
     spec: GridSpec, out_dir: str, index: int, threads: int, queue, quiet: bool
 ) -> None:
     """A spawned worker process: rebuild the graph (no torch state crosses a fork) and run."""
+    from xstilts.training.progress import configure_lines
+
     set_threads(threads)
+    configure_lines(prefix=f"[w{index}] ", quiet=quiet)  # its training progress lines too
 
     def echo(msg: str) -> None:
         if not quiet:

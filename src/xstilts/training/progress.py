@@ -23,6 +23,14 @@ PROGRESS_ENV = "XSTILTS_PROGRESS_S"
 DEFAULT_PROGRESS_S = 30.0
 TRACKING_POINTS = 100  # training-curve points per phase sent to a tracker
 
+# per process: what a grid worker puts before its lines, and whether it prints them at all
+_LINES = {"prefix": "", "quiet": False}
+
+
+def configure_lines(*, prefix: str = "", quiet: bool = False) -> None:
+    """This process's progress lines: ``prefix`` (a worker's ``[w0] ``), or none (``quiet``)."""
+    _LINES.update(prefix=prefix, quiet=quiet)
+
 
 def bar_hidden() -> bool:
     """Whether tqdm's bars are silent here (stderr is not a terminal): print lines instead."""
@@ -64,7 +72,7 @@ class TrainMonitor:
     ):
         self.desc, self.total, self.tracker = desc, max(1, total), tracker
         self.enabled = enabled
-        self.lines = enabled and (bar_hidden() if lines is None else lines)
+        self.lines = enabled and not _LINES["quiet"] and (bar_hidden() if lines is None else lines)
         self.every_s = progress_seconds() if every_s is None else every_s
         self.log_every = max(1, math.ceil(self.total / TRACKING_POINTS))
         self.out = out
@@ -73,7 +81,7 @@ class TrainMonitor:
         self.losses: list[float] = []  # since the last tracker point
 
     def _print(self, msg: str) -> None:
-        print(msg, file=self.out or sys.stdout, flush=True)
+        print(_LINES["prefix"] + msg, file=self.out or sys.stdout, flush=True)
 
     def step(self, step: int, loss: float, lr: float, grad_norm: Any, examples_seen: int) -> None:
         """After optimizer step ``step`` (1-based); ``grad_norm`` may be a tensor (read only
