@@ -294,3 +294,46 @@ def test_workers_starting_on_a_fresh_sqlite_store_all_track(tmp_path):
     exp = client.get_experiment_by_name("race")
     runs = client.search_runs([exp.experiment_id])
     assert sorted(r.info.run_name for r in runs) == ["target-0", "target-1", "target-2"]
+
+
+def test_only_the_main_process_tracks_and_names_are_sanitised(monkeypatch, tmp_path):
+    from xstilts import tracking
+
+    calls = []
+
+    class Record:
+        def __init__(self, run, uri):
+            calls.append(("start", run.stage))
+
+        def log_metrics(self, metrics, step):
+            calls.append(("metrics", dict(metrics), step))
+
+        def log_summary(self, metrics):
+            calls.append(("summary", dict(metrics)))
+
+        def log_artifact(self, path):
+            calls.append(("artifact", path.name))
+
+        def finish(self, failed=False):
+            calls.append(("finish", failed))
+
+    monkeypatch.setitem(tracking._BACKENDS, TrackingBackend.TENSORBOARD, Record)
+    run = tracking.StageRun("g", "target-k", "target", "k", "label", out_dir=tmp_path)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    assert not tracking.open_tracker([TrackingBackend.TENSORBOARD], None, run)
+    assert calls == []  # a non-main process of a launch starts no backend at all
+    monkeypatch.setenv("RANK", "0")
+    (tmp_path / "rows.jsonl").write_text("{}\n")
+    with pytest.raises(KeyError):
+        with tracking.open_tracker([TrackingBackend.TENSORBOARD], None, run) as t:
+            t.log_metrics({"zero_shot/tatoeba/de/accuracy@layer3": 1.5, "nan": float("nan")}, 7)
+            t.log_artifact(tmp_path / "rows.jsonl")
+            t.log_artifact(tmp_path / "missing.jsonl")  # nothing to log: skipped
+            raise KeyError("the stage failed")
+    assert calls == [
+        ("start", "target-k"),
+        ("metrics", {"zero_shot/tatoeba/de/accuracy_layer3": 1.5}, 7),
+        ("artifact", "rows.jsonl"),
+        ("finish", True),  # the stage's exception marks the tracked run failed
+    ]
