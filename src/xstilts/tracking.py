@@ -160,11 +160,12 @@ class FanOut:
     def _clean(metrics: Mapping[str, float]) -> dict[str, float]:
         out = {}
         for k, v in metrics.items():
-            if v is None:
-                continue
-            v = float(v)
+            try:
+                v = float(v)
+            except (TypeError, ValueError):
+                continue  # not a number: nothing to plot
             if math.isfinite(v):  # W&B and MLflow reject or mangle NaN/inf
-                out[_BAD_NAME.sub("_", k)] = v
+                out[_BAD_NAME.sub("_", str(k))] = v
         return out
 
     def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
