@@ -43,17 +43,37 @@ def _cmd_plan(args: argparse.Namespace) -> int:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from xstilts.grid import build_graph, grid_rows
-    from xstilts.grid.report import status_table
+    from xstilts.grid.status import watch
 
     spec, out = _load(args)
-    graph = build_graph(spec, out, echo=_quiet)
-    print(status_table(graph))
+    graph = build_graph(spec, out, echo=_quiet)  # the data is read and checked once
+    html = Path(args.html) if args.html else None
+    try:
+        watch(
+            graph, args.watch, html_path=html, clear=args.watch is not None and sys.stdout.isatty()
+        )
+    except KeyboardInterrupt:
+        print()
+    if html is not None:
+        print(f"status page: {html}")
     if args.csv:
         rows = grid_rows(graph)
         rows.to_csv(args.csv, index=False)
         print(f"wrote {len(rows)} rows of finished stages to {args.csv}")
     return 0
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"--watch needs a positive number of seconds, got {text}")
+    return value
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -188,4 +208,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     q = sub.add_parser("status", help="progress table: stages done, running, failed; scores")
     common(q)
     q.add_argument("--csv", help="also write the rows of every finished stage to this CSV")
+    q.add_argument(
+        "--watch",
+        nargs="?",
+        const=30.0,
+        type=_seconds,
+        metavar="SECONDS",
+        help="refresh every SECONDS (default 30) until every stage is built or Ctrl-C",
+    )
+    q.add_argument(
+        "--html",
+        metavar="FILE",
+        help="also write a self-contained status page (table, running/failed stages, ETA, "
+        "scores so far); rewritten at every refresh",
+    )
     q.set_defaults(func=_cmd_status)

@@ -58,6 +58,8 @@ def dump_grid(spec: GridSpec) -> str:
         "output_dir": spec.output_dir,
         "threads": spec.threads,
         "execution": to_dict(spec.execution),
+        "tracking": [b.value for b in spec.tracking],
+        "tracking_uri": spec.tracking_uri,
     }
     return yaml.safe_dump(raw, sort_keys=False, allow_unicode=True)
 

@@ -333,7 +333,10 @@ def _worker_main(
 def _worker_loop(
     spec: GridSpec, out_dir: str, index: int, threads: int, queue, quiet: bool
 ) -> None:
+    from xstilts.training.progress import configure_lines
+
     set_threads(threads)
+    configure_lines(prefix=f"[w{index}] ", quiet=quiet)  # its training progress lines too
 
     def echo(msg: str) -> None:
         if not quiet:
