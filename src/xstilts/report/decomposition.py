@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import io
 import math
 
 import numpy as np
@@ -70,59 +69,6 @@ def _table(d: pd.DataFrame, alpha: float) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def decomposition_figure(d: pd.DataFrame, systems: list[str]) -> tuple[bytes, bytes] | None:
-    """(PNG, SVG): rows = tasks, columns = components (those estimated somewhere: without
-    predictions no example column); in each panel one horizontal bar per system (baseline
-    first) of the component's SD in points with its CI as a whisker. Every panel has its own x
-    scale: the language SD is often ten times the seed SD, and tasks differ as much."""
-    if d.empty or not np.isfinite(d["value"].to_numpy(float)).any():
-        return None
-    from xstilts.report.figures import DPI, WIDTH, _plt
-
-    plt = _plt()
-    tasks = list(dict.fromkeys(d["task"]))
-    shown = [s for s in systems if s in set(d["system"])]
-    finite = d[np.isfinite(d["value"].to_numpy(float))]
-    comps = [c for c in COMPONENTS if c in set(finite["component"])]
-    height = 0.6 + len(tasks) * (0.45 + 0.22 * len(shown))
-    fig, axes = plt.subplots(len(tasks), len(comps), figsize=(WIDTH, height), squeeze=False)
-    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    ypos = np.arange(len(shown))[::-1]
-    for i, task in enumerate(tasks):
-        for j, comp in enumerate(comps):
-            ax = axes[i, j]
-            sub = d[(d["task"] == task) & (d["component"] == comp)].set_index("system")
-            sub = sub.reindex(shown)
-            v = sub["value"].to_numpy(float)
-            sd = np.sqrt(np.where(v >= 0, v, np.nan))
-            lo = np.sqrt(np.clip(sub["lo"].to_numpy(float), 0, None))
-            hi = np.sqrt(np.clip(sub["hi"].to_numpy(float), 0, None))
-            err = np.vstack([sd - lo, hi - sd])
-            err = np.where(np.isfinite(err), np.clip(err, 0, None), 0.0)
-            bars = np.where(np.isfinite(sd), sd, 0.0)
-            ax.barh(ypos, bars, xerr=err, color=colours[: len(shown)], capsize=2, height=0.7)
-            for y, x in zip(ypos, sd):
-                if not math.isfinite(x):
-                    ax.text(0, y, " n/a", va="center", fontsize=6, color="grey")
-            ax.set_yticks(ypos, shown if j == 0 else [""] * len(shown), fontsize=7)
-            ax.tick_params(axis="x", labelsize=7)
-            if i == 0:
-                ax.set_title(f"{LABEL[comp]} SD", fontsize=8)
-            if j == 0:
-                ax.set_ylabel(task, fontsize=8)
-    for ax in axes[-1]:
-        ax.set_xlabel("points", fontsize=7)
-    fig.suptitle("Variance components (SD, 95% CI whiskers) per task and system", fontsize=9)
-    fig.tight_layout()
-    out = []
-    for kind in ("png", "svg"):
-        buf = io.BytesIO()
-        fig.savefig(buf, format=kind, dpi=DPI, bbox_inches="tight")
-        out.append(buf.getvalue())
-    plt.close(fig)
-    return out[0], out[1]
-
-
 def decomposition_section(a: Analysis) -> list:
     """Heading, explanation, one sentence per system, the table and the figure."""
     d = a.decomposition
@@ -169,17 +115,20 @@ def decomposition_section(a: Analysis) -> list:
         )
     )
     try:
-        pics = decomposition_figure(d, a.systems)
+        from xstilts.report.figures import DPI, decomposition_plot
+
+        pic = decomposition_plot(d, a.systems, level=o.level)
     except ImportError:  # no matplotlib: build.py already notes that figures are left out
-        pics = None
-    if pics:
-        png, svg = pics
+        pic = None
+    if pic is not None:
         blocks.append(
             Figure(
                 "variance-decomposition",
-                png,
-                "SD of each variance component per task and system, with 95% CIs",
-                svg=svg,
+                pic.png,
+                f"SD of each variance component per task and system, with {o.level:.0%} CIs",
+                svg=pic.svg,
+                width_px=pic.width_px,
+                dpi=DPI,
             )
         )
     return blocks

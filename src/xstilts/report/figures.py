@@ -163,6 +163,57 @@ def forest_plot(averages: pd.DataFrame, *, alpha: float, baseline: str) -> Rende
     return _render(fig)
 
 
+def decomposition_plot(
+    d: pd.DataFrame, systems: list[str], *, level: float = 0.95
+) -> Rendered | None:
+    """Rows = tasks, columns = variance components (those estimated somewhere: without
+    predictions no example column); in each panel one horizontal bar per system (baseline
+    first) of the component's SD in points with its CI as a whisker. Every panel has its own x
+    scale: the language SD is often ten times the seed SD, and tasks differ as much.
+    ``d``: the decomposition table (analysis/decomposition.py)."""
+    from xstilts.analysis.decomposition import COMPONENTS
+
+    if d.empty or not np.isfinite(d["value"].to_numpy(float)).any():
+        return None
+    tasks = list(dict.fromkeys(d["task"]))
+    shown = [s for s in systems if s in set(d["system"])]
+    finite = d[np.isfinite(d["value"].to_numpy(float))]
+    comps = [c for c in COMPONENTS if c in set(finite["component"])]
+    fig = _figure(WIDTH, 0.9 + len(tasks) * (0.55 + ROW * len(shown)))
+    axes = _panels(fig, len(tasks), len(comps))
+    colours = ["#4477aa", "#ee6677", "#228833", "#ccbb44", "#66ccee", "#aa3377", "#bbbbbb"]
+    ypos = np.arange(len(shown))[::-1]
+    for i, task in enumerate(tasks):
+        for j, comp in enumerate(comps):
+            ax = axes[i, j]
+            sub = d[(d["task"] == task) & (d["component"] == comp)].set_index("system")
+            sub = sub.reindex(shown)
+            v = sub["value"].to_numpy(float)
+            sd = np.sqrt(np.where(v >= 0, v, np.nan))  # [systems] SD in points
+            lo = np.sqrt(np.clip(sub["lo"].to_numpy(float), 0, None))
+            hi = np.sqrt(np.clip(sub["hi"].to_numpy(float), 0, None))
+            err = np.vstack([sd - lo, hi - sd])  # [2, systems] whisker lengths
+            err = np.where(np.isfinite(err), np.clip(err, 0, None), 0.0)
+            bars = np.where(np.isfinite(sd), sd, 0.0)
+            cols = [colours[k % len(colours)] for k in range(len(shown))]
+            ax.barh(ypos, bars, xerr=err, color=cols, capsize=2, height=0.7)
+            for y, x in zip(ypos, sd):
+                if not math.isfinite(x):
+                    ax.text(0, y, " n/a", va="center", fontsize=FONT - 2, color="grey")
+            ax.set_yticks(ypos, shown if j == 0 else [""] * len(shown))
+            _style(ax)
+            if i == 0:
+                ax.set_title(f"{comp} SD", fontsize=FONT)
+            if j == 0:
+                ax.set_ylabel(task, fontsize=FONT)
+    for ax in axes[-1]:
+        ax.set_xlabel("points", fontsize=FONT - 1)
+    fig.suptitle(
+        f"Variance components (SD, {level:.0%} CI whiskers) per task and system", fontsize=FONT
+    )
+    return _render(fig)
+
+
 # --------------------------------------------------------------------------- per task
 
 
