@@ -52,3 +52,21 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory, demo_data: Path) -> Pat
         for field in line.split("\t")[:2]
     ]
     return make_tiny_model(tmp_path_factory.mktemp("tiny-model"), texts)
+
+
+@pytest.fixture(scope="session")
+def tiny_xlmr(tmp_path_factory: pytest.TempPathFactory, demo_data: Path) -> Path:
+    """A 2-layer, hidden-32 XLM-R with a SentencePiece Unigram vocabulary (pad id 1, no
+    token_type_ids) trained in-process on the demo text."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from _tiny import make_tiny_xlmr
+
+    texts = [
+        field
+        for f in sorted(demo_data.rglob("*.tsv"))
+        for line in f.read_text(encoding="utf-8").splitlines()
+        for field in line.split("\t")[:2]
+    ]
+    return make_tiny_xlmr(tmp_path_factory.mktemp("tiny-xlmr"), texts)
