@@ -10,6 +10,56 @@ import pytest
 SHARED_DATA_ENV = "XSTILTS_SHARED_DATA"
 
 
+class NetworkBlocked(OSError):
+    """A test tried to reach a non-loopback address (the suite runs offline)."""
+
+
+def _loopback(host: object) -> bool:
+    import ipaddress
+    import socket
+
+    if host in (None, "", "localhost", socket.gethostname()):
+        return True
+    try:
+        return ipaddress.ip_address(str(host).split("%")[0]).is_loopback
+    except ValueError:
+        return False  # any other host name
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_network():
+    """For the whole session: connecting (or resolving a name) to anything but the loopback
+    raises ``NetworkBlocked``, so no test can reach the hub or any other server unnoticed.
+    Unix sockets and 127.0.0.1 / ::1 (local process groups, test servers) stay open."""
+    import socket
+
+    real_connect, real_connect_ex = socket.socket.connect, socket.socket.connect_ex
+    real_getaddrinfo = socket.getaddrinfo
+
+    def check(sock: socket.socket, address) -> None:
+        if sock.family in (socket.AF_INET, socket.AF_INET6) and not _loopback(address[0]):
+            raise NetworkBlocked(f"test tried to connect to {address!r} (tests run offline)")
+
+    def connect(self, address):
+        check(self, address)
+        return real_connect(self, address)
+
+    def connect_ex(self, address):
+        check(self, address)
+        return real_connect_ex(self, address)
+
+    def getaddrinfo(host, *args, **kwargs):
+        if not _loopback(host.decode() if isinstance(host, bytes) else host):
+            raise NetworkBlocked(f"test tried to resolve {host!r} (tests run offline)")
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(socket.socket, "connect", connect)
+        mp.setattr(socket.socket, "connect_ex", connect_ex)
+        mp.setattr(socket, "getaddrinfo", getaddrinfo)
+        yield
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
