@@ -152,13 +152,16 @@ def _training(
     epochs = steps / per_epoch
     train_tokens = sum(_tokens(t, v[0], length) for t, v in known.items()) * epochs
     evals = math.ceil(steps / (tc.eval_every or per_epoch))
-    dev = {t: min(v[1] or 0, tc.max_dev_examples or 0) for t, v in known.items()}
+    # dev size None: the task has a dev set of unknown size (it still selects a best/)
+    has_dev = tc.max_dev_examples != 0 and any(v[1] is None or v[1] > 0 for v in tasks.values())
+    cap = tc.max_dev_examples if tc.max_dev_examples is not None else math.inf  # None: all
+    dev = {t: min(v[1] or 0, cap) for t, v in known.items()}
     dev_tokens = sum(_tokens(t, d, length) for t, d in dev.items()) * evals
     hours = 0.0
     if tput is not None:  # a forward pass costs about a third of a training step
         hours = ((train_tokens + dev_tokens / 3) / tput.at(length) + steps * tput.step_s) / 3600
     kept = 1  # last/
-    if tc.selection is ModelSelection.BEST_EN_DEV and any(dev.values()):
+    if tc.selection is ModelSelection.BEST_EN_DEV and has_dev:
         kept += 1
     if tc.selection is ModelSelection.AVERAGE:
         kept += 1
