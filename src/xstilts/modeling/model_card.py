@@ -87,7 +87,12 @@ def model_card(info: dict, config=None) -> str:
     step = info.get("step", info.get("averaged_steps"))
     lines += [
         f"- **Step:** {step if step is not None else 'n/a'}",
-        f"- **Stage key:** `{info.get('stage', 'unknown')}`",
+        f"- **Stage key:** `{info.get('stage', 'unknown')}`"
+        + (
+            f" (intermediate stage `{(info.get('inputs') or {})['intermediate']}`)"
+            if (info.get("inputs") or {}).get("intermediate")
+            else ""
+        ),
         f"- **xstilts version:** {info.get('xstilts_version', __version__)}",
         "",
         "## Loading",
