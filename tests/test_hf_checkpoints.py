@@ -90,6 +90,7 @@ def test_encoder_and_tokenizer_load_with_auto_classes(tiny_xlmr, tmp_path):
     assert not (d / hf_format.HEAD_WEIGHTS).exists()
 
 
+@pytest.mark.parametrize("fixture", ["tiny_xlmr", "tiny_model"])
 @pytest.mark.parametrize(
     ("kind", "auto", "labels"),
     [
@@ -97,8 +98,10 @@ def test_encoder_and_tokenizer_load_with_auto_classes(tiny_xlmr, tmp_path):
         (HeadKind.SPAN_EXTRACTION, "AutoModelForQuestionAnswering", ()),
     ],
 )
-def test_token_heads_load_with_auto_classes(tiny_xlmr, tmp_path, kind, auto, labels):
-    model, tok = _model(tiny_xlmr, {"t": HeadInfo(kind, labels)})
+def test_token_heads_load_with_auto_classes(fixture, request, tmp_path, kind, auto, labels):
+    """XLM-R and BERT alike: their HF token heads are xstilts' (dropout + one linear)."""
+    path = request.getfixturevalue(fixture)
+    model, tok = _model(path, {"t": HeadInfo(kind, labels)})
     save_checkpoint(model, tok, tmp_path, {"stage": "k", "tasks": ["t"]})
     hf, info = _auto(auto, tmp_path)
     assert not info["missing_keys"], info
@@ -113,6 +116,18 @@ def test_token_heads_load_with_auto_classes(tiny_xlmr, tmp_path, kind, auto, lab
         theirs = out.logits
         assert hf.config.label2id == {lab: i for i, lab in enumerate(labels)}
     torch.testing.assert_close(ours[mask], theirs[mask])
+
+
+def test_bert_classification_head_is_not_mapped(tiny_model, tmp_path):
+    """BERT's HF classification head reads the pooler: xstilts' own head stays separate."""
+    from transformers import AutoModel
+
+    model, tok = _model(tiny_model, {"x": HeadInfo(HeadKind.SEQUENCE_CLASSIFICATION, ("a", "b"))})
+    save_checkpoint(model, tok, tmp_path, {"stage": "k", "tasks": ["x"]})
+    assert (tmp_path / hf_format.HEAD_WEIGHTS).is_file()
+    assert json.loads((tmp_path / "config.json").read_text())["architectures"] == ["BertModel"]
+    _, info = AutoModel.from_pretrained(tmp_path, output_loading_info=True)
+    assert not info["missing_keys"] and not info["unexpected_keys"]
 
 
 def test_unmapped_and_multi_heads_go_to_xstilts_file(tiny_xlmr, tmp_path):
