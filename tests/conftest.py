@@ -10,6 +10,56 @@ import pytest
 SHARED_DATA_ENV = "XSTILTS_SHARED_DATA"
 
 
+class NetworkBlocked(OSError):
+    """A test tried to reach a non-loopback address (the suite runs offline)."""
+
+
+def _loopback(host: object) -> bool:
+    import ipaddress
+    import socket
+
+    if host in (None, "", "localhost", socket.gethostname()):
+        return True
+    try:
+        return ipaddress.ip_address(str(host).split("%")[0]).is_loopback
+    except ValueError:
+        return False  # any other host name
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_network():
+    """For the whole session: connecting (or resolving a name) to anything but the loopback
+    raises ``NetworkBlocked``, so no test can reach the hub or any other server unnoticed.
+    Unix sockets and 127.0.0.1 / ::1 (local process groups, test servers) stay open."""
+    import socket
+
+    real_connect, real_connect_ex = socket.socket.connect, socket.socket.connect_ex
+    real_getaddrinfo = socket.getaddrinfo
+
+    def check(sock: socket.socket, address) -> None:
+        if sock.family in (socket.AF_INET, socket.AF_INET6) and not _loopback(address[0]):
+            raise NetworkBlocked(f"test tried to connect to {address!r} (tests run offline)")
+
+    def connect(self, address):
+        check(self, address)
+        return real_connect(self, address)
+
+    def connect_ex(self, address):
+        check(self, address)
+        return real_connect_ex(self, address)
+
+    def getaddrinfo(host, *args, **kwargs):
+        if not _loopback(host.decode() if isinstance(host, bytes) else host):
+            raise NetworkBlocked(f"test tried to resolve {host!r} (tests run offline)")
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(socket.socket, "connect", connect)
+        mp.setattr(socket.socket, "connect_ex", connect_ex)
+        mp.setattr(socket, "getaddrinfo", getaddrinfo)
+        yield
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
@@ -52,3 +102,21 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory, demo_data: Path) -> Pat
         for field in line.split("\t")[:2]
     ]
     return make_tiny_model(tmp_path_factory.mktemp("tiny-model"), texts)
+
+
+@pytest.fixture(scope="session")
+def tiny_xlmr(tmp_path_factory: pytest.TempPathFactory, demo_data: Path) -> Path:
+    """A 2-layer, hidden-32 XLM-R with a SentencePiece Unigram vocabulary (pad id 1, no
+    token_type_ids) trained in-process on the demo text."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from _tiny import make_tiny_xlmr
+
+    texts = [
+        field
+        for f in sorted(demo_data.rglob("*.tsv"))
+        for line in f.read_text(encoding="utf-8").splitlines()
+        for field in line.split("\t")[:2]
+    ]
+    return make_tiny_xlmr(tmp_path_factory.mktemp("tiny-xlmr"), texts)

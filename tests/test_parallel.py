@@ -17,12 +17,12 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from safetensors.torch import load_file
 
 from xstilts import runtime
 from xstilts.config import RunConfig, from_dict
 from xstilts.errors import ConfigError
 from xstilts.features.base import Family
+from xstilts.modeling.hf_format import read_state
 from xstilts.pipeline import run as run_mod
 from xstilts.pipeline.parallel import check_local
 from xstilts.results.store import ROWS_FILE
@@ -89,7 +89,7 @@ def _stage_dirs(out: Path) -> dict[str, Path]:
 
 
 def _weights(stage: Path, ckpt: str) -> dict[str, torch.Tensor]:
-    return load_file(str(stage / ckpt / "model.safetensors"))
+    return read_state(stage / ckpt)
 
 
 def test_two_processes_train_like_one(tiny_model, demo_data, tmp_path, monkeypatch):

@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 import torch
 from safetensors import safe_open
-from safetensors.torch import load_file
 
 from xstilts.config import RunConfig, from_dict
+from xstilts.modeling.hf_format import read_state
 from xstilts.pipeline import run as run_mod
 from xstilts.results.store import load_rows
 
@@ -94,8 +94,8 @@ def test_same_seed_same_predictions_other_seed_differs(tiny_model, demo_data, tm
     def weights(out: Path, seed: int) -> dict:
         cfg = _cfg(tiny_model, demo_data, seeds=[seed], intermediate={"systems": [[]]})
         run_mod.run(cfg, data_dir=demo_data, out_dir=out, echo=lambda s: None)
-        f = next((out / "stages").glob("target-*/last/model.safetensors"))
-        return load_file(str(f))
+        f = next((out / "stages").glob("target-*/last"))
+        return read_state(f)
 
     a = weights(tmp_path / "a", 1)
     b = weights(tmp_path / "b", 1)

@@ -45,9 +45,11 @@ def _tokenizer_dir(results: Results, ev: Evaluation) -> str | None:
         inputs = json.loads((ev.stage_dir / "stage.json").read_text()).get("inputs", {})
         src = results.stage_dirs.get(inputs.get("target") or "")
         if src is not None:
+            from xstilts.modeling.hf_format import INFO, tokenizer_dir
+
             for sub in ("best", "last"):
-                if (src / sub / "tokenizer").is_dir():
-                    return str(src / sub / "tokenizer")
+                if (src / sub / INFO).is_file():
+                    return str(tokenizer_dir(src / sub))
     return results.model
 
 

@@ -37,6 +37,11 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     from xstilts.grid.report import plan_text
 
     spec, out = _load(args)
+    if args.estimate:  # from the grid file and known sizes: reads no data
+        from xstilts.grid.estimate import estimate, estimate_text
+
+        print(estimate_text(estimate(spec, gpu=args.gpu, throughput=args.throughput)))
+        return 0
     graph = build_graph(spec, out, echo=_quiet)
     print(plan_text(graph, full=args.full))
     return 0
@@ -174,6 +179,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     q = sub.add_parser("plan", help="stage graph and counts; what is done (runs nothing)")
     common(q)
     q.add_argument("--full", action="store_true", help="print the whole stage graph")
+    q.add_argument(
+        "--estimate",
+        action="store_true",
+        help="examples, tokens, steps, GPU-hours, memory and disk per stage kind (reads no data)",
+    )
+    q.add_argument(
+        "--gpu",
+        default="a100",
+        help="GPU type of the default throughput table (v100, t4, a10, l4, a100, h100, h200)",
+    )
+    q.add_argument(
+        "--throughput",
+        action="append",
+        default=[],
+        metavar="BENCH_JSON",
+        help="a table written by `xstilts bench` (one per model; repeatable): measured speed",
+    )
     q.set_defaults(func=_cmd_plan)
 
     q = sub.add_parser("run", help="build every stage that is not done")

@@ -1,7 +1,9 @@
-"""Encoder + one head per task, self-describing safetensors checkpoints, encoder transfer."""
+"""Encoder + one head per task, Hugging Face-loadable checkpoints (``hf_format``), encoder
+transfer."""
 
 from __future__ import annotations
 
+import copy
 import importlib
 import json
 import logging
@@ -12,12 +14,13 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 
 from xstilts.errors import ConfigError, DataError, XStiltsError
-from xstilts.modeling import cache
+from xstilts.modeling import cache, hf_format
 from xstilts.modeling.heads import build_head
+from xstilts.modeling.model_card import model_card
 from xstilts.tasks.base import HeadKind
 
 log = logging.getLogger(__name__)
@@ -151,22 +154,56 @@ def load_encoder(
 
 
 def save_checkpoint(model: MultiTaskModel, tokenizer, out_dir: Path, meta: dict) -> None:
-    """Write weights (safetensors), encoder config, tokenizer and label maps to ``out_dir``."""
+    """Write ``out_dir`` as a Hugging Face model directory (``hf_format``: encoder weights and
+    a mapped head under HF names, config, tokenizer) plus the xstilts heads, ``checkpoint.json``
+    and a model card."""
     out_dir.mkdir(parents=True, exist_ok=True)
     # on the CPU whatever the training device: checkpoints load anywhere
     state = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
     heads = {
         t: {"kind": h.kind.value, "labels": list(h.labels)} for t, h in model.head_info.items()
     }
-    save_file(
-        state,
-        str(out_dir / "model.safetensors"),
-        metadata={"format": "pt", "heads": json.dumps(heads)},
+    enc = model.encoder
+    names = hf_format.name_map(
+        heads, enc.base_model_prefix, enc.config.model_type, type(enc).__name__
     )
-    model.encoder.config.save_pretrained(out_dir / "encoder")
-    tokenizer.save_pretrained(out_dir / "tokenizer")
-    info = {"heads": heads, **meta}
-    (out_dir / "checkpoint.json").write_text(json.dumps(info, indent=2, sort_keys=True))
+    hf_state, rest = hf_format.split_state(state, names)
+    file_meta = {"format": "pt", "heads": json.dumps(heads)}
+    save_file(hf_state, str(out_dir / hf_format.WEIGHTS), metadata=file_meta)
+    if rest:
+        save_file(rest, str(out_dir / hf_format.HEAD_WEIGHTS), metadata=file_meta)
+    _hf_config(enc.config, heads, names["architecture"] or type(enc).__name__).save_pretrained(
+        out_dir
+    )
+    saved = tokenizer.save_pretrained(out_dir)
+    info = {
+        "format": hf_format.FORMAT,
+        "heads": heads,
+        "weights": names,
+        "tokenizer_files": sorted({Path(f).name for f in saved if Path(f).is_file()}),
+        **meta,
+    }
+    (out_dir / hf_format.INFO).write_text(json.dumps(info, indent=2, sort_keys=True, default=str))
+    (out_dir / hf_format.CARD).write_text(model_card(info, enc.config))
+
+
+def _hf_config(config, heads: dict, architecture: str):
+    """A copy of the encoder config naming the class that loads the checkpoint and, for a
+    mapped labelled head, its label names (the encoder's own config is left as it was)."""
+    config = copy.deepcopy(config)
+    config.architectures = [architecture]
+    if len(heads) == 1:
+        (h,) = heads.values()
+        spec = hf_format.HF_HEADS.get(HeadKind(h["kind"]))
+        if (
+            spec is not None
+            and spec.labelled
+            and h["labels"]
+            and architecture.endswith(spec.suffix)
+        ):
+            config.id2label = dict(enumerate(h["labels"]))
+            config.label2id = {lab: i for i, lab in enumerate(h["labels"])}
+    return config
 
 
 def _checkpoint_info(ckpt_dir: Path) -> dict:
@@ -175,7 +212,7 @@ def _checkpoint_info(ckpt_dir: Path) -> dict:
     from xstilts.results.integrity import check_checkpoint
 
     check_checkpoint(ckpt_dir)
-    path = ckpt_dir / "checkpoint.json"
+    path = ckpt_dir / hf_format.INFO
     try:
         info = json.loads(path.read_text(encoding="utf-8"))
         if not isinstance(info, dict) or not isinstance(info.get("heads"), dict):
@@ -196,17 +233,19 @@ def _damaged(path: Path, problem: str) -> XStiltsError:
     return DataError(path, problem)
 
 
-def _load_weights(ckpt_dir: Path) -> dict[str, torch.Tensor]:
-    path = ckpt_dir / "model.safetensors"
+def _load_weights(ckpt_dir: Path, info: dict) -> dict[str, torch.Tensor]:
+    """Every weight under xstilts' names (either checkpoint format); a file that is not
+    safetensors is a damaged checkpoint (one line naming it)."""
     try:
-        return load_file(str(path))
+        return hf_format.read_state(ckpt_dir, info)
     except SafetensorError as e:
-        raise _damaged(path, load_cause(e)) from None
+        # the encoder file, or the heads file beside it (xstilts_heads.safetensors)
+        raise _damaged(ckpt_dir / hf_format.WEIGHTS, load_cause(e)) from None
 
 
 def load_checkpoint(ckpt_dir: Path, *, dropout: float = 0.1, tokenizer: bool = True):
     """Rebuild a ``MultiTaskModel`` and its tokenizer (None unless ``tokenizer``) from a
-    checkpoint directory.
+    checkpoint directory of either format (``hf_format``).
 
     The encoder is built from its config (a deep copy of a cached skeleton when small) and
     every weight is then loaded from the checkpoint, strictly: the skeleton's random values
@@ -215,19 +254,19 @@ def load_checkpoint(ckpt_dir: Path, *, dropout: float = 0.1, tokenizer: bool = T
 
     info = _checkpoint_info(ckpt_dir)
     heads = {t: HeadInfo(HeadKind(h["kind"]), tuple(h["labels"])) for t, h in info["heads"].items()}
-    enc_dir, tok_dir = ckpt_dir / "encoder", ckpt_dir / "tokenizer"
+    cfg_dir = hf_format.config_dir(ckpt_dir)
     on = cache.enabled()
     encoder = cache.module(
-        cache.content_key(enc_dir, "encoder-config") if on else None,
-        lambda: AutoModel.from_config(AutoConfig.from_pretrained(enc_dir)),
+        hf_format.config_key(ckpt_dir) if on else None,
+        lambda: AutoModel.from_config(AutoConfig.from_pretrained(cfg_dir)),
     )
     model = MultiTaskModel(encoder, heads, dropout)
-    model.load_state_dict(_load_weights(ckpt_dir), strict=True)
+    model.load_state_dict(_load_weights(ckpt_dir, info), strict=True)
     tok = None
     if tokenizer:
         tok = cache.tokenizer(
-            cache.content_key(tok_dir, "tokenizer") if on else None,
-            lambda: AutoTokenizer.from_pretrained(tok_dir),
+            hf_format.tokenizer_key(ckpt_dir, info) if on else None,
+            lambda: AutoTokenizer.from_pretrained(hf_format.tokenizer_dir(ckpt_dir)),
         )
     return model, tok, info
 
@@ -265,10 +304,10 @@ def load_checkpoint_state(ckpt_dir: Path) -> dict[str, torch.Tensor]:
     if not cache.enabled():
         return load_checkpoint(ckpt_dir, tokenizer=False)[0].state_dict()
     info = _checkpoint_info(ckpt_dir)
-    enc_key = cache.content_key(ckpt_dir / "encoder", "encoder-config")
+    enc_key = hf_format.config_key(ckpt_dir)
     key = ("state-layout", enc_key, json.dumps(info["heads"], sort_keys=True))
     lay = cache.layout(key, lambda: _state_layout(ckpt_dir))
-    state = _load_weights(ckpt_dir)
+    state = _load_weights(ckpt_dir, info)
     if set(state) != set(lay.keys) or any(
         state[k].dtype != d for k, d in zip(lay.keys, lay.dtypes)
     ):

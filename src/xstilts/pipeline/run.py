@@ -267,7 +267,12 @@ def mlm_job(plan: Plan, seed: int, echo) -> StageJob:
             mc.training,
             seed=seed,
             out_dir=tmp,
-            checkpoint_meta={"stage": stage.key, "tasks": ["mlm"]},
+            checkpoint_meta={
+                "stage": stage.key,
+                "tasks": ["mlm"],
+                "inputs": inputs,
+                "data": {"mlm": data.protocol},
+            },
             desc="masked-LM",
             tracker=tracker,
         )
@@ -361,7 +366,12 @@ def intermediate_job(
             tc,
             seed=seed,
             out_dir=tmp,
-            checkpoint_meta={"stage": stage.key, "tasks": list(system)},
+            checkpoint_meta={
+                "stage": stage.key,
+                "tasks": list(system),
+                "inputs": inputs,
+                "data": {t: plan.intermediate[t].protocol for t in system},
+            },
             desc=f"intermediate {name}",
             sampling=Sampling(ic.sampler, ic.temperature, ic.size_cap),
             tracker=tracker,
@@ -440,7 +450,13 @@ def target_job(
             seed=seed,
             out_dir=tmp,
             on_eval=on_eval,
-            checkpoint_meta={"stage": stage.key, "tasks": [spec.name], "intermediate": name},
+            checkpoint_meta={
+                "stage": stage.key,
+                "tasks": [spec.name],
+                "intermediate": name,
+                "inputs": inputs,
+                "data": {spec.name: plan.target.protocol},
+            },
             desc=f"target {spec.name}",
             tracker=tracker,
         )
