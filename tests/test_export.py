@@ -149,13 +149,19 @@ def test_clash_splits_submission_and_reexport_replaces(tmp_path):
         "org--enc/none/seed0.xnli-from-mnli",
         "org--enc/rte+sick/seed2",
     ]
-    stale = tmp_path / "xtreme" / "stale.txt"
-    stale.write_text("from an older export")
+    mine = tmp_path / "xtreme" / "notes.txt"
+    mine.write_text("the user's own file, not the export's")
+    old_file = tmp_path / "xtreme/org--enc/none/seed0.xnli-from-dev/predictions/xnli/test-de.tsv"
+    assert old_file.is_file()
     # same target and run twice (e.g. two evaluation variants): the stage key tells them apart
     _stage(tmp_path, "e", recs, target="xnli-from-dev", run="r1")
     report = export_xtreme(tmp_path)
     assert "org--enc/none/seed0.r1.xnli-from-dev.e" in report.submissions
-    assert not stale.exists() and not list(tmp_path.glob(".xtreme*"))
+    # the earlier export's files are replaced (the folder it no longer writes is gone); a file
+    # it did not write is kept
+    assert not old_file.exists() and not old_file.parent.parent.parent.exists()
+    assert mine.read_text() == "the user's own file, not the export's"
+    assert not list(tmp_path.glob(".xtreme*"))
 
 
 def test_cli_export_then_score(tmp_path, capsys):

@@ -336,3 +336,25 @@ def test_real_xquad_mlqa_udpos_gold_as_predictions(shared_data, tmp_path):
     lines = (shared_data / "xtreme-udpos/test-en.tsv").read_text(encoding="utf-8").split("\n\n")
     tags = [[row.split("\t")[1] for row in block.splitlines()] for block in lines[:50]]
     assert span_f1(tags, tags)["f1"] == 100.0 and pos_accuracy(tags, tags)["accuracy"] == 100.0
+
+
+@pytest.mark.parametrize("task", ["xnli", "udpos", "tatoeba", "bucc2018", "xcopa", "xquad"])
+def test_byte_order_mark_is_not_data(tmp_path, task):
+    """A UTF-8 BOM opening a file (Windows converters write one) changes no score: evaluate.py
+    would read it into the first label (that line then wrong) or refuse the JSON; xstilts reads
+    utf-8-sig. Every prediction file and every gold file gets one in turn."""
+    suffix, (labels, preds) = CONTENT[task]
+    langs = XTREME.get(task) or XTREME_R[task]
+    write_task(tmp_path / "clean", task, langs)
+    want = score(tmp_path / "clean", "xtreme-r" if task == "xcopa" else "xtreme")[task]
+    for side, content in (("predictions", preds), ("labels", labels)):
+        root = tmp_path / side
+        write_task(root, task, langs)
+        text = content if isinstance(content, str) else json.dumps(content)
+        for lang in langs:
+            (root / side / task / f"test-{lang}.{suffix}").write_text(
+                "\ufeff" + text, encoding="utf-8"
+            )
+        assert score(root, "xtreme-r" if task == "xcopa" else "xtreme")[task] == want, side
+    if task == "xnli":  # 2 of 4 right, the first line among them: 50, not 25
+        assert want["avg_accuracy"] == 50.0

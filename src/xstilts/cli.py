@@ -6,7 +6,9 @@ import argparse
 import contextlib
 import logging
 import os
+import shlex
 import sys
+import traceback
 from pathlib import Path
 
 from xstilts import __version__
@@ -27,6 +29,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if data_dir is not None and not data_dir.is_dir():
         raise XStiltsError(f"data directory not found: {data_dir}")
     out = Path(args.output_dir or cfg.output_dir or f"runs/{cfg.name}")
+    from xstilts.results.destinations import check_run_dir
+
+    check_run_dir(out)  # a new, empty or run directory (resumed): never another one's files
+    if args.verify:
+        from xstilts.results.integrity import VERIFY_ENV
+
+        os.environ[VERIFY_ENV] = "1"
     cfg = replace(cfg, data_dir=str(data_dir) if data_dir else None, output_dir=str(out))
     rows = run(cfg, data_dir=data_dir, out_dir=out)
     if not rows.empty:
@@ -46,7 +55,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from xstilts.demo import run_demo
+    from xstilts.results.destinations import check_run_dir
 
+    check_run_dir(args.output_dir)
     run_demo(Path(args.output_dir), seeds=args.seeds)
     return 0
 
@@ -80,9 +91,15 @@ def _cmd_tasks(args: argparse.Namespace) -> int:
 
 
 def _cmd_results(args: argparse.Namespace) -> int:
+    from xstilts.results.integrity import stage_dirs, stage_problems
     from xstilts.results.store import load_rows
     from xstilts.results.tables import format_table, language_table
 
+    for d in stage_dirs(Path(args.dir)):  # a stage without its rows would silently drop out
+        if (d / "stage.json").is_file():
+            _, problems = stage_problems(d, hashes=False)
+            if problems:
+                raise problems[0].error()
     rows = load_rows(args.dir)
     if rows.empty:
         raise XStiltsError(f"{args.dir}: no result rows found")
@@ -118,6 +135,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--data-dir", help="root of local data files (overrides data_dir)")
     r.add_argument("--output-dir", help="run directory (default: runs/<name>)")
     r.add_argument("--device", help=DEVICE_HELP)
+    r.add_argument(
+        "--verify",
+        action="store_true",
+        help="hash every file of every finished stage reused (sizes are always checked)",
+    )
     r.set_defaults(func=_cmd_run)
 
     d = sub.add_parser("demo", help="offline demo: real MiniLM, generated multilingual data")
@@ -158,42 +180,97 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
-    try:
-        in_launch = os.environ.get("WORLD_SIZE", "").strip() not in ("", "1")
-        if not in_launch and not getattr(args, "device", None):
-            # No process group to join and no device to check: xstilts.runtime imports torch
-            # (~1.5 s), which e.g. `xstilts report` on a CSV never needs.
-            return args.func(args)
-        from xstilts import runtime
+    from xstilts import signals
+    from xstilts.results import integrity
 
-        if getattr(args, "device", None):
-            runtime.use(args.device)  # checked before anything is read or written
-        if runtime.world() == 1 or runtime.is_main():
-            code = args.func(args)
-        else:
-            # Another process of a data-parallel launch (accelerate launch, torchrun): rank 0
-            # prints; this one's output would only repeat it. Errors still go to stderr.
-            with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
-                code = args.func(args)
-        # Left only after success: after a failure the others may be inside a collective that
-        # would never end; the launcher stops them when this process exits.
-        launched = runtime.world() > 1
-        runtime.shutdown()
-        if launched and __name__ == "__main__":
-            # A launched process ends here, skipping interpreter teardown: gloo's background
-            # threads can still be joinable when C++ destructors run at exit, which aborts the
-            # process (std::terminate) after its work is done and makes the launcher report a
-            # failure. Everything this process wrote is closed; flush what it printed.
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(code)
-        return code
+    # what rebuilds a damaged stage (named in the error): this very command if it builds stages
+    builds = args.command in ("run", "demo") or getattr(args, "grid_command", None) == "run"
+    integrity.RERUN["command"] = (
+        shlex.join(["xstilts", *(sys.argv[1:] if argv is None else argv)])
+        if builds
+        else "the xstilts run or grid run that built it"
+    )
+    verify_env = os.environ.get(integrity.VERIFY_ENV)
+    try:
+        with signals.signal_handlers():
+            return _main(args)
     except XStiltsError as e:
-        print(f"xstilts: error: {e}", file=sys.stderr)
+        _fail(args, f"xstilts: error: {e}")
         return 2
     except KeyboardInterrupt:
         print("xstilts: interrupted; finished stages are kept, re-run to resume", file=sys.stderr)
         return 130
+    except signals.Terminated as e:
+        print(f"xstilts: {e}; finished stages are kept, re-run to resume", file=sys.stderr)
+        return e.exit_code
+    except OSError as e:  # a full disk, a read-only or forbidden directory, a vanished file
+        _fail(args, f"xstilts: error: {describe_os_error(e)}")
+        return 2
+    except Exception as e:
+        from xstilts.modeling.model import LOAD_ERRORS, load_cause
+
+        if isinstance(e, LOAD_ERRORS):  # a corrupt or refused file read by a library
+            _fail(args, f"xstilts: error: {load_cause(e)}")
+            return 2
+        # a bug: one line; the traceback under -v
+        first = (str(e).strip().splitlines() or [""])[0]
+        hint = "" if args.verbose else " (run with -v for the traceback)"
+        _fail(args, f"xstilts: internal error: {type(e).__name__}: {first}{hint}")
+        return 1
+    finally:
+        if verify_env is None:
+            os.environ.pop(integrity.VERIFY_ENV, None)
+        else:
+            os.environ[integrity.VERIFY_ENV] = verify_env
+
+
+def describe_os_error(e: OSError) -> str:
+    """``file: cause`` of an OSError (both files of a failed rename)."""
+    cause = e.strerror or str(e)
+    if e.filename is None:
+        return cause
+    if e.filename2 is not None:
+        return f"{e.filename} -> {e.filename2}: {cause}"
+    return f"{e.filename}: {cause}"
+
+
+def _fail(args: argparse.Namespace, line: str) -> None:
+    """The one-line error; under -v the traceback before it."""
+    if args.verbose:
+        traceback.print_exc()
+    print(line, file=sys.stderr)
+
+
+def _main(args: argparse.Namespace) -> int:
+    in_launch = os.environ.get("WORLD_SIZE", "").strip() not in ("", "1")
+    if not in_launch and not getattr(args, "device", None):
+        # No process group to join and no device to check: xstilts.runtime imports torch
+        # (~1.5 s), which e.g. `xstilts report` on a CSV never needs.
+        return args.func(args)
+    from xstilts import runtime
+
+    if getattr(args, "device", None):
+        runtime.use(args.device)  # checked before anything is read or written
+    if runtime.world() == 1 or runtime.is_main():
+        code = args.func(args)
+    else:
+        # Another process of a data-parallel launch (accelerate launch, torchrun): rank 0
+        # prints; this one's output would only repeat it. Errors still go to stderr.
+        with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
+            code = args.func(args)
+    # Left only after success: after a failure the others may be inside a collective that
+    # would never end; the launcher stops them when this process exits.
+    launched = runtime.world() > 1
+    runtime.shutdown()
+    if launched and __name__ == "__main__":
+        # A launched process ends here, skipping interpreter teardown: gloo's background
+        # threads can still be joinable when C++ destructors run at exit, which aborts the
+        # process (std::terminate) after its work is done and makes the launcher report a
+        # failure. Everything this process wrote is closed; flush what it printed.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
 
 
 if __name__ == "__main__":

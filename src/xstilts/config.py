@@ -219,6 +219,15 @@ class TargetConfig:
     encoder_from: EncoderSource | None = None
 
 
+class TrackingBackend(str, Enum):
+    """Experiment trackers a run logs to (``xstilts.tracking``); none by default. Never part
+    of a stage key: tracking changes what is logged, not what is computed."""
+
+    TENSORBOARD = "tensorboard"  # event files under <output>/tensorboard/
+    MLFLOW = "mlflow"  # runs in sqlite:///<output>/mlflow.db unless tracking_uri says otherwise
+    WANDB = "wandb"  # offline run files under <output>/wandb/ unless WANDB_MODE says otherwise
+
+
 @dataclass(frozen=True)
 class HubConfig:
     """Where HF hub datasets are read from (``tasks/readers/hub_source.py``)."""
@@ -241,6 +250,8 @@ class RunConfig:
     output_dir: str | None = None
     threads: int | None = None  # torch intra-op threads; None keeps torch's default
     hub: HubConfig = HubConfig()
+    tracking: tuple[TrackingBackend, ...] = ()  # any of tensorboard, mlflow, wandb
+    tracking_uri: str | None = None  # MLflow tracking URI; None: sqlite:///<output>/mlflow.db
 
 
 # --------------------------------------------------------------------------- grid execution

@@ -13,9 +13,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
     root = Path(args.dir)
     if not root.is_dir():
         raise XStiltsError(f"{root}: not a directory")
-    report = export_xtreme(root, args.output)
-    if not report.files:
-        raise XStiltsError(f"{root}: no finished zero-shot stage with xtreme-scorable predictions")
+    # the destination is checked, and the stages found, before anything is written
+    report = export_xtreme(root, args.output, require=True)
     for sub in report.submissions:
         files = [f for f in report.files if f["submission"] == sub]
         tasks = sorted({f["task"] for f in files})
@@ -38,5 +37,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument("dir", help="run or grid output directory")
-    p.add_argument("--output", help="destination folder (default: DIR/xtreme)")
+    p.add_argument(
+        "--output",
+        help="destination folder (default: DIR/xtreme): new, empty, or an earlier export "
+        "(recognised by its manifest.json); nothing else is overwritten",
+    )
     p.set_defaults(func=_cmd_export)

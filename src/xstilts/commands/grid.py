@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 
@@ -42,12 +43,22 @@ def _cmd_plan(args: argparse.Namespace) -> int:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from xstilts.grid import build_graph, grid_rows
-    from xstilts.grid.report import status_table
+    from xstilts.grid.status import watch
 
     spec, out = _load(args)
-    graph = build_graph(spec, out, echo=_quiet)
-    print(status_table(graph))
+    graph = build_graph(spec, out, echo=_quiet)  # the data is read and checked once
+    html = Path(args.html) if args.html else None
+    try:
+        watch(
+            graph, args.watch, html_path=html, clear=args.watch is not None and sys.stdout.isatty()
+        )
+    except KeyboardInterrupt:
+        print()
+    if html is not None:
+        print(f"status page: {html}")
     if args.csv:
         rows = grid_rows(graph)
         rows.to_csv(args.csv, index=False)
@@ -55,12 +66,32 @@ def _cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"--watch needs a positive number of seconds, got {text}")
+    return value
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from xstilts.grid import build_graph, check_executor, run_grid
     from xstilts.grid.report import counts_table, results_tables
+    from xstilts.modeling.model import check_model
+    from xstilts.results.destinations import check_run_dir
+    from xstilts.results.integrity import VERIFY_ENV
 
     spec, out = _load(args)
     check_executor(spec)  # before reading any data
+    check_run_dir(out)  # a new, empty or run directory: never another one's files
+    if not out.exists():  # a missing model is one line, and leaves no output directory
+        for m in spec.models:
+            c = m.config
+            check_model(c.name_or_path, revision=c.revision, trust_remote_code=c.trust_remote_code)
+    if args.verify:
+        os.environ[VERIFY_ENV] = "1"  # inherited by worker processes
     graph = build_graph(spec, out, echo=print)
     print(counts_table(graph))
     graph, stats = run_grid(spec, out, graph=graph)
@@ -159,6 +190,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="delete a stage's checkpoints once every stage of the grid reading them is done",
     )
     q.add_argument("--quiet-tables", action="store_true", help="no result tables at the end")
+    q.add_argument(
+        "--verify",
+        action="store_true",
+        help="hash every file of every finished stage reused (sizes are always checked)",
+    )
     q.set_defaults(func=_cmd_run)
 
     q = sub.add_parser("stage", help="build one stage in the foreground (debugging a failed stage)")
@@ -172,4 +208,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     q = sub.add_parser("status", help="progress table: stages done, running, failed; scores")
     common(q)
     q.add_argument("--csv", help="also write the rows of every finished stage to this CSV")
+    q.add_argument(
+        "--watch",
+        nargs="?",
+        const=30.0,
+        type=_seconds,
+        metavar="SECONDS",
+        help="refresh every SECONDS (default 30) until every stage is built or Ctrl-C",
+    )
+    q.add_argument(
+        "--html",
+        metavar="FILE",
+        help="also write a self-contained status page (table, running/failed stages, ETA, "
+        "scores so far); rewritten at every refresh",
+    )
     q.set_defaults(func=_cmd_status)

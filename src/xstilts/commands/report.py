@@ -13,8 +13,11 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from xstilts.analysis import Options, analyze, load_results
     from xstilts.errors import ConfigError
     from xstilts.report import write_report
+    from xstilts.results.destinations import check_report_dir
 
     source = Path(args.input)
+    out = Path(args.output_dir) if args.output_dir else Path("reports") / (source.stem or "report")
+    check_report_dir(out)  # before any work: new, empty, or an earlier xstilts report
     preamble = None
     if args.preamble:  # read first: a missing file must not leave a half-written report
         try:
@@ -32,7 +35,6 @@ def _cmd_report(args: argparse.Namespace) -> int:
         english_in_average=args.include_english,
     )
     analysis = analyze(results, options)
-    out = Path(args.output_dir) if args.output_dir else Path("reports") / (source.stem or "report")
     paths = write_report(analysis, out, preamble=preamble)
     n_fig = sum(k.startswith("figures/") for k in paths)
     n_tab = sum(k.startswith("tables/") for k in paths)

@@ -9,7 +9,9 @@ from xstilts.tasks.languages import Benchmark
 
 def _cmd_score(args: argparse.Namespace) -> int:
     from xstilts.evaluation.score import SCORERS, score_folders, summary_lines, write_scores
+    from xstilts.results.destinations import check_output_file
 
+    check_output_file(args.output)  # before scoring: a new file or an earlier score file
     scores = score_folders(
         args.predictions,
         args.labels,
@@ -44,7 +46,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=Benchmark.XTREME.value,
         help="language lists and groups to use (default: xtreme, as evaluate.py)",
     )
-    p.add_argument("--output", required=True, help="JSON file to write (evaluate.py's layout)")
+    p.add_argument(
+        "--output",
+        required=True,
+        help="JSON file to write (evaluate.py's layout): a new file, or an earlier score file",
+    )
     p.add_argument(
         "--strict",
         action="store_true",

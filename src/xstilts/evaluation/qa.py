@@ -178,7 +178,7 @@ class Question:
 
 def _load_json(path: str | Path) -> object:
     try:
-        with open(path, encoding="utf-8") as f:
+        with open(path, encoding="utf-8-sig") as f:  # a leading BOM is not data
             return json.load(f)
     except json.JSONDecodeError as e:
         raise DataError(path, f"invalid JSON: {e.msg} (column {e.colno})", line=e.lineno) from None

@@ -129,7 +129,7 @@ def mewslix_map20(
 def read_lines(path: str | Path) -> list[str]:
     """``evaluate.py`` ``read_label``: every line of the file, stripped (blank lines included)."""
     try:
-        with open(path, encoding="utf-8") as f:
+        with open(path, encoding="utf-8-sig") as f:  # a leading BOM is not data
             return [line.strip() for line in f]
     except UnicodeDecodeError as e:
         raise DataError(path, f"not UTF-8 text: {e}") from None
@@ -160,7 +160,7 @@ def read_mewslix(path: str | Path, *, gold: bool) -> dict[str, list[str]]:
     """A Mewsli-X JSON object: example id -> entity ids (gold: a singleton list; predictions:
     the ranked list), the files ``utils_mewslix.evaluate_all`` and ``evaluate.py`` read."""
     try:
-        with open(path, encoding="utf-8") as f:
+        with open(path, encoding="utf-8-sig") as f:  # a leading BOM is not data
             raw = json.load(f)
     except json.JSONDecodeError as e:
         raise DataError(path, f"invalid JSON: {e.msg} (column {e.colno})", line=e.lineno) from None

@@ -154,7 +154,7 @@ def _line_labels(
 def _xcopa_jsonl(path: Path) -> list[str]:
     out = []
     try:
-        with open(path, encoding="utf-8") as f:
+        with open(path, encoding="utf-8-sig") as f:  # a leading BOM is not data
             for lineno, line in enumerate(f, start=1):
                 try:
                     row = json.loads(line)
@@ -422,12 +422,18 @@ def score_folders(
 
 def write_scores(scores: dict, output: str | Path) -> Path:
     """Write ``scores`` as ``evaluate.py`` does (``json.dump(..., indent=2)``), atomically."""
+    from xstilts.results.store import with_filename
+
     out = Path(output)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(scores, f, indent=2)
-    os.replace(tmp, out)
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(scores, f, indent=2)
+        os.replace(tmp, out)
+    except OSError as e:  # a full disk: say which file, leave no temporary file
+        tmp.unlink(missing_ok=True)
+        raise with_filename(e, out) from None
     return out
 
 

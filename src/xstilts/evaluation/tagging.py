@@ -118,7 +118,7 @@ def read_tag_file(path: str | Path) -> tuple[list[list[str]], list[int]]:
     current: list[str] = []
     start = 1
     try:
-        with open(path, encoding="utf-8") as f:
+        with open(path, encoding="utf-8-sig") as f:  # a leading BOM is not data
             for lineno, raw in enumerate(f, start=1):
                 tag = raw.strip()
                 if tag:

@@ -58,6 +58,8 @@ def dump_grid(spec: GridSpec) -> str:
         "output_dir": spec.output_dir,
         "threads": spec.threads,
         "execution": to_dict(spec.execution),
+        "tracking": [b.value for b in spec.tracking],
+        "tracking_uri": spec.tracking_uri,
     }
     return yaml.safe_dump(raw, sort_keys=False, allow_unicode=True)
 
@@ -131,8 +133,11 @@ def run_grid(
         + (f"; {len(stats.failed)} failed" if stats.failed else "")
         + (f"; freed {stats.freed_bytes / 2**20:.1f} MiB" if stats.freed_bytes else "")
     )
-    from xstilts.results.xtreme_layout import export_xtreme
+    from xstilts.results.xtreme_layout import ExportRefused, export_xtreme
 
-    export = export_xtreme(out_dir)  # every finished zero-shot stage, ready for xstilts score
-    echo(f"xtreme layout: {export.out} ({len(export.submissions)} submission(s))")
+    try:
+        export = export_xtreme(out_dir)  # every finished zero-shot stage, for xstilts score
+        echo(f"xtreme layout: {export.out} ({len(export.submissions)} submission(s))")
+    except ExportRefused as e:  # the results stand; only the export is not written
+        echo(f"xtreme layout: not written: {e}")
     return graph, stats

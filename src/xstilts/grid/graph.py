@@ -79,6 +79,8 @@ def run_config(
         data_dir=spec.data_dir,
         output_dir=str(out_dir),
         threads=spec.threads,
+        tracking=spec.tracking,
+        tracking_uri=spec.tracking_uri,
     )
 
 

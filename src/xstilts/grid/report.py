@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import time
-from collections import defaultdict
-
 import pandas as pd
 
 from xstilts.grid.graph import ENCODER_KINDS, KINDS, Graph, grid_rows, primary_metric
@@ -103,45 +100,12 @@ def plan_text(graph: Graph, *, full: bool = False, limit: int = 120) -> str:
 
 def status_table(graph: Graph) -> str:
     """One line per (model, intermediate, target, source language): stages done per kind
-    over the seeds, what runs now, and the mean primary score over seeds and languages."""
-    todo = set(graph.todo())
-    groups: dict[tuple, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
-    for cell, ids in graph.cells.items():
-        g = groups[(cell.model, cell.system_name, cell.target, cell.source_language or "-")]
-        for nid in ids:
-            g[graph.nodes[nid].kind].add(nid)
-    rows = grid_rows(graph, kinds=("zero_shot",))
-    score: dict[str, float] = {}  # zero-shot node -> mean primary metric over languages
-    for nid, node in graph.nodes.items():
-        if rows.empty or node.kind != "zero_shot":
-            continue
-        metric = primary_metric(node.cells[0].target, graph.spec)
-        sub = rows[(rows["stage_key"] == node.stage.key) & (rows["metric"] == metric)]
-        if len(sub):
-            score[nid] = float(sub["value"].mean())
-    head = f"{'model':22} {'intermediate':22} {'target':12} {'src':4} {'inter':>6} {'target':>7} {'eval':>6} {'score':>7}  now"
-    lines = [axes_line(graph), "", head]
-    states: dict[str, int] = defaultdict(int)
-    for nid in graph.nodes:
-        states[node_state(graph, nid, todo).split(" ")[0]] += 1
-    for (model, system, target, src), g in groups.items():
+    over the seeds, what runs now (with heartbeat age) or failed, and the mean primary score
+    over seeds and languages; then the running and failed stages and the ETA
+    (``grid/status.py``)."""
+    from xstilts.grid.status import snapshot, status_text
 
-        def frac(kind: str, g: dict = g) -> str:
-            ids = g.get(kind, set())
-            return f"{sum(i not in todo for i in ids)}/{len(ids)}" if ids else "-"
-
-        zs = [score[i] for i in g["zero_shot"] if i in score]
-        now = [node_state(graph, i, todo) for k in KINDS for i in sorted(g.get(k, ()))]
-        now = [s for s in now if s.startswith(("running", "failed"))]
-        lines.append(
-            f"{model[:22]:22} {system[:22]:22} {target[:12]:12} {src:4} {frac('intermediate'):>6} "
-            f"{frac('target'):>7} {frac('zero_shot'):>6} "
-            f"{(f'{sum(zs) / len(zs):.1f}' if zs else '-'):>7}  {', '.join(now)}"
-        )
-    total = ", ".join(f"{k}: {v}" for k, v in sorted(states.items()))
-    lines += ["", f"stages: {total}  ({time.strftime('%Y-%m-%d %H:%M:%S')})"]
-    lines.append("score: mean over seeds and languages of the target's primary metric (zero-shot)")
-    return "\n".join(lines)
+    return status_text(snapshot(graph))
 
 
 def results_tables(graph: Graph) -> list[str]:

@@ -27,6 +27,7 @@ from xstilts.config import (  # noqa: F401 (Executor, RaySettings, SlurmSettings
     SlurmSettings,
     Source,
     TargetConfig,
+    TrackingBackend,
     from_dict,
     read_yaml_source,
     to_dict,
@@ -52,6 +53,8 @@ class _GridFile:
     output_dir: str | None = None
     threads: int | None = None
     execution: Execution = Execution()
+    tracking: tuple[TrackingBackend, ...] = ()  # RunConfig.tracking of every cell
+    tracking_uri: str | None = None
 
 
 @dataclass(frozen=True)
@@ -102,6 +105,9 @@ class GridSpec:
     output_dir: str | None
     threads: int | None
     execution: Execution
+    # experiment tracking of every stage (``xstilts.tracking``); never in a stage key
+    tracking: tuple[TrackingBackend, ...] = ()
+    tracking_uri: str | None = None
 
     def model(self, label: str) -> ModelConfig:
         return next(e.config for e in self.models if e.label == label)
@@ -205,6 +211,8 @@ def parse_grid(raw: dict, *, source: str | Source = "<grid>") -> GridSpec:
         output_dir=g.output_dir,
         threads=g.threads,
         execution=g.execution,
+        tracking=g.tracking,
+        tracking_uri=g.tracking_uri,
     )
     check_grid(spec, source)
 

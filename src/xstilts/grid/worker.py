@@ -160,6 +160,9 @@ def prepare(graph: Graph) -> None:
     clean_stale_tmp(graph.out_dir, graph.spec.execution.claims)
     for node in graph.nodes.values():
         if node.stage.done:
+            # reused: record whole, files there with their sizes (hashes under --verify);
+            # a damaged stage stops the run with one line rather than feed later stages
+            node.stage.reuse()
             clear_claims(node.stage)
 
 
@@ -316,8 +319,24 @@ def run_local(graph: Graph, *, echo: Callable[[str], None] = print) -> WorkStats
 def _worker_main(
     spec: GridSpec, out_dir: str, index: int, threads: int, queue, quiet: bool
 ) -> None:
-    """A spawned worker process: rebuild the graph (no torch state crosses a fork) and run."""
+    """A spawned worker process: rebuild the graph (no torch state crosses a fork) and run.
+    SIGTERM unwinds it (temporary stage directory removed, claim released) and exits 143."""
+    from xstilts.signals import Terminated, signal_handlers
+
+    try:
+        with signal_handlers():
+            _worker_loop(spec, out_dir, index, threads, queue, quiet)
+    except Terminated as e:
+        raise SystemExit(e.exit_code) from None
+
+
+def _worker_loop(
+    spec: GridSpec, out_dir: str, index: int, threads: int, queue, quiet: bool
+) -> None:
+    from xstilts.training.progress import configure_lines
+
     set_threads(threads)
+    configure_lines(prefix=f"[w{index}] ", quiet=quiet)  # its training progress lines too
 
     def echo(msg: str) -> None:
         if not quiet:
@@ -365,6 +384,20 @@ def run_processes(
 
     running = {i: start(i) for i in range(workers)}
     echo(f"started {workers} worker processes ({threads} torch threads each)")
+    try:
+        return _supervise(graph, running, start, queue, echo)
+    except BaseException:
+        # SIGTERM / Ctrl-C / an error here: the workers clean up their stages and leave too
+        for p in running.values():
+            if p.is_alive():
+                p.terminate()
+        for p in running.values():
+            p.join(timeout=60)
+        raise
+
+
+def _supervise(graph: Graph, running: dict, start, queue, echo) -> WorkStats:
+    workers = len(running)
     stats, killed = WorkStats(), dict.fromkeys(range(workers), 0)
     while running:
         multiprocessing.connection.wait([p.sentinel for p in running.values()])

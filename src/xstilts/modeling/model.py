@@ -5,15 +5,17 @@ from __future__ import annotations
 import importlib
 import json
 import logging
+import pickle
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from xstilts.errors import ConfigError
+from xstilts.errors import ConfigError, DataError, XStiltsError
 from xstilts.modeling import cache
 from xstilts.modeling.heads import build_head
 from xstilts.tasks.base import HeadKind
@@ -74,6 +76,46 @@ def resolve_model_path(name_or_path: str) -> str:
     return name_or_path
 
 
+# what loading a model or checkpoint raises for a bad file: one line naming it, not a traceback
+LOAD_ERRORS = (OSError, ValueError, pickle.UnpicklingError, SafetensorError)
+
+
+def load_cause(e: BaseException) -> str:
+    """One line saying why a model file did not load."""
+    text = str(e).strip()
+    if isinstance(e, pickle.UnpicklingError):
+        # torch.load(weights_only=True) refused a pickle: the reason is its last lines
+        why = [x for x in text.splitlines() if "GLOBAL" in x or "Unsupported" in x]
+        return "a pickle torch.load refuses to unpickle (weights_only)" + (
+            f": {why[0].strip()}" if why else ""
+        )
+    if isinstance(e, SafetensorError):
+        return f"not a valid safetensors file ({text.splitlines()[0] if text else e!r})"
+    return text.splitlines()[0] if text else type(e).__name__
+
+
+def _weights_file(path: str) -> str:
+    """The weights file of a local model directory (for error messages), else the path."""
+    for name in ("model.safetensors", "pytorch_model.bin"):
+        if (Path(path) / name).is_file():
+            return str(Path(path) / name)
+    return path
+
+
+def check_model(
+    name_or_path: str, *, revision: str | None = None, trust_remote_code: bool = False
+) -> None:
+    """Resolve the model's config (cheap: no weights), so a missing model path is a one-line
+    error before a run writes anything."""
+    from transformers import AutoConfig
+
+    path = resolve_model_path(name_or_path)
+    try:
+        AutoConfig.from_pretrained(path, revision=revision, trust_remote_code=trust_remote_code)
+    except LOAD_ERRORS as e:
+        raise ConfigError(f"model '{name_or_path}': cannot load ({load_cause(e)})") from None
+
+
 def load_encoder(
     name_or_path: str, *, revision: str | None = None, trust_remote_code: bool = False
 ):
@@ -99,9 +141,9 @@ def load_encoder(
                 path, revision=revision, trust_remote_code=trust_remote_code
             ),
         )
-    except OSError as e:
-        first = str(e).strip().splitlines()[0]
-        raise ConfigError(f"model '{name_or_path}': cannot load ({first})") from None
+    except LOAD_ERRORS as e:
+        where = _weights_file(path) if not isinstance(e, OSError) else name_or_path
+        raise ConfigError(f"model '{where}': cannot load ({load_cause(e)})") from None
     return encoder, tokenizer
 
 
@@ -127,6 +169,41 @@ def save_checkpoint(model: MultiTaskModel, tokenizer, out_dir: Path, meta: dict)
     (out_dir / "checkpoint.json").write_text(json.dumps(info, indent=2, sort_keys=True))
 
 
+def _checkpoint_info(ckpt_dir: Path) -> dict:
+    """``checkpoint.json`` of a checkpoint about to be loaded. A published stage's checkpoint
+    is first checked against the sizes and hashes recorded when it was published."""
+    from xstilts.results.integrity import check_checkpoint
+
+    check_checkpoint(ckpt_dir)
+    path = ckpt_dir / "checkpoint.json"
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(info, dict) or not isinstance(info.get("heads"), dict):
+            raise ValueError("no 'heads'")
+    except (ValueError, UnicodeDecodeError) as e:
+        raise _damaged(path, f"not a checkpoint record ({load_cause(e)})") from None
+    return info
+
+
+def _damaged(path: Path, problem: str) -> XStiltsError:
+    """A file of a checkpoint that cannot be read: in a published stage, say which stage to
+    rebuild (``results.integrity``)."""
+    from xstilts.results.integrity import STAGE_FILE, DamagedStageError
+
+    stage_dir = path.parent.parent
+    if (stage_dir / STAGE_FILE).is_file():
+        return DamagedStageError(stage_dir, f"{path.parent.name}/{path.name}", problem)
+    return DataError(path, problem)
+
+
+def _load_weights(ckpt_dir: Path) -> dict[str, torch.Tensor]:
+    path = ckpt_dir / "model.safetensors"
+    try:
+        return load_file(str(path))
+    except SafetensorError as e:
+        raise _damaged(path, load_cause(e)) from None
+
+
 def load_checkpoint(ckpt_dir: Path, *, dropout: float = 0.1, tokenizer: bool = True):
     """Rebuild a ``MultiTaskModel`` and its tokenizer (None unless ``tokenizer``) from a
     checkpoint directory.
@@ -136,7 +213,7 @@ def load_checkpoint(ckpt_dir: Path, *, dropout: float = 0.1, tokenizer: bool = T
     never survive, and its non-persistent buffers (position ids) are fixed by the config."""
     from transformers import AutoConfig, AutoModel, AutoTokenizer
 
-    info = json.loads((ckpt_dir / "checkpoint.json").read_text())
+    info = _checkpoint_info(ckpt_dir)
     heads = {t: HeadInfo(HeadKind(h["kind"]), tuple(h["labels"])) for t, h in info["heads"].items()}
     enc_dir, tok_dir = ckpt_dir / "encoder", ckpt_dir / "tokenizer"
     on = cache.enabled()
@@ -145,7 +222,7 @@ def load_checkpoint(ckpt_dir: Path, *, dropout: float = 0.1, tokenizer: bool = T
         lambda: AutoModel.from_config(AutoConfig.from_pretrained(enc_dir)),
     )
     model = MultiTaskModel(encoder, heads, dropout)
-    model.load_state_dict(load_file(str(ckpt_dir / "model.safetensors")), strict=True)
+    model.load_state_dict(_load_weights(ckpt_dir), strict=True)
     tok = None
     if tokenizer:
         tok = cache.tokenizer(
@@ -187,11 +264,11 @@ def load_checkpoint_state(ckpt_dir: Path) -> dict[str, torch.Tensor]:
     raises on missing or unexpected weights, as before)."""
     if not cache.enabled():
         return load_checkpoint(ckpt_dir, tokenizer=False)[0].state_dict()
-    info = json.loads((ckpt_dir / "checkpoint.json").read_text())
+    info = _checkpoint_info(ckpt_dir)
     enc_key = cache.content_key(ckpt_dir / "encoder", "encoder-config")
     key = ("state-layout", enc_key, json.dumps(info["heads"], sort_keys=True))
     lay = cache.layout(key, lambda: _state_layout(ckpt_dir))
-    state = load_file(str(ckpt_dir / "model.safetensors"))
+    state = _load_weights(ckpt_dir)
     if set(state) != set(lay.keys) or any(
         state[k].dtype != d for k, d in zip(lay.keys, lay.dtypes)
     ):

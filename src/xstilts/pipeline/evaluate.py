@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 from pathlib import Path
 
 from xstilts import __version__
@@ -33,12 +34,20 @@ from xstilts.pipeline.plan import (
 )
 from xstilts.pipeline.stages import Stage, StageJob, make_stage
 from xstilts.results.store import (
+    ROWS_FILE,
     ResultRow,
     write_predictions,
     write_rows,
 )
 from xstilts.runtime import device as runtime_device
+from xstilts.tracking import score_metrics, stage_tracker
 from xstilts.training.loop import predict
+from xstilts.training.progress import bar_hidden
+
+#: The row label of an encoder that no stage trained (``protocol.encoder_selection`` and
+#: ``model_selection`` of an untrained target on the pretrained encoder). A label only: the
+#: stage key keeps the configured selection among its inputs (``zero_shot_job``).
+PRETRAINED_NO_SELECTION = "pretrained, no selection"
 
 
 def oracle_halves(n: int) -> tuple[list[int], list[int]]:
@@ -172,8 +181,16 @@ def zero_shot_job(plan: Plan, tgt: Stage | None, name: str, seed: int, echo) -> 
         if not spec.trainable and tgt is not None:
             inputs["retrieval"]["source_selection"] = _source_selection(plan, tgt).value
     stage = make_stage("zero_shot", inputs, plan.out_dir)
+    label = f"zero-shot {spec.name} after {name} seed={seed} ({len(plan.evaluation)} languages)"
 
     def work(tmp: Path) -> dict:
+        with stage_tracker(cfg, plan.out_dir, stage, label, (tgt,)) as tracker:
+            info = _work(tmp)
+            tracker.log_summary(info.pop("_scores"))
+            tracker.log_artifact(tmp / ROWS_FILE)
+            return info
+
+    def _work(tmp: Path) -> dict:
         model, tokenizer, ckpt = _evaluation_model(plan, tgt)
         family = family_for(spec.head)
         pad = tokenizer.pad_token_id or 0
@@ -197,7 +214,12 @@ def zero_shot_job(plan: Plan, tgt: Stage | None, name: str, seed: int, echo) -> 
         oracle = spec.trainable and selection is ModelSelection.ORACLE_TARGET_DEV
         steps = _oracle_steps(tgt.dir, spec.primary_metric) if oracle else {}
         step_models: dict[int, MultiTaskModel] = {}
-        for lang, data in plan.evaluation.items() if not _retrieval_head(spec) else ():
+        lines = bar_hidden()  # no tqdm bar shows: one line per language instead
+        n_langs = len(plan.evaluation)
+        for i, (lang, data) in enumerate(
+            plan.evaluation.items() if not _retrieval_head(spec) else (), 1
+        ):
+            t_lang = time.perf_counter()
             lang_model, split, examples, lang_protocol = model, ev.split, data.examples, protocol
             if oracle:  # the step best on this language's dev_a; never reported on dev_a
                 if lang not in steps:
@@ -246,7 +268,15 @@ def zero_shot_job(plan: Plan, tgt: Stage | None, name: str, seed: int, echo) -> 
                     "(give evaluation.labels_file)"
                 )
                 continue
-            for metric, value in spec.metric(refs, preds, language=lang).items():
+            scores = spec.metric(refs, preds, language=lang)
+            if lines:
+                main = scores.get(spec.primary_metric)
+                shown = f"{spec.primary_metric} {main:.2f}" if main is not None else "scored"
+                echo(
+                    f"       [{i}/{n_langs}] {lang}: {shown} ({len(refs)} examples, "
+                    f"{time.perf_counter() - t_lang:.1f}s)"
+                )
+            for metric, value in scores.items():
                 rows.append(
                     ResultRow(
                         run=cfg.name,
@@ -287,11 +317,12 @@ def zero_shot_job(plan: Plan, tgt: Stage | None, name: str, seed: int, echo) -> 
             "unscored": unscored,
             "missing": plan.missing,
             "xstilts_version": __version__,
+            "_scores": score_metrics(rows),  # for the tracker; not written to stage.json
         }
 
     return StageJob(
         stage,
-        f"zero-shot {spec.name} after {name} seed={seed} ({len(plan.evaluation)} languages)",
+        label,
         work,
         deps=(tgt,) if tgt is not None else (),
         report=lambda info: (
@@ -351,9 +382,12 @@ def _retrieval_rows(
     )
     for fname, records in outcome.predictions.items():
         write_predictions(tmp / "predictions" / fname, records, sync=False)
-    base = {**protocol, "encoder": encoder_id, "encoder_selection": selection.value}
+    # nothing selected a checkpoint of the pretrained encoder: say so rather than name the
+    # configured rule (the stage key still holds the rule; only this label changes)
+    label = PRETRAINED_NO_SELECTION if source is None else selection.value
+    base = {**protocol, "encoder": encoder_id, "encoder_selection": label}
     if not spec.trainable:
-        base["model_selection"] = selection.value  # of the encoder's stage, not a target's
+        base["model_selection"] = label  # of the encoder's stage, not a target's
         if cfg.target.encoder_from is not None:
             base["encoder_task"] = cfg.target.encoder_from.task
             base.update({f"encoder_{k}": v for k, v in plan.encoder_source.protocol.items()})

@@ -28,6 +28,7 @@ from xstilts.modeling.model import (
     HeadInfo,
     MultiTaskModel,
     TransferReport,
+    check_model,
     load_checkpoint_state,
     load_encoder,
     transfer_encoder,
@@ -51,13 +52,15 @@ from xstilts.pipeline.plan import (
 )
 from xstilts.pipeline.stages import Stage, StageJob, execute, make_stage
 from xstilts.results.store import (
+    ROWS_FILE,
     ResultRow,
     atomic_write_text,
     load_rows,
     write_rows,
 )
-from xstilts.results.xtreme_layout import export_xtreme
+from xstilts.results.xtreme_layout import ExportRefused, export_xtreme
 from xstilts.tasks.base import HeadKind, TaskSpec, get_task
+from xstilts.tracking import stage_tracker
 from xstilts.training.loop import PhaseTask, Sampling, seed_everything, train
 
 # Re-exported: the pipeline's public names stay importable from here.
@@ -93,6 +96,12 @@ def run(
     if not runtime.is_main():
         follow(j for seed, system in cells for j in cell_jobs(plan, system, seed, _quiet))
         return pd.DataFrame()
+    if not out_dir.exists():  # a missing model is one line, and leaves no run directory
+        check_model(
+            plan.model_path,
+            revision=cfg.model.revision,
+            trust_remote_code=cfg.model.trust_remote_code,
+        )
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out_dir / "config.yaml", dump_config(cfg))
     keys = []
@@ -105,8 +114,11 @@ def run(
     rows = load_rows(out_dir / "stages")
     rows = rows[(rows["stage"] == "zero_shot") & rows["stage_key"].isin(keys)]
     atomic_write_text(out_dir / "runs.json", json.dumps({"zero_shot_stage_keys": keys}, indent=2))
-    export = export_xtreme(out_dir)  # every finished zero-shot stage, ready for xstilts score
-    echo(f"xtreme layout: {export.out} ({len(export.submissions)} submission(s))")
+    try:
+        export = export_xtreme(out_dir)  # every finished zero-shot stage, for xstilts score
+        echo(f"xtreme layout: {export.out} ({len(export.submissions)} submission(s))")
+    except ExportRefused as e:  # the results stand; only the export is not written
+        echo(f"xtreme layout: not written: {e}")
     return rows.reset_index(drop=True)
 
 
@@ -235,8 +247,13 @@ def mlm_job(plan: Plan, seed: int, echo) -> StageJob:
         "seed": seed,
     }
     stage = make_stage("mlm", inputs, plan.out_dir)
+    label = f"masked-LM on {data.protocol['train_file']} seed={seed}"
 
     def work(tmp: Path) -> dict:
+        with stage_tracker(cfg, plan.out_dir, stage, label) as tracker:
+            return _mlm_work(tmp, tracker)
+
+    def _mlm_work(tmp: Path, tracker) -> dict:
         seed_everything(seed)
         model, tokenizer, report = _start_model(
             plan, {"mlm": HeadInfo(HeadKind.MASKED_LM, ())}, None, ModelSelection.LAST
@@ -252,12 +269,13 @@ def mlm_job(plan: Plan, seed: int, echo) -> StageJob:
             out_dir=tmp,
             checkpoint_meta={"stage": stage.key, "tasks": ["mlm"]},
             desc="masked-LM",
+            tracker=tracker,
         )
         return {"steps": result.steps, "best_step": None, "best_score": None}
 
     return StageJob(
         stage,
-        f"masked-LM on {data.protocol['train_file']} seed={seed}",
+        label,
         work,
         report=lambda info: f"masked-LM: {info['steps']} steps",
     )
@@ -304,8 +322,15 @@ def intermediate_job(
     if any(head_of[t] != t for t in system):
         inputs["shared_heads"] = head_of
     stage = make_stage("intermediate", inputs, plan.out_dir)
+    label = f"intermediate {name} seed={seed}"
 
     def work(tmp: Path) -> dict:
+        with stage_tracker(cfg, plan.out_dir, stage, label, (base,)) as tracker:
+            info = _intermediate_work(tmp, tracker)
+            tracker.log_artifact(tmp / ROWS_FILE)
+            return info
+
+    def _intermediate_work(tmp: Path, tracker) -> dict:
         seed_everything(seed)
         specs = {t: get_task(t) for t in system}
         heads = {head_of[t]: HeadInfo(specs[t].head, plan.intermediate[t].labels) for t in system}
@@ -339,6 +364,7 @@ def intermediate_job(
             checkpoint_meta={"stage": stage.key, "tasks": list(system)},
             desc=f"intermediate {name}",
             sampling=Sampling(ic.sampler, ic.temperature, ic.size_cap),
+            tracker=tracker,
         )
         rows = _history_rows(plan, stage, result.history, name=name, seed=seed, protocol=protocol)
         write_rows(tmp, rows, sync=False)  # build_stage syncs the stage before publishing it
@@ -346,14 +372,15 @@ def intermediate_job(
             "steps": result.steps,
             "best_step": result.best_step,
             "best_score": result.best_score,
+            "last_score": result.last_score,
         }
 
     return StageJob(
         stage,
-        f"intermediate {name} seed={seed}",
+        label,
         work,
         report=lambda info: (
-            f"intermediate {name}: {info['steps']} steps, best English dev {info['best_score']}"
+            f"intermediate {name}: {info['steps']} steps; {selection_report(tc.selection, info)}"
         ),
     )
 
@@ -376,8 +403,15 @@ def target_job(
         "seed": seed,
     }
     stage = make_stage("target", inputs, plan.out_dir)
+    label = f"target {spec.name} after {name} seed={seed}"
 
     def work(tmp: Path) -> dict:
+        with stage_tracker(cfg, plan.out_dir, stage, label, (inter or base,)) as tracker:
+            info = _target_work(tmp, tracker)
+            tracker.log_artifact(tmp / ROWS_FILE)
+            return info
+
+    def _target_work(tmp: Path, tracker) -> dict:
         seed_everything(seed)
         source = inter or base
         selection = (cfg.intermediate.training if inter else _mlm_training(cfg)).selection
@@ -408,6 +442,7 @@ def target_job(
             on_eval=on_eval,
             checkpoint_meta={"stage": stage.key, "tasks": [spec.name], "intermediate": name},
             desc=f"target {spec.name}",
+            tracker=tracker,
         )
         protocol = {
             "phase": "target",
@@ -420,18 +455,43 @@ def target_job(
             "steps": result.steps,
             "best_step": result.best_step,
             "best_score": result.best_score,
+            "last_score": result.last_score,
             "transfer": report.summary(),
         }
 
     return StageJob(
         stage,
-        f"target {spec.name} after {name} seed={seed}",
+        label,
         work,
         deps=(inter,) if inter is not None else (),
         report=lambda info: (
-            f"target {spec.name}: {info['steps']} steps, "
-            f"best English dev {info['best_score']}; transfer: {info['transfer']}"
+            f"target {spec.name}: {info['steps']} steps; {selection_report(tc.selection, info)}; "
+            f"transfer: {info['transfer']}"
         ),
+    )
+
+
+def selection_report(selection: ModelSelection, info: dict) -> str:
+    """Which checkpoint the configured rule selected, in words (a finished stage's info)."""
+
+    def score(v) -> str:
+        return "-" if v is None else f"{v:.2f}"
+
+    best, last = info.get("best_score"), info.get("last_score")
+    if best is None and last is None:
+        return f"selected: {selection.value} checkpoint (no English dev set)"
+    if selection is ModelSelection.BEST_EN_DEV:
+        return f"selected: best English dev {score(best)} at step {info.get('best_step')}"
+    if selection is ModelSelection.LAST:
+        return f"selected: last checkpoint (step {info.get('steps')}, English dev {score(last)})"
+    if selection is ModelSelection.AVERAGE:
+        return (
+            "selected: weights averaged over every evaluation step (English dev at the last "
+            f"step {score(last)})"
+        )
+    return (
+        "selected: per language, the step best on its dev_a half (at zero-shot time; English "
+        f"dev best {score(best)} at step {info.get('best_step')}, last {score(last)})"
     )
 
 

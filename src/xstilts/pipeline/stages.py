@@ -34,7 +34,14 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from xstilts.results.store import atomic_write_text, sync_tree
+from xstilts.results.integrity import (
+    INTEGRITY_KEY,
+    DamagedStageError,
+    check_stage,
+    read_record,
+    record_files,
+)
+from xstilts.results.store import atomic_write_text, sync_tree, with_filename
 from xstilts.tasks.base import file_fingerprint
 
 log = logging.getLogger(__name__)
@@ -84,7 +91,13 @@ class Stage:
         return (self.dir / STAGE_FILE).is_file()
 
     def info(self) -> dict[str, Any]:
-        return json.loads((self.dir / STAGE_FILE).read_text())
+        """The stage's record (a one-line :class:`DamagedStageError` if it is not whole)."""
+        return read_record(self.dir)
+
+    def reuse(self) -> dict[str, Any]:
+        """The record of this finished stage, about to be reused: ``stage.json`` whole, every
+        published file present with its size (and hash under ``--verify``)."""
+        return check_stage(self.dir)
 
 
 def make_stage(kind: str, inputs: dict[str, Any], root: Path) -> Stage:
@@ -357,12 +370,19 @@ def build_stage(
     tmp.mkdir()
     try:
         t0, c0 = time.time(), time.process_time()
-        info = work(tmp)
+        try:
+            info = work(tmp)
+        except OSError as e:  # a write without a file name (ENOSPC in f.write): say where
+            raise with_filename(e, tmp) from None
         # wall and this process's CPU seconds: what a study's budget and a grid's report read
         info.setdefault("wall_s", round(time.time() - t0, 2))
         info.setdefault("cpu_s", round(time.process_time() - c0, 2))
         record = {"kind": stage.kind, "key": stage.key, "inputs": stage.inputs, **info}
-        (tmp / STAGE_FILE).write_text(json.dumps(record, indent=2, sort_keys=True, default=str))
+        # size and hash of every file published: a later reuse checks them (results.integrity)
+        record[INTEGRITY_KEY] = record_files(tmp)
+        atomic_write_text(
+            tmp / STAGE_FILE, json.dumps(record, indent=2, sort_keys=True, default=str), sync=False
+        )
         # Durable before visible: the stage's files are written without an fsync each
         # (``sync=False``) and made durable here, all at once, before the rename publishes
         # them. A crash (even a power loss) before the rename leaves only the temporary dir,
@@ -380,11 +400,15 @@ def build_stage(
         else:
             try:
                 os.replace(tmp, stage.dir)
-            except OSError:
+            except OSError as e:
                 if not stage.done:
-                    raise
+                    if stage.dir.is_dir() and any(stage.dir.iterdir()):
+                        raise DamagedStageError(
+                            stage.dir, None, f"a stage directory without {STAGE_FILE}"
+                        ) from None
+                    raise with_filename(e, stage.dir) from None
                 shutil.rmtree(tmp, ignore_errors=True)  # published by another worker
-                return stage.info()
+                return stage.reuse()
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -403,16 +427,16 @@ def run_stage(
     worker builds it; ``None`` builds without a claim (single-process use only).
     """
     if stage.done and not checkpoints_deleted(stage):
-        return stage.info()
+        return stage.reuse()
     if settings is None:
         return build_stage(stage, work, None)
     rebuild = stage.done
     claim = acquire_claim(stage, settings, until_done=not rebuild)
     if claim is None:
-        return stage.info()
+        return stage.reuse()
     with claim:
         if stage.done and not (rebuild and checkpoints_deleted(stage)):
-            return stage.info()
+            return stage.reuse()
         return build_stage(stage, work, claim)
 
 
@@ -471,8 +495,9 @@ class StageJob:
 def execute(job: StageJob, echo: Callable[[str], None] = print) -> dict:
     """Run ``job`` unless its stage is done (then say so); return its stage info."""
     if job.stage.done:
+        info = job.stage.reuse()  # a damaged stage is an error, never silently reused
         echo(f"[skip] {job.label} ({job.stage.key}) already done")
-        return job.stage.info()
+        return info
     echo(f"[run ] {job.label} ({job.stage.key})")
     info = run_stage(job.stage, job.work)
     msg = job.report(info)

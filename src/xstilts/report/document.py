@@ -169,6 +169,8 @@ def to_html(doc: Document) -> str:
     out = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
+        # lets `xstilts report` recognise its own earlier output (results/destinations.py)
+        '<meta name="generator" content="xstilts report">',
         f"<title>{e(doc.title)}</title><style>{_CSS}</style></head><body>",
         f"<h1>{e(doc.title)}</h1>",
     ]

@@ -78,6 +78,15 @@ def now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
+def with_filename(e: OSError, path: str | Path) -> OSError:
+    """``e`` naming ``path`` when it names no file (an ``f.write`` or ``fsync`` that failed
+    with ENOSPC or EIO says only what went wrong, not where): the command line prints
+    ``file: cause``."""
+    if e.filename is None and e.errno is not None:
+        return type(e)(e.errno, e.strerror or os.strerror(e.errno), str(path))
+    return e
+
+
 def atomic_write_text(path: Path, text: str, *, sync: bool = True) -> None:
     """Write ``text`` to ``path`` via a temporary file in the same directory and a rename.
 
@@ -92,6 +101,9 @@ def atomic_write_text(path: Path, text: str, *, sync: bool = True) -> None:
                 f.flush()
                 os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
+        raise with_filename(e, path) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -104,6 +116,8 @@ def _fsync(path: str) -> None:
         return
     try:
         os.fsync(fd)
+    except OSError as e:
+        raise with_filename(e, path) from None
     finally:
         os.close(fd)
 
@@ -157,14 +171,18 @@ def read_predictions(path: Path) -> list[tuple[int, dict]]:
     from xstilts.errors import DataError
 
     out = []
-    with open(path, encoding="utf-8") as f:
-        for i, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                out.append((i, json.loads(line)))
-            except json.JSONDecodeError as e:
-                raise DataError(path, f"not JSON ({e.msg})", line=i) from None
+    i = 0
+    try:
+        with open(path, encoding="utf-8") as f:
+            for i, line in enumerate(f, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    out.append((i, json.loads(line)))
+                except json.JSONDecodeError as e:
+                    raise DataError(path, f"not JSON ({e.msg})", line=i) from None
+    except UnicodeDecodeError:
+        raise DataError(path, "not UTF-8 text", line=i + 1) from None
     return out
 
 
@@ -182,8 +200,7 @@ def load_rows(root: str | Path) -> pd.DataFrame:
     """All result rows under ``root`` as one DataFrame (``protocol`` stays a dict column)."""
     records = []
     for path in rows_files(Path(root)):
-        with open(path, encoding="utf-8") as f:
-            records.extend(json.loads(line) for line in f if line.strip())
+        records.extend(record for _, record in read_predictions(path))
     columns = list(ResultRow.__dataclass_fields__)
     if not records:
         return pd.DataFrame(columns=columns)

@@ -18,20 +18,32 @@ same task and language (e.g. XQuAD after SQuAD and after TyDiQA training), that 
 move to ``seed<k>.<target>/`` (by run and target, or stage key, if that is not enough); the
 other tasks stay together in ``seed<k>/``.
 
-The whole tree is built beside the destination and swapped in with renames: a reader sees the
-old export or the new one, never half of one.
+The destination must be new, empty, or an earlier export (its ``manifest.json`` says
+``"written_by": "xstilts export"`` and lists every file it wrote); anything else (the results
+directory itself or a directory containing it, the current directory, a symbolic link, a
+file, a directory of other files) is refused with one line before any work. Nothing but an
+earlier export's own files is ever removed. The whole tree is built beside the destination and
+swapped in with renames, so a reader sees the old export or the new one, never half of one;
+where the earlier export shares its directory with other files, its files are replaced one by
+one instead (the manifest last) and the other files are kept.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from xstilts.results.store import read_predictions, rows_files
+from xstilts.errors import ConfigError, XStiltsError
+from xstilts.results.integrity import read_record
+from xstilts.results.store import read_predictions, rows_files, with_filename
+
+log = logging.getLogger(__name__)
 
 EXPORT_DIR = "xtreme"  # under a run or grid output directory
 TOP_K_MEWSLIX = 20  # utils_mewslix scores the first 20 entities of each ranking
@@ -138,10 +150,9 @@ def _zero_shot_stages(root: Path) -> list[tuple[Path, dict]]:
         stage = rows_file.parent
         if not (stage / "predictions").is_dir():
             continue
-        with open(rows_file, encoding="utf-8") as f:
-            first = next((json.loads(line) for line in f if line.strip()), None)
+        first = next((r for _, r in read_predictions(rows_file)), None)
         if first is None:  # nothing scored (unlabelled split): stage.json says whose it is
-            info = json.loads((stage / "stage.json").read_text(encoding="utf-8"))
+            info = read_record(stage)
             if info.get("kind") == "zero_shot" and "cell" in info:
                 first = {**info["cell"], "stage": "zero_shot", "stage_key": info["key"]}
         if first is not None and first.get("stage") == "zero_shot":
@@ -205,47 +216,176 @@ def _submission_dirs(entries: list[dict]) -> None:
             e["submission"] = f"{_safe(model)}/{_safe(system)}/{leaf}"
 
 
-def export_xtreme(root: str | Path, out: str | Path | None = None) -> ExportReport:
+MANIFEST = "manifest.json"
+WRITTEN_BY = "xstilts export"
+# the manifest's "layout" before it carried "written_by": such an export is ours too
+LAYOUT = "google-research/xtreme: <submission>/{predictions,labels}/<task>/test-<lang>"
+
+
+class ExportRefused(ConfigError):
+    """The destination is not a new, empty or earlier-export directory: nothing was done."""
+
+
+@dataclass(frozen=True)
+class Destination:
+    """A checked export destination. ``previous``: files an earlier export wrote there (None:
+    new or empty); ``only_ours``: it holds nothing else (so it can be swapped whole)."""
+
+    out: Path
+    previous: frozenset[str] | None = None
+    only_ours: bool = True
+
+
+def _manifest_files(manifest: object) -> frozenset[str] | None:
+    """The files an export's manifest says it wrote; None if it is not an export manifest."""
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), list):
+        return None
+    if manifest.get("written_by") == WRITTEN_BY and isinstance(manifest.get("written"), list):
+        return frozenset(str(p) for p in manifest["written"])
+    if manifest.get("layout") != LAYOUT:
+        return None
+    written = set()  # an export of an earlier version: its files follow from the entries
+    for f in manifest["files"]:
+        base = f"{f['submission']}/{{}}/{f['task']}/{f['file']}"
+        written.add(base.format("predictions"))
+        if f.get("labels"):
+            written.add(base.format("labels"))
+    return frozenset(written)
+
+
+def _tree_files(d: Path) -> set[str]:
+    return {
+        (Path(top, n).relative_to(d)).as_posix()
+        for top, dirs, files in os.walk(d)
+        for n in files + [x for x in dirs if Path(top, x).is_symlink()]
+    }
+
+
+def check_export_destination(root: str | Path, out: str | Path) -> Destination:
+    """Refuse, with one line and before any work, a destination that is not a new directory,
+    an empty one, or an earlier export (recognised by its manifest)."""
+    root, out = Path(root), Path(out)
+
+    def refuse(why: str) -> ExportRefused:
+        return ExportRefused(f"--output {out}: {why}")
+
+    if out.is_symlink():
+        raise refuse("a symbolic link; give the directory itself")
+    if out.exists() and not out.is_dir():
+        raise refuse("exists and is not a directory")
+    real, real_root = out.resolve(), root.resolve()
+    if real == Path.cwd().resolve():
+        raise refuse("the current directory; name a directory in it (e.g. ./xtreme)")
+    if real_root == real or real_root.is_relative_to(real):
+        raise refuse(f"is or contains the results directory {root}")
+    if real.is_relative_to(real_root / "stages"):
+        raise refuse(f"inside {root / 'stages'}, where finished stages live")
+    if not out.is_dir() or not os.listdir(out):
+        return Destination(out)
+    try:
+        manifest = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        manifest = None
+    previous = _manifest_files(manifest)
+    if previous is None:
+        raise refuse(
+            f"not empty and not an earlier export (no {MANIFEST} written by {WRITTEN_BY}); "
+            "give a new or empty directory"
+        )
+    return Destination(out, previous, _tree_files(out) <= previous | {MANIFEST})
+
+
+def export_xtreme(
+    root: str | Path, out: str | Path | None = None, *, require: bool = False
+) -> ExportReport:
     """Write every finished zero-shot stage under ``root`` in xtreme's layout (``out``, default
-    ``root/xtreme``); return what was written."""
+    ``root/xtreme``); return what was written. The destination is checked first
+    (:func:`check_export_destination`); ``require``: no exportable stage is an error, raised
+    before anything is written."""
     root = Path(root)
-    out = Path(out) if out is not None else root / EXPORT_DIR
+    dest = check_export_destination(root, out if out is not None else root / EXPORT_DIR)
+    out = dest.out
     entries, skipped = _plan(root)
+    if require and not entries:
+        raise XStiltsError(f"{root}: no finished zero-shot stage with xtreme-scorable predictions")
     _submission_dirs(entries)
     report = ExportReport(out=out, skipped=skipped)
+    out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.rmtree(tmp, ignore_errors=True)  # ours: an earlier export of this pid
+    written: list[str] = []
     try:
         for e in entries:
             fmt = FORMATS[e["task"]]
             records = [r for _, r in read_predictions(root / e["source"])]
             name = f"test-{e['language']}.{fmt.suffix}"
-            pred = tmp / e["submission"] / "predictions" / e["task"] / name
-            pred.parent.mkdir(parents=True, exist_ok=True)
-            pred.write_text(fmt.pred(records), encoding="utf-8")
+            texts = {"predictions": fmt.pred(records)}
             labelled = bool(records) and all(map(fmt.labelled, records))
             if labelled:
-                gold = tmp / e["submission"] / "labels" / e["task"] / name
-                gold.parent.mkdir(parents=True, exist_ok=True)
-                gold.write_text(fmt.gold(records), encoding="utf-8")
+                texts["labels"] = fmt.gold(records)
+            for kind, text in texts.items():
+                rel = f"{e['submission']}/{kind}/{e['task']}/{name}"
+                (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+                (tmp / rel).write_text(text, encoding="utf-8")
+                written.append(rel)
             report.files.append({**e, "file": name, "n_examples": len(records), "labels": labelled})
         manifest = {
-            "layout": "google-research/xtreme: <submission>/{predictions,labels}/<task>/test-<lang>",
+            "written_by": WRITTEN_BY,
+            "layout": LAYOUT,
             "note": "files are named test-<lang>; 'split' says which split each one really is",
             "files": report.files,
             "skipped": [{**s, "reason": "no evaluate.py scorer for this task"} for s in skipped],
+            "written": sorted(written),  # what a later export may replace (nothing else)
         }
         tmp.mkdir(parents=True, exist_ok=True)
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1), encoding="utf-8")
-        _swap_in(tmp, out)
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1), encoding="utf-8")
+        if dest.previous is None or dest.only_ours:
+            _swap_in(tmp, dest)
+        else:
+            _update_in_place(tmp, dest, set(written))
+    except OSError as e:
+        raise with_filename(e, tmp) from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return report
 
 
-def _swap_in(new: Path, out: Path) -> None:
+def _remove_listed(d: Path, files: frozenset[str]) -> None:
+    """Remove ``files`` (relative to ``d``) and the directories they leave empty; nothing
+    else (a file someone added keeps its directory)."""
+    for rel in files:
+        (d / rel).unlink(missing_ok=True)
+    parents = {p for f in files for p in Path(f).parents if p != Path(".")}
+    for rel in sorted(parents, key=lambda p: -len(p.parts)):  # deepest first
+        with contextlib.suppress(OSError):  # not empty: something not ours is in it
+            (d / rel).rmdir()
+
+
+def _swap_in(new: Path, dest: Destination) -> None:
+    """New, empty, or holding only an earlier export: the whole tree swapped in by renames, so
+    a reader sees the old export or the new one, never half of one."""
+    out = dest.out
+    if dest.previous is None:
+        os.replace(new, out)  # replaces an empty directory too
+        return
     old = out.parent / f".{out.name}.old-{os.getpid()}"
-    if out.exists():
-        os.replace(out, old)
+    os.replace(out, old)
     os.replace(new, out)
-    shutil.rmtree(old, ignore_errors=True)
+    _remove_listed(old, dest.previous | {MANIFEST})
+    try:
+        old.rmdir()
+    except OSError:  # a file appeared there meanwhile: left for its owner
+        log.warning("%s: kept (holds files not written by xstilts export)", old)
+
+
+def _update_in_place(new: Path, dest: Destination, written: set[str]) -> None:
+    """An earlier export beside files it did not write: its own files are replaced one by
+    one (each atomically), the files only it listed removed, the manifest written last; the
+    other files are left as they are."""
+    out = dest.out
+    for rel in sorted(written):
+        (out / rel).parent.mkdir(parents=True, exist_ok=True)
+        os.replace(new / rel, out / rel)
+    assert dest.previous is not None
+    _remove_listed(out, dest.previous - written)
+    os.replace(new / MANIFEST, out / MANIFEST)

@@ -30,6 +30,8 @@ from xstilts.features.base import Family, Features, eval_batches, train_batches
 from xstilts.modeling.model import MultiTaskModel, save_checkpoint
 from xstilts.runtime import device as runtime_device
 from xstilts.runtime import to_cpu, to_device
+from xstilts.tracking import NULL, Tracker
+from xstilts.training.progress import TrainMonitor
 from xstilts.training.samplers import Sampler, interleave, task_probabilities
 
 
@@ -68,6 +70,7 @@ class TrainResult:
     best_score: float | None
     history: list[dict] = field(default_factory=list)  # one dict per (eval step, task, metric)
     examples_seen: int = 0
+    last_score: float | None = None  # mean English dev primary score at the last evaluation
 
 
 def seed_everything(seed: int) -> None:
@@ -157,11 +160,14 @@ def train(
     on_eval: Callable[[int, MultiTaskModel], list[dict]] | None = None,
     desc: str = "train",
     sampling: Sampling = Sampling(),
+    tracker: Tracker = NULL,
 ) -> TrainResult:
     """Train ``model`` on ``tasks``; write ``best/`` (if selecting on dev) and ``last/``.
 
     ``on_eval(step, model)`` may return extra history rows (e.g. target-language dev scores
-    at each evaluation step, tagged with the step).
+    at each evaluation step, tagged with the step). ``tracker`` receives the training curve
+    and the evaluation scores (``training/progress.py``), which also prints progress lines
+    when no terminal shows the bar.
     """
     seed_everything(seed)
     dev = runtime_device()
@@ -239,6 +245,7 @@ def train(
     model.train()
     step, micro = 0, 0
     pbar = tqdm(total=total_updates, desc=desc, leave=False, disable=None if main else True)
+    monitor = TrainMonitor(desc, total_updates, tracker=tracker, enabled=main)
     while step < total_updates:
         micro_before = micro
         for ti, idx in epoch_plan():
@@ -260,18 +267,23 @@ def train(
             # (after DDP's all-reduce), so all of them stop together; the loss is this
             # process's own and is checked only when it trains alone.
             _check_finite(grad_norm, loss if world == 1 else None, step + 1, desc, tasks)
+            lr = optim.param_groups[0]["lr"]  # this step's rate (the scheduler moves it next)
             optim.step()
             sched.step()
             optim.zero_grad(set_to_none=True)
             step += 1
             pbar.update(1)
             if main:
-                pbar.set_postfix(loss=f"{loss.item() * cfg.grad_accum:.3f}")
+                loss_value = loss.item() * cfg.grad_accum
+                pbar.set_postfix(loss=f"{loss_value:.3f}")
+                monitor.step(step, loss_value, lr, grad_norm, result.examples_seen)
             at_eval = step % eval_every == 0 or step == total_updates
             if at_eval and main:  # the other processes' scores and checkpoints would be unused
-                score = _evaluate(model, tasks, cfg, pad_id, step, result)
+                n_history = len(result.history)
+                score = result.last_score = _evaluate(model, tasks, cfg, pad_id, step, result)
                 if on_eval is not None:
                     result.history.extend(on_eval(step, model))
+                monitor.evaluated(step, result.history[n_history:])
                 if score is not None and (result.best_score is None or score > result.best_score):
                     result.best_score, result.best_step = score, step
                     best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}

@@ -88,7 +88,10 @@ def _text_field(where: str, line: int, record: dict, key: str) -> str:
 
 
 def _copa_label(where: str, line: int, value: object) -> str | None:
-    if value is None or value == -1:
+    """The label as "0"/"1". The JSON numbers 0/1 and the strings "0"/"1" (converted files
+    often quote every value) are the same label; anything else ("01", "1.0", 1.0, true,
+    " 1") is an error. -1 (or "-1") or null: unlabelled."""
+    if value is None or value in (-1, "-1"):
         return None
     if isinstance(value, bool) or str(value) not in COPA_LABELS:
         raise DataError(

@@ -170,7 +170,7 @@ def _add_line(
                 line=lineno,
                 field="ID",
             )
-        cur.ranges[start] = (end, cols[1], lineno)
+        cur.ranges[start] = (end, _form(path, lineno, cols[1]), lineno)
         return
     if not _WORD_ID.fullmatch(tid):
         what = "a word id, a range (3-4) or an empty node (3.1)"
@@ -188,7 +188,15 @@ def _add_line(
     if cols[8] != "_":  # enhanced heads, as XTREME's parse_deps: plain word ids only
         heads = (dep.partition(":")[0] for dep in cols[8].split("|"))
         parents |= {int(h) for h in heads if h.isdigit()}
-    cur.words[expected] = _Word(cols[1], upos, parents)
+    cur.words[expected] = _Word(_form(path, lineno, cols[1]), upos, parents)
+
+
+def _form(path: Path, lineno: int, form: str) -> str:
+    """A FORM that is a word after XTREME's normalisation: an empty one would be a token
+    with no sub-word to carry its tag (the tag silently lost from training and scoring)."""
+    if not _normalise(form):
+        raise DataError(path, f"empty word form {form!r}", line=lineno, field="FORM")
+    return form
 
 
 def _close(path: Path, cur: _Sentence) -> None:

@@ -151,7 +151,8 @@ def read_nli_jsonl(path: str | Path, *, language: str = "en") -> list[PairExampl
       schema; a file mixing ``not_entailment`` with ``neutral``/``contradiction`` is an error.
 
     A record without the label key (or with ``null``) gets label None (SuperGLUE test files).
-    Blank lines are skipped; ``line`` is the physical line number. An invalid JSON line or a
+    An empty (or whitespace-only) text and an id (``idx``, ``uid``, ``pairID``) repeating an
+    earlier line's are errors naming the line. Blank lines are skipped; ``line`` is the physical line number. An invalid JSON line or a
     record that is not an object raises DataError with its line.
     """
     p, text = read_text(path)
@@ -170,6 +171,7 @@ def read_nli_jsonl(path: str | Path, *, language: str = "en") -> list[PairExampl
     examples: list[PairExample] = []
     skipped = 0
     family: set[str] | None = None  # SuperGLUE: the labels compatible with those seen so far
+    seen: dict[str, int] = {}  # guid -> line: a repeated id is a file joined twice, or broken
     for line, record in records:
         texts = []
         for key in (schema.text_a, schema.text_b):
@@ -177,6 +179,8 @@ def read_nli_jsonl(path: str | Path, *, language: str = "en") -> list[PairExampl
             if not isinstance(value, str):
                 what = "missing" if key not in record else f"not a string: {value!r}"
                 raise DataError(p, f"{what} ({schema.name} schema)", line=line, field=key)
+            if not value.strip():  # nothing to encode: the pair cannot be an NLI example
+                raise DataError(p, f"empty text ({schema.name} schema)", line=line, field=key)
             texts.append(value)
         raw_label = record.get(schema.label)
         label = None
@@ -192,6 +196,11 @@ def read_nli_jsonl(path: str | Path, *, language: str = "en") -> list[PairExampl
                 family = set(RTE_LABELS) if label == "not_entailment" else set(NLI_LABELS)
         guid_value = record.get(schema.guid)
         guid = str(guid_value) if guid_value is not None else f"{language}-{line}"
+        if guid in seen:
+            raise DataError(
+                p, f"{guid!r} repeats the id of line {seen[guid]}", line=line, field=schema.guid
+            )
+        seen[guid] = line
         examples.append(PairExample(guid, texts[0], texts[1], label, language, line))
     _warn_skipped(p, skipped)
     if not examples:

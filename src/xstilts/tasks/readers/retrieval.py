@@ -180,7 +180,9 @@ def read_xquad_r(path: Path, *, language: str) -> list[RetrievalQuestion]:
     """LAReQA questions of one XQuAD-R file and the file's candidate sentences
     (``utils_lareqa.load_data``): candidate ``{language}_{paragraph}_{position}`` is a sentence
     of a paragraph; a question's answers are the sentences equal to the one containing its
-    answer start. Questions whose answer start is in no sentence are skipped (logged)."""
+    answer start. An answer start outside its context is an error; questions whose answer
+    start is inside the context but in no sentence (between two breaks) are skipped, as
+    ``utils_lareqa`` does, with a logged count."""
     path = Path(path)
     data = _load_json(path)
     pool = CandidatePool(str(path))
@@ -195,6 +197,13 @@ def read_xquad_r(path: Path, *, language: str) -> list[RetrievalQuestion]:
         pool.candidates.extend(Candidate(u, s, context, language) for u, s in zip(uids, sents))
         for qa in para["qas"]:
             start = _answer_start(path, n, qa)
+            if not 0 <= start < len(context):  # a broken record, not a question to skip
+                raise DataError(
+                    path,
+                    f"paragraph {n}, question {qa.get('id')!r}: answer_start {start} is outside "
+                    f"the context ({len(context)} characters)",
+                    field="answer_start",
+                )
             sentence = next((context[a:b] for a, b in spans if a <= start < b), None)
             if sentence is None:
                 skipped += 1

@@ -143,6 +143,8 @@ def read_tagging_tsv(
             )
         if n_columns == 2 and fields[1] not in known:
             check_tag(p, lineno, fields[1], labels, "tag")
+        if not fields[0].strip():  # a token with no sub-word would silently lose its tag
+            raise DataError(p, "empty word", line=lineno, field="word")
         current.append((lineno, fields))
     if current:
         sentences.append(current)
