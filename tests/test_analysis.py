@@ -309,3 +309,31 @@ def test_grid_option_keeps_only_the_grids_current_cells(tmp_path):
     assert (grid.scores.xs("none", level="system")["score"] > 1.0).all()
     with pytest.raises(ConfigError, match=r"--grid 'h': no .*grids here: \['g'\]"):
         load_results(root, grid="h")
+
+
+def test_csv_metric_score_is_the_official_score_for_every_task(tmp_path):
+    """A published table (or the report's own tables/scores.csv) gives the official score
+    itself: metric 'score' is taken as it is, QA included (no EM/F1 pair needed)."""
+    rows = [
+        ("xquad", "de", "none", 0, "score", 41.5),
+        ("xquad", "de", "none", 1, "exact_match", 30.0),
+        ("xquad", "de", "none", 1, "f1", 50.0),
+        ("xnli", "de", "none", 0, "score", 55.0),
+    ]
+    s = load_results(write_csv(tmp_path / "pub.csv", rows)).scores.reset_index()
+    got = {(t, seed): v for t, seed, v in zip(s["task"], s["seed"], s["score"])}
+    assert got == {("xquad", 0): 41.5, ("xquad", 1): 40.0, ("xnli", 0): 55.0}
+
+
+def test_a_reports_own_scores_table_is_read_back(tmp_path):
+    """tables/scores.csv of a report (task, language, system, seed, score) is an input too, so a
+    study's report can be regenerated from its committed scores."""
+    p = tmp_path / "scores.csv"
+    p.write_text(
+        "task,language,system,seed,score\nxquad,de,none,0,41.5\nxquad,de,none,1,nan\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(DataError, match=r"scores.csv:3: field 'score'"):
+        load_results(p)
+    p.write_text("task,language,system,seed,score\nxquad,de,none,0,41.5\n", encoding="utf-8")
+    assert load_results(p).scores["score"].tolist() == [41.5]

@@ -279,7 +279,10 @@ def test_processes_executor_replaces_a_killed_worker(
     (hook / "sitecustomize.py").write_text(_KILL_FIRST_STAGE)
     monkeypatch.setenv("PYTHONPATH", str(hook))
     monkeypatch.setenv("XSTILTS_TEST_KILL_MARKER", str(tmp_path / "killed"))
-    execution = {"executor": "processes", "workers": 2, "heartbeat_s": 0.2, "stale_after_s": 1}
+    # stale after 5 s: long enough that a live worker starved of CPU on a loaded machine (its
+    # heartbeat thread not scheduled for a second or two) is not taken for dead, short enough
+    # that the killed worker's claim is taken over quickly
+    execution = {"executor": "processes", "workers": 2, "heartbeat_s": 0.2, "stale_after_s": 5}
     spec = parse_grid(_raw(tiny_model, demo_data, seeds=[1], execution=execution))
     graph, stats = run_grid(spec, tmp_path / "out", echo=print)
     assert (tmp_path / "killed").exists()  # the hook did kill a worker

@@ -8,6 +8,10 @@
 #
 # REPORT_ONLY=1 skips the grid and reports on whatever stages are finished; REPORT_SEEDS=0,1
 # reports on those seeds only (the seeds every system has while the last one is still running).
+# REPORT_FROM_SCORES=1 writes the report from the committed per-seed scores
+# (report/tables/scores.csv) instead of the run directory: the statistics that need the
+# per-example predictions (example sampling in CIs, same-data flags, tokenizer covariates,
+# model selection) are then unavailable and say so; the overlap probe is not re-run.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
@@ -17,6 +21,17 @@ out="${STUDY_OUT:-runs/cpu-minilm}"
 xstilts="${XSTILTS:-xstilts}"
 command -v "$xstilts" >/dev/null || xstilts="$root/.venv/bin/xstilts"
 
+if [ -n "${REPORT_FROM_SCORES:-}" ]; then
+  scores="$(mktemp --suffix=.csv)"
+  trap 'rm -f "$scores"' EXIT
+  cp "$here/report/tables/scores.csv" "$scores"   # the report rewrites its tables/
+  "$xstilts" report "$scores" --output-dir "$here/report" --benchmark xtreme-r \
+    --preamble "$here/PREAMBLE.md"
+  cp "$here/report/report.md" "$here/REPORT.md"
+  sed -i 's#](figures/#](report/figures/#g' "$here/REPORT.md"
+  echo "report: $here/REPORT.md (HTML: $here/report/report.html)"
+  exit 0
+fi
 if [ -z "${REPORT_ONLY:-}" ]; then
   "$xstilts" grid run "$here/grid.yaml" --data-dir "$data" --output-dir "$out" --quiet-tables
 fi

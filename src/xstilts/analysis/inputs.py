@@ -17,13 +17,15 @@ from typing import Any
 
 import pandas as pd
 
-from xstilts.analysis.rescoring import official_from_metrics
+from xstilts.analysis.rescoring import OFFICIAL_SCORE, official_from_metrics
 from xstilts.analysis.same_data import same_data_flags
 from xstilts.errors import ConfigError, DataError
 from xstilts.results.store import ROWS_FILE, load_rows, rows_files
 from xstilts.results.store import read_predictions as read_records
 
 CSV_COLUMNS = ("task", "language", "system", "seed", "metric", "value")
+# the report's own tables/scores.csv: one official score per row (read as metric "score")
+SCORES_COLUMNS = ("task", "language", "system", "seed", "score")
 # rows of a published table that are aggregates, not languages: recomputed, never analysed
 AGGREGATE_LANGUAGES = frozenset({"avg", "average", "mean", "all"})
 SCORE_KEY = ("task", "language", "system", "seed")
@@ -118,12 +120,20 @@ def load_csv(path: Path, *, seeds: Sequence[int] | None = None) -> Results:
     with open(path, encoding="utf-8", newline="") as f:
         reader = csv.DictReader(f)
         header = [h.strip() for h in (reader.fieldnames or [])]
+        scores_table = all(c in header for c in SCORES_COLUMNS) and "metric" not in header
         missing = [c for c in CSV_COLUMNS if c not in header]
-        if missing:
-            raise DataError(path, f"missing column(s) {missing}; expected {list(CSV_COLUMNS)}")
+        if missing and not scores_table:
+            raise DataError(
+                path,
+                f"missing column(s) {missing}; expected {list(CSV_COLUMNS)} (or a report's "
+                f"tables/scores.csv: {list(SCORES_COLUMNS)})",
+            )
+        value_field = "score" if scores_table else "value"  # the column errors name
         records, notes, seen = [], [], {}
         for line, raw in enumerate(reader, start=2):
             row = {k.strip(): (v or "").strip() for k, v in raw.items() if k is not None}
+            if scores_table:
+                row["metric"], row["value"] = OFFICIAL_SCORE, row.pop("score")
             for col in ("task", "language", "system", "metric"):
                 if not row[col]:
                     raise DataError(path, "empty value", line=line, field=col)
@@ -134,7 +144,7 @@ def load_csv(path: Path, *, seeds: Sequence[int] | None = None) -> Results:
                 value = float(row["value"])
             except ValueError:
                 raise DataError(
-                    path, f"{row['value']!r} is not a number", line=line, field="value"
+                    path, f"{row['value']!r} is not a number", line=line, field=value_field
                 ) from None
             lo, hi = METRIC_RANGE
             if not math.isfinite(value) or not lo <= value <= hi:
@@ -143,7 +153,7 @@ def load_csv(path: Path, *, seeds: Sequence[int] | None = None) -> Results:
                     path,
                     f"{row['value']!r} is not a score in [{lo:g}, {hi:g}] (metrics are percent)",
                     line=line,
-                    field="value",
+                    field=value_field,
                 )
             try:
                 seed = int(row["seed"]) if row["seed"] else 0

@@ -26,6 +26,7 @@ import numpy as np
 QA_TASKS = frozenset({"xquad", "mlqa", "tydiqa"})
 # official metric name per task, the order ``evaluate.py`` picks ``avg_metric`` in
 OFFICIAL_PRIORITY = ("f1", "accuracy", "map@20")
+OFFICIAL_SCORE = "score"  # a CSV metric that is the official score as published
 
 
 def official_metric_name(task: str) -> str:
@@ -43,9 +44,13 @@ def _official_single(task: str) -> str:
 
 
 def official_from_metrics(task: str, metrics: dict[str, float]) -> float:
-    """The official score of one evaluation from its metric dict (percent): QA takes the mean of
-    EM and F1; other tasks the first of f1 / accuracy / map@20 present; else the only metric."""
+    """The official score of one evaluation from its metric dict (percent): a metric named
+    ``score`` is the official score itself (what a published table or the report's own
+    ``tables/scores.csv`` gives); else QA takes the mean of EM and F1; other tasks the first of
+    f1 / accuracy / map@20 present; else the only metric."""
     m = {k.lower(): v for k, v in metrics.items()}
+    if OFFICIAL_SCORE in m:
+        return m[OFFICIAL_SCORE]
     if task in QA_TASKS:
         em = m.get("exact_match", m.get("em"))
         if em is None or "f1" not in m:

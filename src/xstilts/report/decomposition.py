@@ -117,7 +117,7 @@ def decomposition_section(a: Analysis) -> list:
     try:
         from xstilts.report.figures import DPI, decomposition_plot
 
-        pic = decomposition_plot(d, a.systems, level=o.level)
+        pic = decomposition_plot(d, a.systems)
     except ImportError:  # no matplotlib: build.py already notes that figures are left out
         pic = None
     if pic is not None:

@@ -163,9 +163,7 @@ def forest_plot(averages: pd.DataFrame, *, alpha: float, baseline: str) -> Rende
     return _render(fig)
 
 
-def decomposition_plot(
-    d: pd.DataFrame, systems: list[str], *, level: float = 0.95
-) -> Rendered | None:
+def decomposition_plot(d: pd.DataFrame, systems: list[str]) -> Rendered | None:
     """Rows = tasks, columns = variance components (those estimated somewhere: without
     predictions no example column); in each panel one horizontal bar per system (baseline
     first) of the component's SD in points with its CI as a whisker. Every panel has its own x
@@ -208,9 +206,7 @@ def decomposition_plot(
                 ax.set_ylabel(task, fontsize=FONT)
     for ax in axes[-1]:
         ax.set_xlabel("points", fontsize=FONT - 1)
-    fig.suptitle(
-        f"Variance components (SD, {level:.0%} CI whiskers) per task and system", fontsize=FONT
-    )
+    # no suptitle: it would collide with the panel titles; the report's caption says it
     return _render(fig)
 
 
