@@ -11,7 +11,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import torch
+
+# the grid builders and the torch-threads guard of the grid tests (one definition)
+from test_grid_run import TRAIN, _keep_torch_threads, _quiet, _raw  # noqa: F401
 
 from xstilts.cli import main
 from xstilts.config import TrackingBackend
@@ -22,33 +24,7 @@ from xstilts.grid.status import snapshot, status_html, status_text, watch
 from xstilts.grid.worker import record_failure
 from xstilts.pipeline.stages import HOST, try_claim
 
-TRAIN = {"epochs": 1, "batch_size": 16, "lr": 1e-3, "eval_batch_size": 64}
 CHROMIUM = Path("/usr/bin/chromium")
-
-
-@pytest.fixture(autouse=True)
-def _keep_torch_threads():
-    n = torch.get_num_threads()
-    yield
-    torch.set_num_threads(n)
-
-
-def _raw(model: Path, data: Path, **over) -> dict:
-    raw = {
-        "name": "g",
-        "models": [{"name": "tiny", "name_or_path": str(model), "max_length": 32}],
-        "data_dir": str(data),
-        "threads": 1,
-        "intermediate": {"systems": [[], ["demo_inter"]], "training": TRAIN},
-        "targets": [{"task": "demo_nli", "training": TRAIN, "evaluation": {"max_examples": 10}}],
-        "seeds": [1],
-    }
-    raw.update(over)
-    return raw
-
-
-def _quiet(msg: str) -> None:
-    pass
 
 
 @pytest.fixture(scope="module")

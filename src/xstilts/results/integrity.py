@@ -201,17 +201,16 @@ def stage_problems(
 
 
 def _rows_problem(path: Path) -> str | None:
+    """Why a rows file cannot be read (the store's own reader decides), or None."""
+    from xstilts.errors import DataError
+    from xstilts.results.store import read_predictions
+
     try:
-        with open(path, encoding="utf-8") as f:
-            for i, line in enumerate(f, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    json.loads(line)
-                except json.JSONDecodeError as e:
-                    return f"line {i}: not JSON ({e.msg})"
-    except UnicodeDecodeError:
-        return "not UTF-8 text"
+        read_predictions(path)  # every non-blank line one JSON object, UTF-8
+    except DataError as e:  # "<path>:<line>: <cause>" -> "line <line>: <cause>"
+        where = f"{e.path}:{e.line}: " if e.line is not None else f"{e.path}: "
+        cause = str(e).removeprefix(where)
+        return f"line {e.line}: {cause}" if e.line is not None else cause
     return None
 
 
