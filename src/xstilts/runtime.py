@@ -214,7 +214,6 @@ def shutdown() -> None:
     if _control is None:
         return
     import torch.distributed as dist
-
     from accelerate import PartialState
 
     control, _control = _control, None

@@ -175,12 +175,13 @@ def train(
     world, main = runtime.world(), runtime.is_main()
     acc = accelerator(cfg.precision, dev)
     if cfg.gradient_checkpointing:
-        # non-reentrant: the reentrant kind breaks DDP with unused parameters (the other heads)
-        model.encoder.gradient_checkpointing_enable({"use_reentrant": False})
+        _checkpointing(model.encoder, True)
     net = acc.prepare_model(model, device_placement=False)  # DDP under a launch
+    # prepare_model also wraps model.forward in autocast; without it the training step turns
+    # autocast on itself, and dev evaluations between steps run in fp32, as in an fp32 phase
+    acc.unwrap_model(net, keep_fp32_wrapper=False)
     if world > 1:
         _reseed_per_rank(seed)
-    train_autocast = _autocast_on(acc)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     rng = np.random.default_rng(seed)
     batches_per_epoch = sum(math.ceil(len(t.train) / cfg.batch_size) for t in tasks)
@@ -258,7 +259,7 @@ def train(
         micro_before = micro
         for ti, idx in epoch_plan():
             pt = tasks[ti]
-            with acc.autocast(train_autocast):
+            with acc.autocast():
                 if world > 1:
                     loss = _shard_loss(net, pt, idx, pad_id, dev) / cfg.grad_accum
                 else:
@@ -324,9 +325,8 @@ def train(
             )
     pbar.close()
     result.steps = step
-    acc.unwrap_model(net, keep_fp32_wrapper=False)  # model.forward as it was before prepare
     if cfg.gradient_checkpointing:
-        model.encoder.gradient_checkpointing_disable()
+        _checkpointing(model.encoder, False)
     if not main:
         return result  # its stage directory is a throwaway (pipeline/parallel.py)
     save_checkpoint(model, tokenizer, out_dir / "last", {**checkpoint_meta, "step": step})
@@ -390,13 +390,11 @@ def accelerator(precision: Precision, dev: torch.device):
 
     accelerate keeps its state in a process-wide singleton that refuses a second mixed
     precision; a grid process trains one phase after another, possibly in different
-    precisions, so that state (not the joined process group) is reset for each phase. The
-    autocast accelerate puts on ``model.forward`` is disabled: the training step turns it on
-    (``_autocast_on``), and dev evaluations between steps run in fp32, as in an fp32 phase.
+    precisions, so that state (not the joined process group) is reset for each phase.
     """
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState, GradientState
-    from accelerate.utils import AutocastKwargs, DistributedDataParallelKwargs
+    from accelerate.utils import DistributedDataParallelKwargs
 
     check_precision(precision, dev)
     AcceleratorState._reset_state(reset_partial_state=False)
@@ -406,19 +404,24 @@ def accelerator(precision: Precision, dev: torch.device):
         cpu=dev.type == "cpu",
         mixed_precision=mixed,
         device_placement=False,  # the model is on runtime.device() (--device), batches too
-        kwargs_handlers=[
-            AutocastKwargs(enabled=False),
-            # a multi-task model has a head per task and a batch uses one: the others get no
-            # gradient
-            DistributedDataParallelKwargs(find_unused_parameters=True),
-        ],
+        # a multi-task model has a head per task and a batch uses one: the others get no grad
+        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
     )
 
 
-def _autocast_on(acc):
-    from accelerate.utils import AutocastKwargs
-
-    return AutocastKwargs(enabled=acc.mixed_precision != "no")
+def _checkpointing(encoder: torch.nn.Module, on: bool) -> None:
+    """HF gradient (activation) checkpointing of ``encoder`` on or off. Non-reentrant: the
+    reentrant kind breaks DDP when some parameters get no gradient (the other tasks' heads)."""
+    # transformers 5 renamed gradient_checkpointing_enable (deprecated, removed in v6)
+    if hasattr(encoder, "activation_checkpointing_enable"):
+        if on:
+            encoder.activation_checkpointing_enable({"use_reentrant": False})
+        else:
+            encoder.activation_checkpointing_disable()
+    elif on:
+        encoder.gradient_checkpointing_enable({"use_reentrant": False})
+    else:
+        encoder.gradient_checkpointing_disable()
 
 
 def _reseed_per_rank(seed: int) -> None:
