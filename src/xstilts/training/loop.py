@@ -20,6 +20,7 @@ batch. The evaluations and checkpoints are rank 0's alone (the others write noth
 from __future__ import annotations
 
 import math
+import os
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -397,6 +398,13 @@ def accelerator(precision: Precision, dev: torch.device):
     from accelerate.utils import DistributedDataParallelKwargs
 
     check_precision(precision, dev)
+    for var, what in (("ACCELERATE_USE_FSDP", "FSDP"), ("ACCELERATE_USE_DEEPSPEED", "DeepSpeed")):
+        if os.environ.get(var, "").lower() in ("1", "true"):
+            # the loop's loss weighting and process 0's whole-model checkpoints assume DDP
+            raise ConfigError(
+                f"accelerate launch with {what} (${var}): xstilts trains data parallel with DDP "
+                "only; launch without an FSDP/DeepSpeed config"
+            )
     AcceleratorState._reset_state(reset_partial_state=False)
     GradientState._reset_state()
     mixed = {Precision.FP32: "no", Precision.BF16: "bf16", Precision.FP16: "fp16"}[precision]
