@@ -235,6 +235,8 @@ def main(argv: list[str] | None = None) -> dict:
     trainer_runs = [
         trainer_run(path, tokenizer, ds, args.steps) for _ in range(args.trainer_repeats)
     ]
+    if not trainer_runs:  # --trainer-repeats 0: accuracy only
+        trainer_runs = [{"seconds": float("nan"), "cpu_seconds": float("nan"), "tokens": 0}]
 
     def rate(rs: list[dict], clock: str = "seconds") -> float:
         return statistics.median(r["tokens"] / r[clock] for r in rs)
@@ -266,6 +268,8 @@ def main(argv: list[str] | None = None) -> dict:
         "trainer_runs": trainer_runs,
         "delta_accuracy": per_lang,
         "delta_accuracy_mean": _paired(mean16, mean32),
+        "accuracy": acc,  # precision -> language -> [seeds]
+        "mean_accuracy": {"fp32": mean32.tolist(), "bf16": mean16.tolist()},
         "bf16_inference_agreement": agree / total,
         "bf16_inference_pairs": total,
     }
@@ -314,6 +318,9 @@ def _report(res: dict) -> None:
     print(f"on CPU time: fp32 {c['fp32']:.0f}, bf16 {c['bf16']:.0f} tokens/s; bf16/fp32 = "
           f"{res['cpu_bf16_over_fp32']:.2f}x; Trainer bf16 {res['cpu_trainer_bf16_tokens_per_s']:.0f}"
           f" tokens/s, xstilts bf16 / Trainer bf16 = {res['cpu_xstilts_bf16_over_trainer_bf16']:.2f}x")  # fmt: skip
+    m = res["mean_accuracy"]
+    print(f"mean accuracy over languages per seed: fp32 {[round(100 * x, 2) for x in m['fp32']]}, "
+          f"bf16 {[round(100 * x, 2) for x in m['bf16']]}")  # fmt: skip
     print("accuracy bf16 - fp32 (points; mean over seeds, paired-t 95% CI):")
     for lg, d in {**res["delta_accuracy"], "mean": res["delta_accuracy_mean"]}.items():
         print(

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from xstilts.config import (
+    STAGE_KINDS,
     DataRef,
     EncoderSource,
     EvalConfig,
@@ -36,7 +37,6 @@ from xstilts.config import (
     RaySettings,
     RetrievalConfig,
     RunConfig,
-    STAGE_KINDS,
     SlurmResources,
     SlurmSettings,
     Source,
