@@ -262,8 +262,10 @@ def test_shard_losses_average_to_the_whole_batch_gradient(monkeypatch, family, r
 
 
 def test_slurm_multi_gpu_job_command_trains_on_two_processes(tiny_model, demo_data, tmp_path):
-    """The command a Slurm job of a multi-GPU training stage runs (``grid/remote.py``):
-    accelerate's launcher over ``xstilts.grid.remote TASK.pkl``, here 2 CPU processes."""
+    """The entry point a Slurm job of a multi-GPU training stage launches (``grid/remote.py``:
+    ``accelerate launch ... -m xstilts.grid.remote TASK.pkl``), here on 2 CPU processes. On
+    GPUs accelerate's launcher runs torch.distributed.run; without GPUs it starts one process
+    (several CPU processes need MPI), so the test launches the same module with torchrun."""
     import pickle
 
     from xstilts.config import SlurmSettings
@@ -287,6 +289,10 @@ def test_slurm_multi_gpu_job_command_trains_on_two_processes(tiny_model, demo_da
     task_file = tmp_path / "task.pkl"
     task_file.write_bytes(pickle.dumps(task))
     cmd = remote.launch_command(remote.launch_processes(s, node.stage.kind), task_file)
+    assert cmd[1:5] == ["-m", "accelerate.commands.launch", "--num_processes", "2"]
+    module = cmd[cmd.index("xstilts.grid.remote") - 1 :]  # -m xstilts.grid.remote TASK.pkl
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    cmd += module
     env = {k: v for k, v in os.environ.items() if k not in (*LAUNCH_ENV, runtime.ENV)}
     # no GPU here: the processes train on the CPU (gloo), as on GPUs they would on cuda:r
     env.update(HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="")
