@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The GPU check of the device path (run on a machine with CUDA): the pipeline tests with the
-# default device (auto = CUDA), the CUDA-vs-CPU parity test, and a train/inference throughput
-# figure for a MiniLM-L6-shaped encoder on each device. Needs torch with CUDA, transformers,
+# default device (auto = CUDA), the CUDA-vs-CPU parity test, a train/inference throughput
+# figure for a MiniLM-L6-shaped encoder on each device, and bf16 training of an XLM-R-base
+# shape under accelerate launch against HF Trainer (benchmarks/gpu_bf16_xlmr.py). Needs torch with CUDA, transformers,
 # tokenizers, safetensors, pandas, scipy, pyyaml, seqeval and submitit importable; the package
 # itself is used from src/ (PYTHONPATH) so any torch build will do.
 set -uo pipefail
@@ -46,4 +47,8 @@ for dev in ["cpu"] + (["cuda"] if torch.cuda.is_available() else []):
         sync(); inf = 10 * 32 / (time.perf_counter() - t)
     print(f"{dev}: train {tr:.0f} ex/s, inference {inf:.0f} ex/s (fp32, 32 x 128 tokens)")
 PY
+# bf16 training of an XLM-R-base-shaped model (random init, no download) under accelerate's
+# launcher: xstilts' loop (training.precision: bf16, its Accelerator) vs HF Trainer bf16=True
+python3 -m accelerate.commands.launch --num_processes 1 --num_machines 1 --mixed_precision no \
+  --dynamo_backend no benchmarks/gpu_bf16_xlmr.py --steps 60 --repeats 3 || rc=1
 exit $rc

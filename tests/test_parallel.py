@@ -1,8 +1,11 @@
 """Data-parallel stages: 2 CPU processes (gloo) under torchrun train like one process would.
 
-The launches are real (``python -m torch.distributed.run --nproc_per_node 2 -m xstilts.cli``):
-rank 0 alone claims, writes and publishes; the other process trains along into a throwaway
-directory; the weights equal a single-process run with the same global batch.
+The launches are real (``python -m torch.distributed.run --nproc_per_node 2 -m xstilts.cli``,
+and accelerate's launcher for a Slurm job's multi-GPU stage), with the training loop's
+``accelerate`` Accelerator inside (DDP over gloo): rank 0 alone claims, writes and publishes;
+the other process trains along into a throwaway directory; the weights equal a
+single-process run with the same global batch. (``accelerate launch --cpu`` starts several CPU
+processes only through MPI, hence torchrun for the CPU launches of ``xstilts run``.)
 """
 
 from __future__ import annotations
@@ -256,3 +259,47 @@ def test_shard_losses_average_to_the_whole_batch_gradient(monkeypatch, family, r
         monkeypatch.setattr(runtime, "rank", lambda r=r: r)
         per_rank.append(grads(loop._shard_loss(net, pt, idx, 0, torch.device("cpu"))))
     torch.testing.assert_close((per_rank[0] + per_rank[1]) / 2, whole, rtol=1e-5, atol=1e-6)
+
+
+def test_slurm_multi_gpu_job_command_trains_on_two_processes(tiny_model, demo_data, tmp_path):
+    """The entry point a Slurm job of a multi-GPU training stage launches (``grid/remote.py``:
+    ``accelerate launch ... -m xstilts.grid.remote TASK.pkl``), here on 2 CPU processes. On
+    GPUs accelerate's launcher runs torch.distributed.run; without GPUs it starts one process
+    (several CPU processes need MPI), so the test launches the same module with torchrun."""
+    import pickle
+
+    from xstilts.config import SlurmSettings
+    from xstilts.grid import build_graph, remote
+    from xstilts.grid.spec import parse_grid
+
+    train = {"epochs": 1, "batch_size": 16, "lr": 1e-3, "eval_batch_size": 64}
+    spec = parse_grid({
+        "name": "g",
+        "models": [{"name": "tiny", "name_or_path": str(tiny_model), "max_length": 32}],
+        "data_dir": str(demo_data),
+        "intermediate": {"systems": [[]], "training": train},
+        "targets": [{"task": "demo_nli", "training": train, "evaluation": {"max_examples": 10}}],
+        "seeds": [1],
+    })  # fmt: skip
+    out = tmp_path / "g"
+    graph = build_graph(spec, out, echo=lambda s: None)
+    node = next(n for n in graph.nodes.values() if n.stage.kind == "target")
+    s = SlurmSettings(stages={"training": remote.SlurmResources(gpus_per_node=2)})
+    task = remote.StageTask(spec, str(out), node.recipe, node.id, spec.execution.claims, 1)
+    task_file = tmp_path / "task.pkl"
+    task_file.write_bytes(pickle.dumps(task))
+    cmd = remote.launch_command(remote.launch_processes(s, node.stage.kind), task_file)
+    assert cmd[1:5] == ["-m", "accelerate.commands.launch", "--num_processes", "2"]
+    module = cmd[cmd.index("xstilts.grid.remote") - 1 :]  # -m xstilts.grid.remote TASK.pkl
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    cmd += module
+    env = {k: v for k, v in os.environ.items() if k not in (*LAUNCH_ENV, runtime.ENV)}
+    # no GPU here: the processes train on the CPU (gloo), as on GPUs they would on cuda:r
+    env.update(HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="")
+    env[runtime.ENV] = "cpu"
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    summary = remote._summary(proc.stdout)
+    assert summary["node"] == node.id and summary["built"]
+    info = json.loads((node.stage.dir / "stage.json").read_text())
+    assert info["world_size"] == 2

@@ -54,6 +54,17 @@ class ModelConfig:
     head_dropout: float = 0.1
 
 
+class Precision(str, Enum):
+    """Arithmetic of training (``training.precision``) and of zero-shot inference
+    (``evaluation.precision``). ``bf16`` (autocast; 2-3x faster on CPUs with AVX512-BF16/AMX)
+    can flip near-tied predictions: it is recorded in every row's protocol. ``fp16`` needs CUDA
+    (a gradient scaler in training); it is refused on the CPU."""
+
+    FP32 = "fp32"
+    BF16 = "bf16"
+    FP16 = "fp16"
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     epochs: float = 3.0
@@ -73,6 +84,12 @@ class TrainConfig:
     keep_periodic: bool = False  # keep a checkpoint at every evaluation step
     target_dev_each_eval: bool = False  # also score target-language dev sets at each evaluation
     group_by_length: bool = True
+    # Arithmetic of training (autocast through accelerate): fp32, bf16 (CUDA, or CPUs with
+    # AVX512-BF16/AMX), fp16 (CUDA only, with a gradient scaler). In the stage key unless fp32.
+    precision: Precision = Precision.FP32
+    # Recompute activations in the backward pass (HF gradient_checkpointing_enable): less
+    # memory, ~30% more compute. In the stage key only when true.
+    gradient_checkpointing: bool = False
 
 
 @dataclass(frozen=True)
@@ -178,14 +195,6 @@ class EncoderSource:
     training: TrainConfig = TrainConfig()
 
 
-class Precision(str, Enum):
-    """Arithmetic of zero-shot inference. ``bf16`` (CPU autocast; 2-3x faster on CPUs with
-    AVX512-BF16/AMX) can flip near-tied predictions: it is recorded in every row's protocol."""
-
-    FP32 = "fp32"
-    BF16 = "bf16"
-
-
 class MissingPolicy(str, Enum):
     ERROR = "error"  # a language without its evaluation file stops the run before it starts
     SKIP = "skip"  # it is left out, and the reason is recorded in the stage and printed
@@ -265,6 +274,22 @@ class Executor(str, Enum):
     RAY = "ray"  # one Ray task per ready stage
 
 
+STAGE_KINDS = ("mlm", "intermediate", "target", "zero_shot")
+TRAINING_STAGE_KINDS = ("mlm", "intermediate", "target")  # stages that train a model
+
+
+@dataclass(frozen=True)
+class SlurmResources:
+    """What one kind of stage asks of Slurm; unset fields take ``execution.slurm``'s. With
+    ``gpus_per_node`` > 1 a training stage's job runs one process per GPU under
+    ``accelerate launch`` (data parallel, docs/grid.md: Several GPUs)."""
+
+    gpus_per_node: int | None = None
+    cpus_per_task: int | None = None
+    mem_gb: float | None = None
+    timeout_min: int | None = None
+
+
 @dataclass(frozen=True)
 class SlurmSettings:
     partition: str | None = None  # checked against ``sinfo`` before anything starts
@@ -280,6 +305,10 @@ class SlurmSettings:
     additional: dict[str, str] = field(default_factory=dict)  # extra ``#SBATCH --key=value``
     max_jobs: int = 64  # jobs in flight at once
     log_dir: str | None = None  # None: ``<output_dir>/grid-logs/<grid name>``
+    # Per stage kind: "training" (mlm, intermediate and target), or one of mlm, intermediate,
+    # target, zero_shot (more specific wins), e.g. {training: {gpus_per_node: 4}, zero_shot:
+    # {gpus_per_node: 1, timeout_min: 60}}
+    stages: dict[str, SlurmResources] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

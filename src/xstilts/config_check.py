@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from xstilts.config import (
+    STAGE_KINDS,
     DataRef,
     EncoderSource,
     EvalConfig,
@@ -32,9 +33,11 @@ from xstilts.config import (
     MLMMode,
     ModelConfig,
     ModelSelection,
+    Precision,
     RaySettings,
     RetrievalConfig,
     RunConfig,
+    SlurmResources,
     SlurmSettings,
     Source,
     TargetConfig,
@@ -123,6 +126,12 @@ RULES: dict[type, dict[str, Rule]] = {
         "mem_gb": OPT_POSITIVE,
         "max_jobs": POSITIVE_INT,
     },
+    SlurmResources: {
+        "gpus_per_node": OPT_NON_NEGATIVE_INT,
+        "cpus_per_task": OPT_POSITIVE_INT,
+        "mem_gb": OPT_POSITIVE,
+        "timeout_min": OPT_POSITIVE_INT,
+    },
     RaySettings: {
         "num_cpus": NON_NEGATIVE,
         "num_gpus": NON_NEGATIVE,
@@ -183,6 +192,18 @@ class _Check:
                 "0 scores no dev example, but selection best_en_dev selects on them: give a "
                 "positive number (or null: all) or selection: last",
             )
+        if isinstance(obj, EvalConfig) and obj.precision is Precision.FP16:
+            self.fail(
+                f"{prefix}.precision",
+                "fp16 is for training (CUDA); zero-shot inference runs in fp32 or bf16",
+            )
+        if isinstance(obj, SlurmSettings):
+            for kind in obj.stages:
+                if kind not in ("training", *STAGE_KINDS):
+                    self.fail(
+                        f"{prefix}.stages.{kind}",
+                        f"unknown stage kind; expected training, {', '.join(STAGE_KINDS)}",
+                    )
         if isinstance(obj, TaskData) and obj.dev_holdout and obj.dev is not None:
             self.fail(f"{prefix}.dev_holdout", "give either data.dev or data.dev_holdout, not both")
 

@@ -8,7 +8,11 @@ kernels differ in their last bits across devices.
 Data-parallel launches (``accelerate launch``, ``torchrun``) start N copies of a command and
 tell each its place through ``WORLD_SIZE``, ``RANK`` and ``LOCAL_RANK``. With ``WORLD_SIZE > 1``
 this module joins the processes into one ``torch.distributed`` group (NCCL on CUDA, gloo on the
-CPU) the first time :func:`world` is asked, and a CUDA device means ``cuda:LOCAL_RANK``. Rank 0
+CPU; through accelerate's ``PartialState``) the first time :func:`world` is asked, and a CUDA
+device means ``cuda:LOCAL_RANK``. The training loop wraps the model with an ``accelerate``
+``Accelerator`` (``training/loop.py``); this module keeps what accelerate does not do: the
+device choice of ``--device``, and the CPU control group that rank 0's stage protocol waits
+on (``pipeline/parallel.py``). Rank 0
 is the *main* process: the only one that claims, writes and publishes stages
 (``pipeline/parallel.py``); the training loop splits each batch over all of them.
 """
@@ -141,17 +145,23 @@ def world() -> int:
 
 
 def _join() -> None:
+    """Join the launch through accelerate's ``PartialState`` (it reads the launcher's
+    variables and initialises ``torch.distributed``: NCCL on CUDA, gloo on the CPU), then make
+    the control group of waits."""
     global _control
     import torch.distributed as dist
+    from accelerate import PartialState
 
     dev = device()
-    backend = os.environ.get(BACKEND_ENV, "").strip() or ("nccl" if dev.type == "cuda" else "gloo")
-    if backend not in ("nccl", "gloo"):
+    backend = os.environ.get(BACKEND_ENV, "").strip() or None
+    if backend not in (None, "nccl", "gloo"):
         raise ConfigError(f"${BACKEND_ENV}={backend!r}: expected nccl or gloo")
     if dev.type == "cuda":
         torch.cuda.set_device(dev)  # NCCL and the CUDA caching allocator use the current device
-    if not dist.is_initialized():
-        dist.init_process_group(backend, timeout=_timeout())
+    kwargs: dict[str, Any] = {"timeout": _timeout()}
+    if backend is not None:
+        kwargs["backend"] = backend
+    PartialState(cpu=dev.type != "cuda", **kwargs)
     # Waiting (barriers, broadcasts of small objects) goes through a CPU group: a gloo wait
     # blocks a thread, where an NCCL one would hold a GPU stream (and its watchdog) meanwhile.
     if dist.get_backend() == "gloo":
@@ -204,13 +214,15 @@ def shutdown() -> None:
     if _control is None:
         return
     import torch.distributed as dist
+    from accelerate import PartialState
 
     control, _control = _control, None
     if dist.is_initialized():
         # every process reaches this point before any tears the group down: gloo aborts a
         # process (std::terminate) whose peer closed the connection under a pending receive
         dist.barrier(group=control)
-        dist.destroy_process_group()
+        PartialState().destroy_process_group()
+    PartialState._reset_state()
 
 
 def model_device(model: torch.nn.Module) -> torch.device:

@@ -204,6 +204,8 @@ def zero_shot_job(plan: Plan, tgt: Stage | None, name: str, seed: int, echo) -> 
             "eval_max_examples": ev.max_examples,
             "labels_file": ev.labels_file,
             "precision": ev.precision.value,
+            # of the target's training (in its stage key, hence in this stage's, unless fp32)
+            "training_precision": cfg.target.training.precision.value if spec.trainable else None,
             "device": str(runtime_device()),  # not keyed: results agree across devices to ~1e-6
             **plan.target.protocol,
         }

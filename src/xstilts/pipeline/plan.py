@@ -12,6 +12,7 @@ from xstilts.config import (
     DataRef,
     EvalConfig,
     ModelSelection,
+    Precision,
     RunConfig,
     TaskData,
     TrainConfig,
@@ -220,6 +221,12 @@ def _check_translation_leaks(
 def _train_inputs(tc: TrainConfig) -> dict:
     d = to_dict(tc)
     d.pop("eval_batch_size")  # batch size of inference does not change results
+    # Added after stage keys existed: keyed only when they change the arithmetic, so the
+    # keys of fp32 runs without checkpointing stay what they were.
+    if tc.precision is Precision.FP32:
+        d.pop("precision")
+    if not tc.gradient_checkpointing:
+        d.pop("gradient_checkpointing")
     return d
 
 

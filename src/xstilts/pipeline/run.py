@@ -356,6 +356,7 @@ def intermediate_job(
         protocol = {
             "phase": "intermediate",
             "model_selection": tc.selection.value,
+            "precision": tc.precision.value,  # of training (keyed unless fp32)
             "data": {t: plan.intermediate[t].protocol for t in system},
             **({k: v for k, v in inputs.items() if k in ("sampling", "shared_heads")}),
         }
@@ -463,6 +464,7 @@ def target_job(
         protocol = {
             "phase": "target",
             "model_selection": tc.selection.value,
+            "precision": tc.precision.value,  # of training (keyed unless fp32)
             **plan.target.protocol,
         }
         rows = _history_rows(plan, stage, result.history, name=name, seed=seed, protocol=protocol)

@@ -5,15 +5,22 @@ length-grouped batches, periodic evaluation on an English dev subset, best and l
 Multi-task training interleaves the tasks' batches (proportional to their sizes): one shared
 encoder, one head per task.
 
+One ``accelerate`` ``Accelerator`` per phase does the arithmetic around the step: mixed
+precision (``training.precision``: bf16 autocast, fp16 autocast with a gradient scaler) and,
+under a launch, the DistributedDataParallel wrapping (``accelerate launch``'s own config may
+choose DDP; FSDP and DeepSpeed are not supported: the weights-equal-one-process property below
+is DDP's).
+
 Data-parallel (``runtime.world() > 1``, under ``accelerate launch`` / ``torchrun``): every
-process draws the same batch plan and takes its share of each batch; DistributedDataParallel
-averages the gradients, weighted so that one optimizer step equals the single-process step on
-the whole batch. The evaluations and checkpoints are rank 0's alone (the others write nothing).
+process draws the same batch plan and takes its share of each batch; DDP averages the
+gradients, weighted so that one optimizer step equals the single-process step on the whole
+batch. The evaluations and checkpoints are rank 0's alone (the others write nothing).
 """
 
 from __future__ import annotations
 
 import math
+import os
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -24,8 +31,8 @@ import torch
 from tqdm.auto import tqdm
 
 from xstilts import runtime
-from xstilts.config import ModelSelection, TrainConfig
-from xstilts.errors import TrainingError
+from xstilts.config import ModelSelection, Precision, TrainConfig
+from xstilts.errors import ConfigError, TrainingError
 from xstilts.features.base import Family, Features, eval_batches, train_batches
 from xstilts.modeling.model import MultiTaskModel, save_checkpoint
 from xstilts.runtime import device as runtime_device
@@ -173,7 +180,15 @@ def train(
     dev = runtime_device()
     model.to(dev)  # before the optimizer is built: it holds the parameters it was given
     world, main = runtime.world(), runtime.is_main()
-    net = _data_parallel(model, dev, seed) if world > 1 else model  # what a training step calls
+    acc = accelerator(cfg.precision, dev)
+    if cfg.gradient_checkpointing:
+        _checkpointing(model.encoder, True)
+    net = acc.prepare_model(model, device_placement=False)  # DDP under a launch
+    # prepare_model also wraps model.forward in autocast; without it the training step turns
+    # autocast on itself, and dev evaluations between steps run in fp32, as in an fp32 phase
+    acc.unwrap_model(net, keep_fp32_wrapper=False)
+    if world > 1:
+        _reseed_per_rank(seed)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     rng = np.random.default_rng(seed)
     batches_per_epoch = sum(math.ceil(len(t.train) / cfg.batch_size) for t in tasks)
@@ -200,6 +215,8 @@ def train(
         lr=cfg.lr,
         fused=fused or None,
     )
+    # fp16: its step unscales the gradients and skips steps whose gradients overflowed
+    optim = acc.prepare_optimizer(optim, device_placement=False)
     warmup = int(cfg.warmup_ratio * total_updates)
 
     def lr_lambda(step: int) -> float:
@@ -250,23 +267,28 @@ def train(
         micro_before = micro
         for ti, idx in epoch_plan():
             pt = tasks[ti]
-            if world > 1:
-                loss = _shard_loss(net, pt, idx, pad_id, dev) / cfg.grad_accum
-            else:
-                batch = to_device(pt.family.collate(pt.train, idx, pad_id), dev)
-                labels = batch.pop("labels")
-                logits = model(pt.head_name, **batch)
-                loss = pt.family.loss(logits, labels) / cfg.grad_accum
-            loss.backward()
+            with acc.autocast():
+                if world > 1:
+                    loss = _shard_loss(net, pt, idx, pad_id, dev) / cfg.grad_accum
+                else:
+                    batch = to_device(pt.family.collate(pt.train, idx, pad_id), dev)
+                    labels = batch.pop("labels")
+                    logits = net(pt.head_name, **batch)
+                    loss = pt.family.loss(logits, labels) / cfg.grad_accum
+            acc.backward(loss)  # fp16: scaled
             result.examples_seen += len(idx)
             micro += 1
             if micro % cfg.grad_accum:
                 continue
-            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+            grad_norm = acc.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
             # One sync per optimizer step. The gradient norm is the same on every process
             # (after DDP's all-reduce), so all of them stop together; the loss is this
-            # process's own and is checked only when it trains alone.
-            _check_finite(grad_norm, loss if world == 1 else None, step + 1, desc, tasks)
+            # process's own and is checked only when it trains alone. Under fp16 an overflowed
+            # gradient is the scaler's business (it skips that step and lowers the scale).
+            if cfg.precision is not Precision.FP16:
+                _check_finite(grad_norm, loss if world == 1 else None, step + 1, desc, tasks)
+            elif world == 1:
+                _check_finite(torch.zeros(()), loss, step + 1, desc, tasks)
             lr = optim.param_groups[0]["lr"]  # this step's rate (the scheduler moves it next)
             optim.step()
             sched.step()
@@ -316,6 +338,8 @@ def train(
             )
     pbar.close()
     result.steps = step
+    if cfg.gradient_checkpointing:
+        _checkpointing(model.encoder, False)
     if not main:
         return result  # its stage directory is a throwaway (pipeline/parallel.py)
     save_checkpoint(model, tokenizer, out_dir / "last", {**checkpoint_meta, "step": step})
@@ -362,21 +386,69 @@ def _check_finite(
         )
 
 
-def _data_parallel(model: MultiTaskModel, dev: torch.device, seed: int) -> torch.nn.Module:
-    """``model`` wrapped for data-parallel training; gradients are averaged over processes."""
-    from torch.nn.parallel import DistributedDataParallel
+def check_precision(precision: Precision, dev: torch.device) -> None:
+    """One line instead of accelerate's traceback: fp16 training needs CUDA (its gradient
+    scaler), bf16 a device that has it."""
+    if precision is Precision.FP16 and dev.type != "cuda":
+        raise ConfigError(
+            f"training.precision fp16 needs a CUDA device (this process trains on {dev}); "
+            "use bf16 or fp32"
+        )
+    if precision is Precision.BF16 and dev.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise ConfigError(f"training.precision bf16: {dev} has no bf16; use fp16 or fp32")
 
-    net = DistributedDataParallel(
-        model,
-        device_ids=[dev.index] if dev.type == "cuda" else None,
+
+def accelerator(precision: Precision, dev: torch.device):
+    """A fresh ``Accelerator`` for one phase on ``dev`` (``precision`` checked first).
+
+    accelerate keeps its state in a process-wide singleton that refuses a second mixed
+    precision; a grid process trains one phase after another, possibly in different
+    precisions, so that state (not the joined process group) is reset for each phase.
+    """
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState, GradientState
+    from accelerate.utils import DistributedDataParallelKwargs
+
+    check_precision(precision, dev)
+    for var, what in (("ACCELERATE_USE_FSDP", "FSDP"), ("ACCELERATE_USE_DEEPSPEED", "DeepSpeed")):
+        if os.environ.get(var, "").lower() in ("1", "true"):
+            # the loop's loss weighting and process 0's whole-model checkpoints assume DDP
+            raise ConfigError(
+                f"accelerate launch with {what} (${var}): xstilts trains data parallel with DDP "
+                "only; launch without an FSDP/DeepSpeed config"
+            )
+    AcceleratorState._reset_state(reset_partial_state=False)
+    GradientState._reset_state()
+    mixed = {Precision.FP32: "no", Precision.BF16: "bf16", Precision.FP16: "fp16"}[precision]
+    return Accelerator(
+        cpu=dev.type == "cpu",
+        mixed_precision=mixed,
+        device_placement=False,  # the model is on runtime.device() (--device), batches too
         # a multi-task model has a head per task and a batch uses one: the others get no grad
-        find_unused_parameters=True,
+        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
     )
-    # DDP copied rank 0's weights to every process. From here on the processes should draw
-    # different dropout masks and masked-LM masks for their different examples: one torch
-    # stream per (seed, rank), instead of the same masks on every shard.
+
+
+def _checkpointing(encoder: torch.nn.Module, on: bool) -> None:
+    """HF gradient (activation) checkpointing of ``encoder`` on or off. Non-reentrant: the
+    reentrant kind breaks DDP when some parameters get no gradient (the other tasks' heads)."""
+    # transformers 5 renamed gradient_checkpointing_enable (deprecated, removed in v6)
+    if hasattr(encoder, "activation_checkpointing_enable"):
+        if on:
+            encoder.activation_checkpointing_enable({"use_reentrant": False})
+        else:
+            encoder.activation_checkpointing_disable()
+    elif on:
+        encoder.gradient_checkpointing_enable({"use_reentrant": False})
+    else:
+        encoder.gradient_checkpointing_disable()
+
+
+def _reseed_per_rank(seed: int) -> None:
+    """DDP copied rank 0's weights to every process. From here on the processes should draw
+    different dropout masks and masked-LM masks for their different examples: one torch
+    stream per (seed, rank), instead of the same masks on every shard."""
     torch.manual_seed(int(np.random.SeedSequence([seed, runtime.rank()]).generate_state(1)[0]))
-    return net
 
 
 def _plan_digest(plan: list[tuple[int, np.ndarray]]) -> str:
