@@ -120,6 +120,34 @@ class MLMConfig:
     )
 
 
+class Adaptation(str, Enum):
+    """What a training phase updates (recorded in stage keys and rows when not ``full``)."""
+
+    FULL = "full"  # every encoder weight (the default; stage keys as before)
+    LORA = "lora"  # low-rank adapters through ``peft``; the encoder itself stays frozen
+
+
+class Compose(str, Enum):
+    """What happens to an intermediate phase's adapter when the target phase starts."""
+
+    MERGE = "merge"  # merged into the encoder weights; the target trains a new adapter on top
+    STACK = "stack"  # kept (frozen, active) and stacked under a new target adapter
+
+
+@dataclass(frozen=True)
+class AdaptationConfig:
+    """Parameter-efficient training of one phase (``modeling/adaptation.py``)."""
+
+    method: Adaptation = Adaptation.FULL
+    rank: int = 8  # LoRA r
+    alpha: float = 16.0  # LoRA scaling numerator: updates are scaled by alpha / rank
+    dropout: float = 0.1  # on the adapter's input
+    # module names adapted (e.g. [query, value]); None: peft's default for the model type
+    target_modules: tuple[str, ...] | None = None
+    # read from ``target.adaptation`` only: how an intermediate adapter reaches the target
+    compose: Compose = Compose.MERGE
+
+
 @dataclass(frozen=True)
 class IntermediateConfig:
     # Each system is a list of English intermediate tasks trained together; [] is the
@@ -136,6 +164,7 @@ class IntermediateConfig:
     # {nli: [anli_r1, anli_r2, anli_r3, mnli, snli]}. Other tasks get a head of their own.
     shared_heads: dict[str, tuple[str, ...]] = field(default_factory=dict)
     mlm: MLMConfig | None = None
+    adaptation: AdaptationConfig = AdaptationConfig()
 
 
 class Pooling(str, Enum):
@@ -217,6 +246,7 @@ class TargetConfig:
     # untrained targets only: evaluate on this task's target-trained encoder instead of the
     # intermediate (or pretrained) one
     encoder_from: EncoderSource | None = None
+    adaptation: AdaptationConfig = AdaptationConfig()
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from xstilts.config import (
+    Adaptation,
+    AdaptationConfig,
+    Compose,
     DataRef,
     EncoderSource,
     EvalConfig,
@@ -106,6 +109,7 @@ RULES: dict[type, dict[str, Rule]] = {
     # 0 = no held-out dev slice (the default; stage keys record it as 0)
     TaskData: {"dev_holdout": NON_NEGATIVE_INT, "max_length": OPT_MAX_LENGTH},
     MLMConfig: {"max_examples": OPT_POSITIVE_INT},
+    AdaptationConfig: {"rank": POSITIVE_INT, "alpha": POSITIVE, "dropout": DROPOUT},
     IntermediateConfig: {"temperature": POSITIVE, "size_cap": OPT_POSITIVE_INT},
     # the upper bound of ``layer`` depends on the model: checked when it is loaded
     RetrievalConfig: {
@@ -395,6 +399,37 @@ def check_run_config(cfg: RunConfig, source: str | Source = "<config>") -> None:
     _check_seeds(cfg.seeds, "seeds", c)
     check_intermediate(cfg.intermediate, "intermediate", c)
     check_target(cfg.target, "target", c)
+    check_adaptation(cfg.intermediate.adaptation, cfg.target.adaptation, c)
+
+
+def check_adaptation(inter: AdaptationConfig, target: AdaptationConfig, c: _Check) -> None:
+    """Parameter-efficient phases: ``compose`` is the target's, stacking needs adapters on
+    both sides, and ``lora`` needs the ``peft`` package (checked before anything runs)."""
+    if inter.compose is not Compose.MERGE:
+        c.fail(
+            "intermediate.adaptation.compose",
+            "is read from target.adaptation.compose only (how the intermediate adapter "
+            "reaches the target phase)",
+        )
+    if target.compose is Compose.STACK and (
+        target.method is Adaptation.FULL or inter.method is Adaptation.FULL
+    ):
+        c.fail(
+            "target.adaptation.compose",
+            "stack keeps the intermediate adapter under a new target adapter: both "
+            "intermediate.adaptation.method and target.adaptation.method must be lora",
+        )
+    for key, ac in (("intermediate", inter), ("target", target)):
+        if ac.target_modules is not None and not ac.target_modules:
+            c.fail(f"{key}.adaptation.target_modules", "must list modules (or be unset)")
+        if ac.method is not Adaptation.FULL:
+            try:
+                import peft  # noqa: F401
+            except ImportError:
+                c.fail(
+                    f"{key}.adaptation.method",
+                    f"'{ac.method.value}' needs the peft package (pip install 'xstilts[peft]')",
+                )
 
 
 def check_execution(ex: Execution, source: str | Source) -> None:

@@ -110,6 +110,10 @@ def load_encoder(
 
 def save_checkpoint(model: MultiTaskModel, tokenizer, out_dir: Path, meta: dict) -> None:
     """Write weights (safetensors), encoder config, tokenizer and label maps to ``out_dir``."""
+    if getattr(model, "peft", None) is not None:  # adapters + heads only (modeling/adaptation)
+        from xstilts.modeling.adaptation import save_peft_checkpoint
+
+        return save_peft_checkpoint(model, tokenizer, out_dir, meta)
     out_dir.mkdir(parents=True, exist_ok=True)
     # on the CPU whatever the training device: checkpoints load anywhere
     state = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
@@ -136,6 +140,10 @@ def load_checkpoint(ckpt_dir: Path, *, dropout: float = 0.1, tokenizer: bool = T
     never survive, and its non-persistent buffers (position ids) are fixed by the config."""
     from transformers import AutoConfig, AutoModel, AutoTokenizer
 
+    from xstilts.modeling import adaptation
+
+    if adaptation.is_peft_checkpoint(ckpt_dir):  # base encoder + adapters + heads
+        return adaptation.load_peft_checkpoint(ckpt_dir, dropout=dropout, tokenizer=tokenizer)
     info = json.loads((ckpt_dir / "checkpoint.json").read_text())
     heads = {t: HeadInfo(HeadKind(h["kind"]), tuple(h["labels"])) for t, h in info["heads"].items()}
     enc_dir, tok_dir = ckpt_dir / "encoder", ckpt_dir / "tokenizer"
@@ -185,6 +193,10 @@ def load_checkpoint_state(ckpt_dir: Path) -> dict[str, torch.Tensor]:
     encoder transfer only reads them. The layout is learnt by building the model once per
     encoder config and heads; a checkpoint that does not fit it is loaded the full way (which
     raises on missing or unexpected weights, as before)."""
+    from xstilts.modeling import adaptation
+
+    if adaptation.is_peft_checkpoint(ckpt_dir):  # its adapters merged into the encoder
+        return adaptation.merged_state(ckpt_dir)
     if not cache.enabled():
         return load_checkpoint(ckpt_dir, tokenizer=False)[0].state_dict()
     info = json.loads((ckpt_dir / "checkpoint.json").read_text())

@@ -15,6 +15,7 @@ from xstilts.config import (
 from xstilts.errors import ConfigError
 from xstilts.features import cache as features_cache
 from xstilts.features.base import family_for
+from xstilts.modeling import adaptation
 from xstilts.modeling.model import (
     HeadInfo,
     MultiTaskModel,
@@ -143,6 +144,7 @@ def _evaluation_model(plan: Plan, source: Stage | None):
         _selected(source.dir, _source_selection(plan, source))
     )
     model = MultiTaskModel(src_model.encoder, heads, cfg.model.head_dropout)
+    model.peft = getattr(src_model, "peft", None)  # an adapter intermediate's, if any
     return model, tokenizer, info
 
 
@@ -189,6 +191,7 @@ def zero_shot_job(plan: Plan, tgt: Stage | None, name: str, seed: int, echo) -> 
             "precision": ev.precision.value,
             "device": str(runtime_device()),  # not keyed: results agree across devices to ~1e-6
             **plan.target.protocol,
+            **adaptation.protocol(model),
         }
         if _retrieval_head(spec):
             rows = _retrieval_rows(

@@ -16,6 +16,7 @@ import torch
 
 from xstilts import runtime
 from xstilts.config import (
+    AdaptationConfig,
     EvalConfig,
     MLMMode,
     ModelSelection,
@@ -24,6 +25,7 @@ from xstilts.config import (
 )
 from xstilts.features import cache as features_cache
 from xstilts.features.base import family_for
+from xstilts.modeling import adaptation
 from xstilts.modeling.model import (
     HeadInfo,
     MultiTaskModel,
@@ -189,12 +191,20 @@ def _history_rows(
 
 
 def _start_model(
-    plan: Plan, heads: dict[str, HeadInfo], source: Stage | None, selection: ModelSelection
+    plan: Plan,
+    heads: dict[str, HeadInfo],
+    source: Stage | None,
+    selection: ModelSelection,
+    adapt: AdaptationConfig | None = None,
+    adapter: str = "target",
 ) -> tuple[MultiTaskModel, object, TransferReport]:
     """A model with fresh ``heads`` on the pretrained encoder, or on the encoder of
     ``source``'s selected checkpoint (heads never transfer); masked-LM heads start from the
-    pretrained LM head when the model has one."""
+    pretrained LM head when the model has one. With a parameter-efficient ``adapt`` the
+    encoder is frozen and a new adapter named ``adapter`` is trained (modeling/adaptation)."""
     cfg = plan.cfg
+    if adapt is not None and adaptation.is_peft(adapt):
+        return _start_peft_model(plan, heads, source, selection, adapt, adapter)
     encoder, tokenizer = load_encoder(
         plan.model_path, revision=cfg.model.revision, trust_remote_code=cfg.model.trust_remote_code
     )
@@ -220,6 +230,47 @@ def _start_model(
             report.loaded += [prefix + g for g in got]
             report.missing = [k for k in report.missing if k.removeprefix(prefix) not in got]
     return model, tokenizer, report
+
+
+def _start_peft_model(
+    plan: Plan,
+    heads: dict[str, HeadInfo],
+    source: Stage | None,
+    selection: ModelSelection,
+    adapt: AdaptationConfig,
+    adapter: str,
+) -> tuple[MultiTaskModel, object, TransferReport]:
+    """The frozen encoder of a parameter-efficient phase and its new adapter: on the
+    pretrained encoder, on a fully fine-tuned source, or after a source's adapters (merged or
+    stacked: ``target.adaptation.compose``)."""
+    cfg = plan.cfg
+    src = _selected(source.dir, selection) if source is not None else None
+    if src is not None and adaptation.is_peft_checkpoint(src):
+        encoder, tokenizer, state = adaptation.continue_from(
+            src, adapt.compose, trust_remote_code=cfg.model.trust_remote_code
+        )
+        model = MultiTaskModel(encoder, heads, cfg.model.head_dropout)
+        report = TransferReport(
+            source=f"{src.relative_to(plan.out_dir)} ({adapt.compose.value})",
+            loaded=[k for k in model.state_dict() if k.startswith("encoder.")],
+            missing=[k for k in model.state_dict() if k.startswith("heads.")],
+        )
+    elif src is not None:  # a fully fine-tuned encoder, frozen under the adapter
+        model, tokenizer, report = _start_model(plan, heads, source, selection)
+        state = adaptation.PeftState(adaptation.checkpoint_base(src))
+    else:
+        model, tokenizer, report = _start_model(plan, heads, None, selection)
+        state = adaptation.PeftState(
+            adaptation.pretrained_base(cfg.model.name_or_path, cfg.model.revision)
+        )
+    adaptation.start(model, adapt, adapter, state)
+    return model, tokenizer, report
+
+
+def _adaptation_protocol(model: MultiTaskModel) -> dict:
+    """``{"adaptation": ...}`` for the rows of a parameter-efficient phase, else nothing."""
+    state = getattr(model, "peft", None)
+    return {"adaptation": state.summary()} if state is not None else {}
 
 
 def mlm_job(plan: Plan, seed: int, echo) -> StageJob:
@@ -303,13 +354,18 @@ def intermediate_job(
         }
     if any(head_of[t] != t for t in system):
         inputs["shared_heads"] = head_of
+    adapt = adaptation.key_inputs(ic.adaptation)
+    if adapt is not None:  # only then: the keys of full phases stay as they were
+        inputs["adaptation"] = adapt
     stage = make_stage("intermediate", inputs, plan.out_dir)
 
     def work(tmp: Path) -> dict:
         seed_everything(seed)
         specs = {t: get_task(t) for t in system}
         heads = {head_of[t]: HeadInfo(specs[t].head, plan.intermediate[t].labels) for t in system}
-        model, tokenizer, report = _start_model(plan, heads, base, _mlm_training(cfg).selection)
+        model, tokenizer, report = _start_model(
+            plan, heads, base, _mlm_training(cfg).selection, ic.adaptation, "intermediate"
+        )
         (tmp / "transfer_report.json").write_text(report.to_json())
         tasks = [
             _phase_task(
@@ -328,6 +384,7 @@ def intermediate_job(
             "model_selection": tc.selection.value,
             "data": {t: plan.intermediate[t].protocol for t in system},
             **({k: v for k, v in inputs.items() if k in ("sampling", "shared_heads")}),
+            **adaptation.protocol(model),
         }
         result = train(
             model,
@@ -375,6 +432,10 @@ def target_job(
         "training": _train_inputs(tc),
         "seed": seed,
     }
+    after_adapter = inter is not None and adaptation.is_peft(cfg.intermediate.adaptation)
+    adapt = adaptation.key_inputs(cfg.target.adaptation, after_adapter=after_adapter)
+    if adapt is not None:  # only then: the keys of full phases stay as they were
+        inputs["adaptation"] = adapt
     stage = make_stage("target", inputs, plan.out_dir)
 
     def work(tmp: Path) -> dict:
@@ -382,7 +443,12 @@ def target_job(
         source = inter or base
         selection = (cfg.intermediate.training if inter else _mlm_training(cfg)).selection
         model, tokenizer, report = _start_model(
-            plan, {spec.name: HeadInfo(spec.head, plan.target.labels)}, source, selection
+            plan,
+            {spec.name: HeadInfo(spec.head, plan.target.labels)},
+            source,
+            selection,
+            cfg.target.adaptation,
+            "target",
         )
         (tmp / "transfer_report.json").write_text(report.to_json())
         pt = _phase_task(
@@ -413,6 +479,7 @@ def target_job(
             "phase": "target",
             "model_selection": tc.selection.value,
             **plan.target.protocol,
+            **adaptation.protocol(model),
         }
         rows = _history_rows(plan, stage, result.history, name=name, seed=seed, protocol=protocol)
         write_rows(tmp, rows, sync=False)  # build_stage syncs the stage before publishing it
