@@ -147,7 +147,7 @@ def test_lora_run_small_checkpoints_reload_exactly(tiny_model, demo_data, tmp_pa
 
 def test_merge_unload_matches_adapter_outputs(tiny_model):
     """Merging (peft's) gives the adapter model's outputs to float precision."""
-    from xstilts.config import AdaptationConfig, Adaptation
+    from xstilts.config import Adaptation, AdaptationConfig
     from xstilts.modeling import adaptation
     from xstilts.modeling.model import load_encoder
 

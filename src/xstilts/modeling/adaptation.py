@@ -116,7 +116,9 @@ def config_record(ac: AdaptationConfig) -> dict:
     return rec
 
 
-_ADAPTER_KEY = re.compile(r"\.lora_(?:A|B|embedding_A|embedding_B|magnitude_vector)\.([^.]+)(?:\.|$)")
+_ADAPTER_KEY = re.compile(
+    r"\.lora_(?:A|B|embedding_A|embedding_B|magnitude_vector)\.([^.]+)(?:\.|$)"
+)
 
 
 def adapter_of(key: str) -> str | None:
@@ -271,7 +273,9 @@ def continue_from(
     """The encoder a phase after an adapter phase starts from: the parent's adapters merged
     into the encoder (``merge``) or kept, frozen, below the new one (``stack``)."""
     parent = read_state(parent_dir)
-    encoder, tok = build_encoder(parent, parent_dir.parent.parent, trust_remote_code=trust_remote_code)
+    encoder, tok = build_encoder(
+        parent, parent_dir.parent.parent, trust_remote_code=trust_remote_code
+    )
     weights = load_file(str(parent_dir / ADAPTERS_FILE))
     if compose is Compose.MERGE:
         merged_weights = dict(parent.merged_weights)
@@ -354,7 +358,9 @@ def load_peft_checkpoint(ckpt_dir: Path, *, dropout: float = 0.1, tokenizer: boo
     heads = {t: HeadInfo(HeadKind(h["kind"]), tuple(h["labels"])) for t, h in info["heads"].items()}
     model = MultiTaskModel(encoder, heads, dropout)
     weights = {
-        k: v for k, v in load_file(str(ckpt_dir / ADAPTERS_FILE)).items() if not k.startswith(_MERGED)
+        k: v
+        for k, v in load_file(str(ckpt_dir / ADAPTERS_FILE)).items()
+        if not k.startswith(_MERGED)
     }
     owned = _adapter_state(model, [a["name"] for a in state.adapters])
     if set(owned) != set(weights):
