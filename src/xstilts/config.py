@@ -149,6 +149,22 @@ class AdaptationConfig:
 
 
 @dataclass(frozen=True)
+class LanguageAdaptersConfig:
+    """MAD-X-style language adapters (Pfeiffer et al. 2020): one adapter per language trained
+    with masked LM on that language's plain text (the ``mlm`` corpus format), stacked under
+    the intermediate and target adapters, and swapped for the evaluated language's at
+    zero-shot time. A language without one keeps ``fallback``'s (recorded in the rows)."""
+
+    corpora: dict[str, str]  # language -> corpus file (one sentence per line); needs fallback's
+    fallback: str = "en"  # the training language: its adapter is under every task adapter
+    max_examples: int | None = None  # first N lines of each corpus
+    training: TrainConfig = TrainConfig(
+        epochs=1.0, lr=1e-3, selection=ModelSelection.LAST, max_dev_examples=None
+    )
+    adaptation: AdaptationConfig = AdaptationConfig(method=Adaptation.LORA)
+
+
+@dataclass(frozen=True)
 class IntermediateConfig:
     # Each system is a list of English intermediate tasks trained together; [] is the
     # no-intermediate baseline, named ``none`` in every result row.
@@ -165,6 +181,7 @@ class IntermediateConfig:
     shared_heads: dict[str, tuple[str, ...]] = field(default_factory=dict)
     mlm: MLMConfig | None = None
     adaptation: AdaptationConfig = AdaptationConfig()
+    language_adapters: LanguageAdaptersConfig | None = None
 
 
 class Pooling(str, Enum):

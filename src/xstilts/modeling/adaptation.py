@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 ADAPTERS_FILE = "adapters.safetensors"  # its presence marks a parameter-efficient checkpoint
 FORMAT = "xstilts-peft-1"
 _MERGED = "merged/"  # key prefix of the weights of adapters merged into the base
+LANGUAGE_ADAPTER = "language"  # MAD-X: the adapter slot a language's weights are swapped into
 
 
 def is_peft(ac: AdaptationConfig) -> bool:
@@ -74,15 +75,19 @@ class PeftState:
     merged: list[dict] = field(default_factory=list)  # {"name", "config"}
     adapters: list[dict] = field(default_factory=list)  # {"name", "config"}
     merged_weights: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
+    language: str | None = None  # MAD-X: whose weights the language adapter holds
 
     def summary(self) -> dict:
         """The rows' record of it (``protocol.adaptation``)."""
-        return {
+        out = {
             "adapters": [a["name"] for a in self.adapters],
             "merged": [m["name"] for m in self.merged],
             "method": self.adapters[-1]["config"]["method"] if self.adapters else "full",
             "base": self.base.get("stage") or self.base.get("model"),
         }
+        if self.language is not None:
+            out["language_adapter"] = self.language
+        return out
 
 
 def protocol(model: torch.nn.Module) -> dict:
@@ -171,11 +176,18 @@ def merge_unload(encoder: torch.nn.Module) -> torch.nn.Module:
     return encoder
 
 
+def _encoder_storage(model: torch.nn.Module) -> set[int]:
+    return {p.data_ptr() for p in model.encoder.parameters()}
+
+
 def _adapter_state(model: torch.nn.Module, names: list[str]) -> dict[str, torch.Tensor]:
-    """Keys of the adapters ``names`` and of the heads, as in ``model.state_dict()``."""
+    """Keys of the adapters ``names`` and of the heads, as in ``model.state_dict()``; a head
+    weight tied to the encoder (a masked-LM decoder = the input embeddings) is the base's,
+    not saved (the model re-ties it when built)."""
+    shared = _encoder_storage(model)
     keep = {}
     for k, v in model.state_dict().items():
-        if k.startswith("heads.") or adapter_of(k) in names:
+        if k.startswith("heads.") and v.data_ptr() not in shared or adapter_of(k) in names:
             keep[k] = v
     return keep
 
@@ -261,8 +273,9 @@ def start(
     inject(model.encoder, name, cfg)
     state.adapters.append({"name": name, "config": cfg})
     activate(model.encoder, [a["name"] for a in state.adapters], name)
-    for p in model.heads.parameters():
-        p.requires_grad_(True)
+    shared = _encoder_storage(model)
+    for p in model.heads.parameters():  # a tied decoder stays the frozen embeddings
+        p.requires_grad_(p.data_ptr() not in shared)
     model.peft = state
     return model
 
@@ -289,7 +302,7 @@ def continue_from(
         _load_into(encoder, _encoder_keys(weights, [a["name"] for a in parent.adapters]),
                    what="parent adapters")  # fmt: skip
         state = PeftState(parent.base, list(parent.merged), list(parent.adapters),
-                          dict(parent.merged_weights))  # fmt: skip
+                          dict(parent.merged_weights), parent.language)  # fmt: skip
     return encoder, tok, state
 
 
@@ -327,6 +340,7 @@ def save_peft_checkpoint(model, tokenizer, out_dir: Path, meta: dict) -> None:
             "base": state.base,
             "merged": state.merged,
             "adapters": state.adapters,
+            "language": state.language,
         },
         **meta,
     }
@@ -342,7 +356,7 @@ def read_state(ckpt_dir: Path) -> PeftState:
         if k.startswith(_MERGED):
             name, key = k.removeprefix(_MERGED).split("/", 1)
             merged_weights.setdefault(name, {})[key] = v
-    return PeftState(a["base"], a["merged"], a["adapters"], merged_weights)
+    return PeftState(a["base"], a["merged"], a["adapters"], merged_weights, a.get("language"))
 
 
 def load_peft_checkpoint(ckpt_dir: Path, *, dropout: float = 0.1, tokenizer: bool = True):
@@ -378,3 +392,24 @@ def merged_state(ckpt_dir: Path) -> dict[str, torch.Tensor]:
     model, _, _ = load_peft_checkpoint(ckpt_dir, tokenizer=False)
     merge_unload(model.encoder)
     return model.state_dict()
+
+
+# --------------------------------------------------------------------------- MAD-X
+
+
+def swap_language(model: torch.nn.Module, ckpt_dir: Path, language: str) -> None:
+    """Load the language adapter of checkpoint ``ckpt_dir`` (a language-adapter stage) into
+    ``model``'s language-adapter slot, in place; every weight of the slot must be replaced."""
+    weights = {
+        k: v
+        for k, v in load_file(str(ckpt_dir / ADAPTERS_FILE)).items()
+        if k.startswith("encoder.") and adapter_of(k) == LANGUAGE_ADAPTER
+    }
+    slot = [k for k in model.state_dict() if adapter_of(k) == LANGUAGE_ADAPTER]
+    if not slot or set(slot) != set(weights):
+        raise ConfigError(
+            f"language adapter {ckpt_dir}: does not fit the model's language adapter "
+            f"({len(weights)} weights for {len(slot)})"
+        )
+    _load_into(model, weights, what=f"language adapter {language}")
+    model.peft.language = language

@@ -125,6 +125,17 @@ def _target_dev_callback(plan: Plan, tokenizer, *, half: str | None = None):
     return on_eval
 
 
+def _swap_language(plan: Plan, model: MultiTaskModel, lang: str, languages: dict) -> dict:
+    """MAD-X: ``lang``'s language adapter into ``model`` (the fallback's when it has none);
+    what was used, for the rows."""
+    la = plan.cfg.intermediate.language_adapters
+    assert la is not None
+    used = lang if lang in languages else la.fallback
+    if model.peft.language != used:
+        adaptation.swap_language(model, languages[used].dir / "last", used)
+    return {"language_adapter": used, "language_adapter_fallback": used != lang}
+
+
 def _evaluation_model(plan: Plan, source: Stage | None):
     """The model to evaluate: the selected target checkpoint, or, for an untrained target,
     the intermediate (or pretrained) encoder with the target's parameter-free head."""
@@ -148,7 +159,16 @@ def _evaluation_model(plan: Plan, source: Stage | None):
     return model, tokenizer, info
 
 
-def zero_shot_job(plan: Plan, tgt: Stage | None, name: str, seed: int, echo) -> StageJob:
+def zero_shot_job(
+    plan: Plan,
+    tgt: Stage | None,
+    name: str,
+    seed: int,
+    echo,
+    languages: dict[str, Stage] | None = None,
+) -> StageJob:
+    """Score every evaluation language. ``languages`` (MAD-X): language -> its language-adapter
+    stage, swapped into the model for that language (others keep the fallback's)."""
     cfg = plan.cfg
     spec = plan.target_spec
     ev = cfg.target.evaluation
@@ -165,6 +185,8 @@ def zero_shot_job(plan: Plan, tgt: Stage | None, name: str, seed: int, echo) -> 
         "version": spec.version,
         "max_length": max_length,
     }
+    if languages:  # only then: other keys stay as they were
+        inputs["language_adapters"] = {lang: st.key for lang, st in sorted(languages.items())}
     if ev.precision is not Precision.FP32:  # fp32 keys stay as they were
         inputs["precision"] = ev.precision.value
     if _retrieval_head(spec):  # only here, so other tasks' stage keys are unchanged
@@ -219,6 +241,11 @@ def zero_shot_job(plan: Plan, tgt: Stage | None, name: str, seed: int, echo) -> 
                 if ev.split == "dev":
                     examples = [examples[i] for i in oracle_halves(len(examples))[1]]
                     split = "dev_b"
+            if languages:
+                lang_protocol = {
+                    **lang_protocol,
+                    **_swap_language(plan, lang_model, lang, languages),
+                }
             data = dataclasses.replace(data, examples=examples)
             # the same test sets in every zero-shot stage of a grid: tokenised once
             feats = features_cache.encode(

@@ -17,6 +17,7 @@ import torch
 from xstilts import runtime
 from xstilts.config import (
     AdaptationConfig,
+    Compose,
     EvalConfig,
     MLMMode,
     ModelSelection,
@@ -125,6 +126,13 @@ def cell_jobs(plan: Plan, system: tuple[str, ...], seed: int, echo=print) -> lis
     if mlm is not None and mlm.mode is MLMMode.BEFORE:  # every system, the baseline included
         jobs.append(mlm_job(plan, seed, echo))
         base = jobs[-1].stage
+    la = plan.cfg.intermediate.language_adapters
+    languages: dict[str, Stage] = {}
+    if la is not None:  # MAD-X: every language's adapter; the fallback's is under the tasks'
+        for lang in plan.language_corpora:
+            jobs.append(language_adapter_job(plan, lang, seed, echo))
+            languages[lang] = jobs[-1].stage
+        base = languages[la.fallback]
     if system:
         jobs.append(intermediate_job(plan, system, seed, echo, base=base))
         inter = jobs[-1].stage
@@ -135,9 +143,9 @@ def cell_jobs(plan: Plan, system: tuple[str, ...], seed: int, echo=print) -> lis
     elif plan.encoder_source is not None:
         jobs.append(encoder_source_job(plan, inter, name, seed, echo, base=base))
         tgt = jobs[-1].stage
-    jobs.append(zero_shot_job(plan, tgt, name, seed, echo))
+    jobs.append(zero_shot_job(plan, tgt, name, seed, echo, languages=languages))
     for also in plan.also:  # other tasks scored with the same target model
-        jobs.append(zero_shot_job(also, tgt, name, seed, echo))
+        jobs.append(zero_shot_job(also, tgt, name, seed, echo, languages=languages))
     return jobs
 
 
@@ -245,13 +253,15 @@ def _start_peft_model(
     stacked: ``target.adaptation.compose``)."""
     cfg = plan.cfg
     src = _selected(source.dir, selection) if source is not None else None
+    # under MAD-X every phase stacks: the language adapter is swapped at zero-shot time
+    compose = Compose.STACK if cfg.intermediate.language_adapters is not None else adapt.compose
     if src is not None and adaptation.is_peft_checkpoint(src):
         encoder, tokenizer, state = adaptation.continue_from(
-            src, adapt.compose, trust_remote_code=cfg.model.trust_remote_code
+            src, compose, trust_remote_code=cfg.model.trust_remote_code
         )
         model = MultiTaskModel(encoder, heads, cfg.model.head_dropout)
         report = TransferReport(
-            source=f"{src.relative_to(plan.out_dir)} ({adapt.compose.value})",
+            source=f"{src.relative_to(plan.out_dir)} ({compose.value})",
             loaded=[k for k in model.state_dict() if k.startswith("encoder.")],
             missing=[k for k in model.state_dict() if k.startswith("heads.")],
         )
@@ -311,6 +321,56 @@ def mlm_job(plan: Plan, seed: int, echo) -> StageJob:
         f"masked-LM on {data.protocol['train_file']} seed={seed}",
         work,
         report=lambda info: f"masked-LM: {info['steps']} steps",
+    )
+
+
+def language_adapter_job(plan: Plan, lang: str, seed: int, echo) -> StageJob:
+    """MAD-X: a language adapter trained with masked LM on ``lang``'s corpus (the encoder
+    frozen); a masked-LM stage whose key names the language and the adapter."""
+    cfg = plan.cfg
+    la = cfg.intermediate.language_adapters
+    assert la is not None
+    data = plan.language_corpora[lang]
+    inputs = {
+        **_model_inputs(plan),
+        "corpus": data.fingerprint,
+        "training": _train_inputs(la.training),
+        "seed": seed,
+        "language_adapter": lang,
+        "adaptation": adaptation.key_inputs(la.adaptation),
+    }
+    stage = make_stage("mlm", inputs, plan.out_dir)
+
+    def work(tmp: Path) -> dict:
+        seed_everything(seed)
+        model, tokenizer, report = _start_model(
+            plan,
+            {"mlm": HeadInfo(HeadKind.MASKED_LM, ())},
+            None,
+            ModelSelection.LAST,
+            la.adaptation,
+            adaptation.LANGUAGE_ADAPTER,
+        )
+        model.peft.language = lang
+        (tmp / "transfer_report.json").write_text(report.to_json())
+        pt = _phase_task(data, tokenizer, cfg.model.max_length, get_task("mlm"))
+        result = train(
+            model,
+            tokenizer,
+            [pt],
+            la.training,
+            seed=seed,
+            out_dir=tmp,
+            checkpoint_meta={"stage": stage.key, "tasks": ["mlm"], "language": lang},
+            desc=f"language adapter {lang}",
+        )
+        return {"steps": result.steps, "best_step": None, "best_score": None}
+
+    return StageJob(
+        stage,
+        f"language adapter {lang} ({data.protocol['train_file']}) seed={seed}",
+        work,
+        report=lambda info: f"language adapter {lang}: {info['steps']} steps",
     )
 
 
