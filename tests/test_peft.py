@@ -39,19 +39,26 @@ def _cfg(model: Path, data: Path, *, inter=None, target=None, systems=None) -> R
     return from_dict(RunConfig, raw)
 
 
-def _keys(cfg: RunConfig, data: Path, out: Path) -> list[str]:
+def _jobs(cfg: RunConfig, data: Path, out: Path) -> list:
     plan = plan_run(cfg, data_dir=data, out_dir=out)
     return [
-        j.stage.key
+        j
         for system in cfg.intermediate.systems
         for j in run_mod.cell_jobs(plan, system, 3, lambda s: None)
     ]
+
+
+def _keys(cfg: RunConfig, data: Path, out: Path) -> list[str]:
+    return [j.stage.key for j in _jobs(cfg, data, out)]
 
 
 def test_full_stage_keys_unchanged(tiny_model, demo_data, tmp_path):
     """``adaptation: full`` written out gives the same keys as no ``adaptation`` at all, and
     LoRA phases get other keys (the intermediate's, hence every stage after it)."""
     plain = _keys(_cfg(tiny_model, demo_data), demo_data, tmp_path)
+    # a full config's stage inputs are exactly the ones it had before adaptation existed
+    for job in _jobs(_cfg(tiny_model, demo_data), demo_data, tmp_path):
+        assert not {"adaptation", "language_adapters", "language_adapter"} & set(job.stage.inputs)
     full = {"method": "full"}
     explicit = _keys(_cfg(tiny_model, demo_data, inter=full, target=full), demo_data, tmp_path)
     assert plain == explicit
