@@ -174,3 +174,30 @@ def test_merge_unload_matches_adapter_outputs(tiny_model):
         after = adaptation.merge_unload(enc)(**ids).last_hidden_state
     assert not any("lora" in n for n, _ in enc.named_parameters())
     torch.testing.assert_close(before, after, rtol=1e-4, atol=1e-5)
+
+
+def test_full_target_after_a_lora_intermediate_starts_from_the_merged_encoder(
+    tiny_model, demo_data, tmp_path
+):
+    from xstilts.modeling import adaptation
+    from xstilts.modeling.model import load_checkpoint_state
+
+    out = tmp_path / "run"
+    cfg = _cfg(tiny_model, demo_data, inter=LORA, systems=[["demo_inter"]])
+    rows = run_mod.run(cfg, data_dir=demo_data, out_dir=out, echo=lambda s: None)
+    assert "adaptation" not in rows.iloc[0]["protocol"]  # the evaluated model is a full one
+    inter = next((out / "stages").glob("intermediate-*")) / "best"
+    tgt = next((out / "stages").glob("target-*"))
+    assert (tgt / "best" / "model.safetensors").is_file()
+    report = json.loads((tgt / "transfer_report.json").read_text())
+    assert report["loaded"] and not report["mismatched"]
+    # the merged state is the adapter model's encoder with LoRA folded into plain weights
+    merged = load_checkpoint_state(inter)
+    assert not any(adaptation.adapter_of(k) for k in merged)
+    model, _, _ = adaptation.load_peft_checkpoint(inter)
+    plain = {k for k in merged if k.startswith("encoder.")}
+    assert plain == {
+        k.replace(".base_layer", "")
+        for k in model.state_dict()
+        if k.startswith("encoder.") and not adaptation.adapter_of(k)
+    }

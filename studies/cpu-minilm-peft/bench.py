@@ -93,7 +93,7 @@ def main() -> None:
             got = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
             results.append(json.loads(got.strip().splitlines()[-1]))
             print(results[-1], flush=True)
-    Path(a.out).write_text(json.dumps(results, indent=2))
+            Path(a.out).write_text(json.dumps(results, indent=2))  # after each: stoppable
 
 
 if __name__ == "__main__":

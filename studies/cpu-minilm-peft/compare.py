@@ -54,6 +54,7 @@ def main() -> None:
     ap.add_argument("--full", type=Path, required=True)
     ap.add_argument("--seeds", default=None)
     ap.add_argument("--bench", type=Path, default=None)
+    ap.add_argument("--log", type=Path, nargs="*", default=[], help="grid run logs ([mem ] lines)")
     a = ap.parse_args()
     here = Path(__file__).parent
     lora = lora_scores(a.out)
@@ -138,6 +139,16 @@ def main() -> None:
         )
         lines.append("\n## Same-load benchmark (bench.py: batch 32 x 128, one thread)\n")
         lines.append(b.to_markdown(floatfmt=".2f"))
+    mem = [
+        line.split("] ", 2)[-1].strip()
+        for log in a.log
+        if log.is_file()
+        for line in log.read_text(errors="replace").splitlines()
+        if "[mem ]" in line
+    ]
+    if mem:
+        lines.append("\n## Worker memory after each stage (grid log; peak is per worker process)\n")
+        lines += [f"- {m}" for m in mem]
     (a.report / "compare.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     del here

@@ -16,12 +16,18 @@ python="${PYTHON:-$root/.venv/bin/python}"
 export PYTHONPATH="$root/src${PYTHONPATH:+:$PYTHONPATH}"
 xstilts=("$python" -m xstilts.cli)
 
+mkdir -p "$out"
+STUDY_LOGS=("$out/../grid.log" "$out/../grid2.log")
 if [ -z "${REPORT_ONLY:-}" ]; then
-  "${xstilts[@]}" grid run "$here/grid.yaml" --data-dir "$data" --output-dir "$out" --quiet-tables
+  "${xstilts[@]}" grid run "$here/grid.yaml" --data-dir "$data" --output-dir "$out" --quiet-tables \
+    2>&1 | tee -a "$out/../grid2.log"
+  # same-load cost of one optimizer step, full vs LoRA (memory, time, checkpoint size)
+  "$python" "$here/bench.py" "$here/report/bench.json" --steps 8 --rounds 2
 fi
 seeds=()
 if [ -n "${REPORT_SEEDS:-}" ]; then seeds=(--seeds "$REPORT_SEEDS"); fi
 "${xstilts[@]}" report "$out" --grid cpu-minilm-peft --output-dir "$here/report" \
   --benchmark xtreme-r "${seeds[@]}"
 "$python" "$here/compare.py" "$out" "$here/report" \
-  --full "$root/studies/cpu-minilm/report/tables/scores.csv" ${REPORT_SEEDS:+--seeds "$REPORT_SEEDS"}
+  --full "$root/studies/cpu-minilm/report/tables/scores.csv" ${REPORT_SEEDS:+--seeds "$REPORT_SEEDS"} \
+  --log "${STUDY_LOGS[@]:-}"
