@@ -20,6 +20,22 @@ import pandas as pd
 PRIMARY = {"xnli": "accuracy", "udpos": "f1"}
 
 
+def md(df: pd.DataFrame, index: bool = False) -> str:
+    """A markdown table (pandas' ``to_markdown`` needs tabulate, not a dependency)."""
+    if index:
+        df = df.reset_index()
+
+    def cell(v) -> str:
+        if isinstance(v, float):
+            return "" if pd.isna(v) else f"{v:.2f}"
+        return str(v)
+
+    head = "| " + " | ".join(map(str, df.columns)) + " |"
+    rule = "|" + "---|" * len(df.columns)
+    body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join([head, rule, *body])
+
+
 def lora_scores(out: Path) -> pd.DataFrame:
     from xstilts.results.store import load_rows
 
@@ -120,14 +136,14 @@ def main() -> None:
     costs.to_csv(a.report / "stage_costs.csv", index=False)
     bench_path = a.bench or a.report / "bench.json"
     lines.append("# Full fine-tuning vs LoRA (addendum cells)\n")
-    lines.append(df.to_markdown(index=False, floatfmt=".2f") if len(df) else "(no finished cell)")
+    lines.append(md(df) if len(df) else "(no finished cell)")
     lines.append("\n## Seconds and disk per stage (LoRA, this machine, shared)\n")
     if len(costs):
         agg = costs.groupby(["kind", "task"]).agg(
             n=("wall_s", "size"), wall_s=("wall_s", "mean"), cpu_s=("cpu_s", "mean"),
             disk_mb=("disk_mb", "mean"),
         )  # fmt: skip
-        lines.append(agg.to_markdown(floatfmt=".1f"))
+        lines.append(md(agg, index=True))
     if bench_path.is_file():
         bench = pd.DataFrame(json.loads(bench_path.read_text()))
         b = bench.groupby("mode").agg(
@@ -138,7 +154,7 @@ def main() -> None:
             checkpoint_mb=("checkpoint_bytes", lambda x: x.iloc[0] / 2**20),
         )
         lines.append("\n## Same-load benchmark (bench.py: batch 32 x 128, one thread)\n")
-        lines.append(b.to_markdown(floatfmt=".2f"))
+        lines.append(md(b, index=True))
     mem = [
         line.split("] ", 2)[-1].strip()
         for log in a.log
