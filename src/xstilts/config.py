@@ -137,6 +137,50 @@ class MLMConfig:
     )
 
 
+class Adaptation(str, Enum):
+    """What a training phase updates (recorded in stage keys and rows when not ``full``)."""
+
+    FULL = "full"  # every encoder weight (the default; stage keys as before)
+    LORA = "lora"  # low-rank adapters through ``peft``; the encoder itself stays frozen
+
+
+class Compose(str, Enum):
+    """What happens to an intermediate phase's adapter when the target phase starts."""
+
+    MERGE = "merge"  # merged into the encoder weights; the target trains a new adapter on top
+    STACK = "stack"  # kept (frozen, active) and stacked under a new target adapter
+
+
+@dataclass(frozen=True)
+class AdaptationConfig:
+    """Parameter-efficient training of one phase (``modeling/adaptation.py``)."""
+
+    method: Adaptation = Adaptation.FULL
+    rank: int = 8  # LoRA r
+    alpha: float = 16.0  # LoRA scaling numerator: updates are scaled by alpha / rank
+    dropout: float = 0.1  # on the adapter's input
+    # module names adapted (e.g. [query, value]); None: peft's default for the model type
+    target_modules: tuple[str, ...] | None = None
+    # read from ``target.adaptation`` only: how an intermediate adapter reaches the target
+    compose: Compose = Compose.MERGE
+
+
+@dataclass(frozen=True)
+class LanguageAdaptersConfig:
+    """MAD-X-style language adapters (Pfeiffer et al. 2020): one adapter per language trained
+    with masked LM on that language's plain text (the ``mlm`` corpus format), stacked under
+    the intermediate and target adapters, and swapped for the evaluated language's at
+    zero-shot time. A language without one keeps ``fallback``'s (recorded in the rows)."""
+
+    corpora: dict[str, str]  # language -> corpus file (one sentence per line); needs fallback's
+    fallback: str = "en"  # the training language: its adapter is under every task adapter
+    max_examples: int | None = None  # first N lines of each corpus
+    training: TrainConfig = TrainConfig(
+        epochs=1.0, lr=1e-3, selection=ModelSelection.LAST, max_dev_examples=None
+    )
+    adaptation: AdaptationConfig = AdaptationConfig(method=Adaptation.LORA)
+
+
 @dataclass(frozen=True)
 class IntermediateConfig:
     # Each system is a list of English intermediate tasks trained together; [] is the
@@ -153,6 +197,8 @@ class IntermediateConfig:
     # {nli: [anli_r1, anli_r2, anli_r3, mnli, snli]}. Other tasks get a head of their own.
     shared_heads: dict[str, tuple[str, ...]] = field(default_factory=dict)
     mlm: MLMConfig | None = None
+    adaptation: AdaptationConfig = AdaptationConfig()
+    language_adapters: LanguageAdaptersConfig | None = None
 
 
 class Pooling(str, Enum):
@@ -226,6 +272,7 @@ class TargetConfig:
     # untrained targets only: evaluate on this task's target-trained encoder instead of the
     # intermediate (or pretrained) one
     encoder_from: EncoderSource | None = None
+    adaptation: AdaptationConfig = AdaptationConfig()
 
 
 class TrackingBackend(str, Enum):

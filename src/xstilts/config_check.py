@@ -24,11 +24,15 @@ from typing import Any
 
 from xstilts.config import (
     STAGE_KINDS,
+    Adaptation,
+    AdaptationConfig,
+    Compose,
     DataRef,
     EncoderSource,
     EvalConfig,
     Execution,
     IntermediateConfig,
+    LanguageAdaptersConfig,
     MLMConfig,
     MLMMode,
     ModelConfig,
@@ -45,7 +49,7 @@ from xstilts.config import (
     TrainConfig,
 )
 from xstilts.errors import ConfigError
-from xstilts.tasks.base import TaskSpec, get_task
+from xstilts.tasks.base import HeadKind, TaskSpec, get_task
 
 SEED_LIMIT = 2**32  # numpy's global seed (``np.random.seed``) must be below 2**32
 MIN_MAX_LENGTH = 8  # room for the special tokens and a few sub-words of each input
@@ -109,6 +113,8 @@ RULES: dict[type, dict[str, Rule]] = {
     # 0 = no held-out dev slice (the default; stage keys record it as 0)
     TaskData: {"dev_holdout": NON_NEGATIVE_INT, "max_length": OPT_MAX_LENGTH},
     MLMConfig: {"max_examples": OPT_POSITIVE_INT},
+    AdaptationConfig: {"rank": POSITIVE_INT, "alpha": POSITIVE, "dropout": DROPOUT},
+    LanguageAdaptersConfig: {"max_examples": OPT_POSITIVE_INT},
     IntermediateConfig: {"temperature": POSITIVE, "size_cap": OPT_POSITIVE_INT},
     # the upper bound of ``layer`` depends on the model: checked when it is loaded
     RetrievalConfig: {
@@ -416,6 +422,77 @@ def check_run_config(cfg: RunConfig, source: str | Source = "<config>") -> None:
     _check_seeds(cfg.seeds, "seeds", c)
     check_intermediate(cfg.intermediate, "intermediate", c)
     check_target(cfg.target, "target", c)
+    check_adaptation(
+        cfg.intermediate.adaptation,
+        cfg.target.adaptation,
+        c,
+        madx=cfg.intermediate.language_adapters is not None,
+    )
+    check_language_adapters(cfg, c)
+
+
+def check_language_adapters(cfg: RunConfig, c: _Check) -> None:
+    """MAD-X: the language adapter must stay a separate module up to the zero-shot swap, so
+    every phase after it is a stacked adapter (no merge, no full fine-tuning)."""
+    la = cfg.intermediate.language_adapters
+    if la is None:
+        return
+    key = "intermediate.language_adapters"
+    if la.fallback not in la.corpora:
+        c.fail(f"{key}.corpora", f"needs a corpus for the fallback language '{la.fallback}'")
+    if la.adaptation.method is Adaptation.FULL:
+        c.fail(f"{key}.adaptation.method", "a language adapter must be an adapter (lora)")
+    if la.training.selection is not ModelSelection.LAST:
+        c.fail(f"{key}.training.selection", "must be 'last' (no masked-LM dev set)")
+    if cfg.intermediate.mlm is not None and cfg.intermediate.mlm.mode is MLMMode.BEFORE:
+        c.fail(key, "cannot be combined with intermediate.mlm mode 'before' (both are the base)")
+    if any(cfg.intermediate.systems) and cfg.intermediate.adaptation.method is Adaptation.FULL:
+        c.fail("intermediate.adaptation.method", "must be lora with language_adapters")
+    spec = get_task(cfg.target.task)
+    if spec.head in (HeadKind.RETRIEVAL, HeadKind.DUAL_ENCODER):
+        c.fail(
+            key, f"retrieval target '{spec.name}' pairs two languages: no one adapter to swap in"
+        )
+    t = cfg.target.adaptation
+    if spec.trainable and (t.method is Adaptation.FULL or t.compose is not Compose.STACK):
+        c.fail(
+            "target.adaptation",
+            "language_adapters need method lora and compose stack (the language adapter "
+            "is swapped at zero-shot time, so it must stay a separate module)",
+        )
+
+
+def check_adaptation(
+    inter: AdaptationConfig, target: AdaptationConfig, c: _Check, *, madx: bool = False
+) -> None:
+    """Parameter-efficient phases: ``compose`` is the target's, stacking needs adapters on
+    both sides (under MAD-X the lower one is the language adapter), and ``lora`` needs the
+    ``peft`` package (checked before anything runs)."""
+    if inter.compose is not Compose.MERGE:
+        c.fail(
+            "intermediate.adaptation.compose",
+            "is read from target.adaptation.compose only (how the intermediate adapter "
+            "reaches the target phase)",
+        )
+    if target.compose is Compose.STACK and (
+        target.method is Adaptation.FULL or (inter.method is Adaptation.FULL and not madx)
+    ):
+        c.fail(
+            "target.adaptation.compose",
+            "stack keeps the intermediate adapter under a new target adapter: both "
+            "intermediate.adaptation.method and target.adaptation.method must be lora",
+        )
+    for key, ac in (("intermediate", inter), ("target", target)):
+        if ac.target_modules is not None and not ac.target_modules:
+            c.fail(f"{key}.adaptation.target_modules", "must list modules (or be unset)")
+        if ac.method is not Adaptation.FULL:
+            try:
+                import peft  # noqa: F401
+            except ImportError:
+                c.fail(
+                    f"{key}.adaptation.method",
+                    f"'{ac.method.value}' needs the peft package (pip install 'xstilts[peft]')",
+                )
 
 
 def check_execution(ex: Execution, source: str | Source) -> None:
@@ -452,6 +529,9 @@ def check_grid(spec: Any, source: str | Source) -> None:
         _check_model(m.config, f"models[{i}]", c)
     c.fields(spec.intermediate, "intermediate")
     check_intermediate(spec.intermediate, "intermediate", c)
+    if spec.intermediate.language_adapters is not None:
+        # the grid composes its cells' stages itself (grid/graph.py), without these stages
+        c.fail("intermediate.language_adapters", "are run by 'xstilts run' only, not in grids")
     if spec.intermediate_seed is not None:
         c.rule(SEED, spec.intermediate_seed, "intermediate.seed")
     for i, t in enumerate(spec.targets):

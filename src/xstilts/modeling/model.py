@@ -156,7 +156,11 @@ def load_encoder(
 def save_checkpoint(model: MultiTaskModel, tokenizer, out_dir: Path, meta: dict) -> None:
     """Write ``out_dir`` as a Hugging Face model directory (``hf_format``: encoder weights and
     a mapped head under HF names, config, tokenizer) plus the xstilts heads, ``checkpoint.json``
-    and a model card."""
+    and a model card; a PEFT model writes its adapters and heads only (``adaptation``)."""
+    if getattr(model, "peft", None) is not None:  # adapters + heads only (modeling/adaptation)
+        from xstilts.modeling.adaptation import save_peft_checkpoint
+
+        return save_peft_checkpoint(model, tokenizer, out_dir, meta)
     out_dir.mkdir(parents=True, exist_ok=True)
     # on the CPU whatever the training device: checkpoints load anywhere
     state = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
@@ -252,6 +256,10 @@ def load_checkpoint(ckpt_dir: Path, *, dropout: float = 0.1, tokenizer: bool = T
     never survive, and its non-persistent buffers (position ids) are fixed by the config."""
     from transformers import AutoConfig, AutoModel, AutoTokenizer
 
+    from xstilts.modeling import adaptation
+
+    if adaptation.is_peft_checkpoint(ckpt_dir):  # base encoder + adapters + heads
+        return adaptation.load_peft_checkpoint(ckpt_dir, dropout=dropout, tokenizer=tokenizer)
     info = _checkpoint_info(ckpt_dir)
     heads = {t: HeadInfo(HeadKind(h["kind"]), tuple(h["labels"])) for t, h in info["heads"].items()}
     cfg_dir = hf_format.config_dir(ckpt_dir)
@@ -301,6 +309,10 @@ def load_checkpoint_state(ckpt_dir: Path) -> dict[str, torch.Tensor]:
     encoder transfer only reads them. The layout is learnt by building the model once per
     encoder config and heads; a checkpoint that does not fit it is loaded the full way (which
     raises on missing or unexpected weights, as before)."""
+    from xstilts.modeling import adaptation
+
+    if adaptation.is_peft_checkpoint(ckpt_dir):  # its adapters merged into the encoder
+        return adaptation.merged_state(ckpt_dir)
     if not cache.enabled():
         return load_checkpoint(ckpt_dir, tokenizer=False)[0].state_dict()
     info = _checkpoint_info(ckpt_dir)

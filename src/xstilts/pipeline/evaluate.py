@@ -16,6 +16,7 @@ from xstilts.config import (
 from xstilts.errors import ConfigError
 from xstilts.features import cache as features_cache
 from xstilts.features.base import family_for
+from xstilts.modeling import adaptation
 from xstilts.modeling.model import (
     HeadInfo,
     MultiTaskModel,
@@ -133,6 +134,17 @@ def _target_dev_callback(plan: Plan, tokenizer, *, half: str | None = None):
     return on_eval
 
 
+def _swap_language(plan: Plan, model: MultiTaskModel, lang: str, languages: dict) -> dict:
+    """MAD-X: ``lang``'s language adapter into ``model`` (the fallback's when it has none);
+    what was used, for the rows."""
+    la = plan.cfg.intermediate.language_adapters
+    assert la is not None
+    used = lang if lang in languages else la.fallback
+    if model.peft.language != used:
+        adaptation.swap_language(model, languages[used].dir / "last", used)
+    return {"language_adapter": used, "language_adapter_fallback": used != lang}
+
+
 def _evaluation_model(plan: Plan, source: Stage | None):
     """The model to evaluate: the selected target checkpoint, or, for an untrained target,
     the intermediate (or pretrained) encoder with the target's parameter-free head."""
@@ -152,10 +164,20 @@ def _evaluation_model(plan: Plan, source: Stage | None):
         _selected(source.dir, _source_selection(plan, source))
     )
     model = MultiTaskModel(src_model.encoder, heads, cfg.model.head_dropout)
+    model.peft = getattr(src_model, "peft", None)  # an adapter intermediate's, if any
     return model, tokenizer, info
 
 
-def zero_shot_job(plan: Plan, tgt: Stage | None, name: str, seed: int, echo) -> StageJob:
+def zero_shot_job(
+    plan: Plan,
+    tgt: Stage | None,
+    name: str,
+    seed: int,
+    echo,
+    languages: dict[str, Stage] | None = None,
+) -> StageJob:
+    """Score every evaluation language. ``languages`` (MAD-X): language -> its language-adapter
+    stage, swapped into the model for that language (others keep the fallback's)."""
     cfg = plan.cfg
     spec = plan.target_spec
     ev = cfg.target.evaluation
@@ -172,6 +194,8 @@ def zero_shot_job(plan: Plan, tgt: Stage | None, name: str, seed: int, echo) -> 
         "version": spec.version,
         "max_length": max_length,
     }
+    if languages:  # only then: other keys stay as they were
+        inputs["language_adapters"] = {lang: st.key for lang, st in sorted(languages.items())}
     if ev.precision is not Precision.FP32:  # fp32 keys stay as they were
         inputs["precision"] = ev.precision.value
     if _retrieval_head(spec):  # only here, so other tasks' stage keys are unchanged
@@ -208,6 +232,7 @@ def zero_shot_job(plan: Plan, tgt: Stage | None, name: str, seed: int, echo) -> 
             "training_precision": cfg.target.training.precision.value if spec.trainable else None,
             "device": str(runtime_device()),  # not keyed: results agree across devices to ~1e-6
             **plan.target.protocol,
+            **adaptation.protocol(model),
         }
         if _retrieval_head(spec):
             rows = _retrieval_rows(
@@ -240,6 +265,11 @@ def zero_shot_job(plan: Plan, tgt: Stage | None, name: str, seed: int, echo) -> 
                 if ev.split == "dev":
                     examples = [examples[i] for i in oracle_halves(len(examples))[1]]
                     split = "dev_b"
+            if languages:
+                lang_protocol = {
+                    **lang_protocol,
+                    **_swap_language(plan, lang_model, lang, languages),
+                }
             data = dataclasses.replace(data, examples=examples)
             # the same test sets in every zero-shot stage of a grid: tokenised once
             feats = features_cache.encode(

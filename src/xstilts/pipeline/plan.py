@@ -56,6 +56,8 @@ class Plan:
     # another task scored with the target's model (``target.also_evaluate``): the head it uses
     head_name: str | None = None
     also: list[Plan] = dataclasses.field(default_factory=list)  # one plan per such task
+    # MAD-X language adapters (intermediate.language_adapters): language -> its corpus
+    language_corpora: dict[str, PhaseData] = dataclasses.field(default_factory=dict)
 
 
 def _retrieval_head(spec: TaskSpec) -> bool:
@@ -133,6 +135,10 @@ def _plan_run(cfg: RunConfig, *, data_dir: Path | None, out_dir: Path) -> Plan:
     plan.also = [
         _also_plan(plan, task, also_ev) for task, also_ev in cfg.target.also_evaluate.items()
     ]
+    la = cfg.intermediate.language_adapters
+    for lang, corpus in sorted(la.corpora.items()) if la is not None else ():
+        ref = DataRef(task="mlm", path=corpus, language=lang, max_examples=la.max_examples)
+        plan.language_corpora[lang] = phase_data(get_task("mlm"), TaskData(train=ref), data_dir)
     return plan
 
 
@@ -242,6 +248,9 @@ def _model_inputs(plan: Plan) -> dict:
 
 
 def _mlm_training(cfg: RunConfig) -> TrainConfig:
+    """The training of the base phase (masked LM, or the MAD-X language adapters)."""
+    if cfg.intermediate.language_adapters is not None:
+        return cfg.intermediate.language_adapters.training
     return cfg.intermediate.mlm.training if cfg.intermediate.mlm else TrainConfig()
 
 

@@ -16,6 +16,8 @@ import torch
 
 from xstilts import runtime
 from xstilts.config import (
+    AdaptationConfig,
+    Compose,
     EvalConfig,
     MLMMode,
     ModelSelection,
@@ -24,6 +26,7 @@ from xstilts.config import (
 )
 from xstilts.features import cache as features_cache
 from xstilts.features.base import family_for
+from xstilts.modeling import adaptation
 from xstilts.modeling.model import (
     HeadInfo,
     MultiTaskModel,
@@ -135,6 +138,13 @@ def cell_jobs(plan: Plan, system: tuple[str, ...], seed: int, echo=print) -> lis
     if mlm is not None and mlm.mode is MLMMode.BEFORE:  # every system, the baseline included
         jobs.append(mlm_job(plan, seed, echo))
         base = jobs[-1].stage
+    la = plan.cfg.intermediate.language_adapters
+    languages: dict[str, Stage] = {}
+    if la is not None:  # MAD-X: every language's adapter; the fallback's is under the tasks'
+        for lang in plan.language_corpora:
+            jobs.append(language_adapter_job(plan, lang, seed, echo))
+            languages[lang] = jobs[-1].stage
+        base = languages[la.fallback]
     if system:
         jobs.append(intermediate_job(plan, system, seed, echo, base=base))
         inter = jobs[-1].stage
@@ -145,9 +155,9 @@ def cell_jobs(plan: Plan, system: tuple[str, ...], seed: int, echo=print) -> lis
     elif plan.encoder_source is not None:
         jobs.append(encoder_source_job(plan, inter, name, seed, echo, base=base))
         tgt = jobs[-1].stage
-    jobs.append(zero_shot_job(plan, tgt, name, seed, echo))
+    jobs.append(zero_shot_job(plan, tgt, name, seed, echo, languages=languages))
     for also in plan.also:  # other tasks scored with the same target model
-        jobs.append(zero_shot_job(also, tgt, name, seed, echo))
+        jobs.append(zero_shot_job(also, tgt, name, seed, echo, languages=languages))
     return jobs
 
 
@@ -201,12 +211,20 @@ def _history_rows(
 
 
 def _start_model(
-    plan: Plan, heads: dict[str, HeadInfo], source: Stage | None, selection: ModelSelection
+    plan: Plan,
+    heads: dict[str, HeadInfo],
+    source: Stage | None,
+    selection: ModelSelection,
+    adapt: AdaptationConfig | None = None,
+    adapter: str = "target",
 ) -> tuple[MultiTaskModel, object, TransferReport]:
     """A model with fresh ``heads`` on the pretrained encoder, or on the encoder of
     ``source``'s selected checkpoint (heads never transfer); masked-LM heads start from the
-    pretrained LM head when the model has one."""
+    pretrained LM head when the model has one. With a parameter-efficient ``adapt`` the
+    encoder is frozen and a new adapter named ``adapter`` is trained (modeling/adaptation)."""
     cfg = plan.cfg
+    if adapt is not None and adaptation.is_peft(adapt):
+        return _start_peft_model(plan, heads, source, selection, adapt, adapter)
     encoder, tokenizer = load_encoder(
         plan.model_path, revision=cfg.model.revision, trust_remote_code=cfg.model.trust_remote_code
     )
@@ -232,6 +250,49 @@ def _start_model(
             report.loaded += [prefix + g for g in got]
             report.missing = [k for k in report.missing if k.removeprefix(prefix) not in got]
     return model, tokenizer, report
+
+
+def _start_peft_model(
+    plan: Plan,
+    heads: dict[str, HeadInfo],
+    source: Stage | None,
+    selection: ModelSelection,
+    adapt: AdaptationConfig,
+    adapter: str,
+) -> tuple[MultiTaskModel, object, TransferReport]:
+    """The frozen encoder of a parameter-efficient phase and its new adapter: on the
+    pretrained encoder, on a fully fine-tuned source, or after a source's adapters (merged or
+    stacked: ``target.adaptation.compose``)."""
+    cfg = plan.cfg
+    src = _selected(source.dir, selection) if source is not None else None
+    # under MAD-X every phase stacks: the language adapter is swapped at zero-shot time
+    compose = Compose.STACK if cfg.intermediate.language_adapters is not None else adapt.compose
+    if src is not None and adaptation.is_peft_checkpoint(src):
+        encoder, tokenizer, state = adaptation.continue_from(
+            src, compose, trust_remote_code=cfg.model.trust_remote_code
+        )
+        model = MultiTaskModel(encoder, heads, cfg.model.head_dropout)
+        report = TransferReport(
+            source=f"{src.relative_to(plan.out_dir)} ({compose.value})",
+            loaded=[k for k in model.state_dict() if k.startswith("encoder.")],
+            missing=[k for k in model.state_dict() if k.startswith("heads.")],
+        )
+    elif src is not None:  # a fully fine-tuned encoder, frozen under the adapter
+        model, tokenizer, report = _start_model(plan, heads, source, selection)
+        state = adaptation.PeftState(adaptation.checkpoint_base(src))
+    else:
+        model, tokenizer, report = _start_model(plan, heads, None, selection)
+        state = adaptation.PeftState(
+            adaptation.pretrained_base(cfg.model.name_or_path, cfg.model.revision)
+        )
+    adaptation.start(model, adapt, adapter, state)
+    return model, tokenizer, report
+
+
+def _adaptation_protocol(model: MultiTaskModel) -> dict:
+    """``{"adaptation": ...}`` for the rows of a parameter-efficient phase, else nothing."""
+    state = getattr(model, "peft", None)
+    return {"adaptation": state.summary()} if state is not None else {}
 
 
 def mlm_job(plan: Plan, seed: int, echo) -> StageJob:
@@ -286,6 +347,56 @@ def mlm_job(plan: Plan, seed: int, echo) -> StageJob:
     )
 
 
+def language_adapter_job(plan: Plan, lang: str, seed: int, echo) -> StageJob:
+    """MAD-X: a language adapter trained with masked LM on ``lang``'s corpus (the encoder
+    frozen); a masked-LM stage whose key names the language and the adapter."""
+    cfg = plan.cfg
+    la = cfg.intermediate.language_adapters
+    assert la is not None
+    data = plan.language_corpora[lang]
+    inputs = {
+        **_model_inputs(plan),
+        "corpus": data.fingerprint,
+        "training": _train_inputs(la.training),
+        "seed": seed,
+        "language_adapter": lang,
+        "adaptation": adaptation.key_inputs(la.adaptation),
+    }
+    stage = make_stage("mlm", inputs, plan.out_dir)
+
+    def work(tmp: Path) -> dict:
+        seed_everything(seed)
+        model, tokenizer, report = _start_model(
+            plan,
+            {"mlm": HeadInfo(HeadKind.MASKED_LM, ())},
+            None,
+            ModelSelection.LAST,
+            la.adaptation,
+            adaptation.LANGUAGE_ADAPTER,
+        )
+        model.peft.language = lang
+        (tmp / "transfer_report.json").write_text(report.to_json())
+        pt = _phase_task(data, tokenizer, cfg.model.max_length, get_task("mlm"))
+        result = train(
+            model,
+            tokenizer,
+            [pt],
+            la.training,
+            seed=seed,
+            out_dir=tmp,
+            checkpoint_meta={"stage": stage.key, "tasks": ["mlm"], "language": lang},
+            desc=f"language adapter {lang}",
+        )
+        return {"steps": result.steps, "best_step": None, "best_score": None}
+
+    return StageJob(
+        stage,
+        f"language adapter {lang} ({data.protocol['train_file']}) seed={seed}",
+        work,
+        report=lambda info: f"language adapter {lang}: {info['steps']} steps",
+    )
+
+
 def _head_names(shared: dict[str, tuple[str, ...]], system: tuple[str, ...]) -> dict[str, str]:
     """Task -> head name: the shared head's name for grouped tasks, else the task itself."""
     head_of = {t: t for t in system}
@@ -326,6 +437,9 @@ def intermediate_job(
         }
     if any(head_of[t] != t for t in system):
         inputs["shared_heads"] = head_of
+    adapt = adaptation.key_inputs(ic.adaptation)
+    if adapt is not None:  # only then: the keys of full phases stay as they were
+        inputs["adaptation"] = adapt
     stage = make_stage("intermediate", inputs, plan.out_dir)
     label = f"intermediate {name} seed={seed}"
 
@@ -339,7 +453,9 @@ def intermediate_job(
         seed_everything(seed)
         specs = {t: get_task(t) for t in system}
         heads = {head_of[t]: HeadInfo(specs[t].head, plan.intermediate[t].labels) for t in system}
-        model, tokenizer, report = _start_model(plan, heads, base, _mlm_training(cfg).selection)
+        model, tokenizer, report = _start_model(
+            plan, heads, base, _mlm_training(cfg).selection, ic.adaptation, "intermediate"
+        )
         (tmp / "transfer_report.json").write_text(report.to_json())
         tasks = [
             _phase_task(
@@ -359,6 +475,7 @@ def intermediate_job(
             "precision": tc.precision.value,  # of training (keyed unless fp32)
             "data": {t: plan.intermediate[t].protocol for t in system},
             **({k: v for k, v in inputs.items() if k in ("sampling", "shared_heads")}),
+            **adaptation.protocol(model),
         }
         result = train(
             model,
@@ -413,6 +530,10 @@ def target_job(
         "training": _train_inputs(tc),
         "seed": seed,
     }
+    after_adapter = inter is not None and adaptation.is_peft(cfg.intermediate.adaptation)
+    adapt = adaptation.key_inputs(cfg.target.adaptation, after_adapter=after_adapter)
+    if adapt is not None:  # only then: the keys of full phases stay as they were
+        inputs["adaptation"] = adapt
     stage = make_stage("target", inputs, plan.out_dir)
     label = f"target {spec.name} after {name} seed={seed}"
 
@@ -427,7 +548,12 @@ def target_job(
         source = inter or base
         selection = (cfg.intermediate.training if inter else _mlm_training(cfg)).selection
         model, tokenizer, report = _start_model(
-            plan, {spec.name: HeadInfo(spec.head, plan.target.labels)}, source, selection
+            plan,
+            {spec.name: HeadInfo(spec.head, plan.target.labels)},
+            source,
+            selection,
+            cfg.target.adaptation,
+            "target",
         )
         (tmp / "transfer_report.json").write_text(report.to_json())
         pt = _phase_task(
@@ -466,6 +592,7 @@ def target_job(
             "model_selection": tc.selection.value,
             "precision": tc.precision.value,  # of training (keyed unless fp32)
             **plan.target.protocol,
+            **adaptation.protocol(model),
         }
         rows = _history_rows(plan, stage, result.history, name=name, seed=seed, protocol=protocol)
         write_rows(tmp, rows, sync=False)  # build_stage syncs the stage before publishing it

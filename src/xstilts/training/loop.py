@@ -201,6 +201,8 @@ def train(
 
     decay, no_decay = [], []
     for name, p in model.named_parameters():
+        if not p.requires_grad:  # a frozen encoder under adapters (modeling/adaptation.py)
+            continue
         (no_decay if p.ndim < 2 or "LayerNorm" in name or "layer_norm" in name else decay).append(p)
     # The fused kernel is the same AdamW (weights agree to ~1e-7) but its CPU step is ~7x
     # faster than torch's per-tensor loop (benchmarks/README.md); it needs float params on CPU/CUDA.
