@@ -1,0 +1,604 @@
+"""Calibration of the report's statistics on simulated XNLI-like results.
+
+Each draw simulates null (or planted-effect) results with known variance components
+(``_simulate.py``: language, seed, language x seed and parallel-example difficulty, Bernoulli
+outcomes per example), writes them as an ``xstilts run`` results directory (rows.jsonl +
+predictions) or as a long CSV, and runs them through the report's own code:
+``xstilts.analysis.load_results`` and ``xstilts.analysis.analyze(results, Options(...))``. The
+p-values and CIs are read from the resulting tables and compared with the simulator's truth:
+
+* rejection rate at alpha (type-I error under the null, power under a planted effect) of the
+  language-average test (``averages``: p, p_holm), the per-language tests (``deltas``: p per
+  language, and any p_holm per draw = family-wise error), the variance tests (``variance``:
+  pm_p, median_p or wilcoxon_p, whichever the code has) and the decomposition's ratio tests;
+* coverage of every CI: ``averages`` and ``deltas`` (true Δ), ``score_ci`` (true expected
+  score), ``variance`` SD ratio (1), ``decomposition`` (true variance component; SD ratio 1).
+
+Planted effects are multiples of the design's minimum detectable effect, 2.8016 x the SE of the
+language-averaged delta computed from the known components (``_simulate.design_se_avg``); the
+table also shows the empirical SD of the estimate over the null draws and the mean ``se_avg``
+and ``mde_avg`` the report printed. A column or table the analysis does not have is "n/a".
+
+    PYTHONPATH=src .venv/bin/python benchmarks/calibration.py                 # full: ~500 draws
+    PYTHONPATH=src .venv/bin/python benchmarks/calibration.py --draws 100 --markdown out.md
+
+Speed: ``Options(n_boot=100)`` (the least ``analyze`` accepts); the URIEL typology that
+``analyze``'s covariate table reads (~0.5 s per call, the same 15 languages every draw) is
+computed once per process (``cached_typology``): results are unchanged, nothing else is skipped.
+"""
+
+from __future__ import annotations
+
+import os
+
+for _var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
+    os.environ.setdefault(_var, "1")
+
+import argparse  # noqa: E402
+import contextlib  # noqa: E402
+import dataclasses  # noqa: E402
+import math  # noqa: E402
+import multiprocessing  # noqa: E402
+import re  # noqa: E402
+import shutil  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Callable, Iterator  # noqa: E402
+from concurrent.futures import Executor, ProcessPoolExecutor  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _simulate import (  # noqa: E402
+    COMPONENTS,
+    Design,
+    Draw,
+    design_se_avg,
+    simulate,
+    write_long_csv,
+    write_results_dir,
+)
+
+from xstilts.analysis import Options, analyze, load_results  # noqa: E402
+from xstilts.analysis.stats import mde_multiplier  # noqa: E402
+
+ALPHA = 0.05
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    kind: str  # "dir": results directory with predictions; "csv": seed-level scores only
+    seeds: int
+
+
+SCENARIOS = {
+    "dir3": Scenario("directory, 3 seeds", "dir", 3),
+    "dir5": Scenario("directory, 5 seeds", "dir", 5),
+    "csv3": Scenario("CSV, 3 seeds", "csv", 3),
+    "csv5": Scenario("CSV, 5 seeds", "csv", 5),
+}
+
+
+@dataclass(frozen=True)
+class Check:
+    key: str
+    kind: str  # "reject": share of p < alpha; "cover": share of CIs holding the truth
+    # the test's null still holds under a constant planted shift (spreads do not change)
+    null_under_shift: bool = False
+
+
+CHECKS = [
+    Check("averages: p < α", "reject"),
+    Check("averages: p_holm < α", "reject"),
+    Check("averages: CI covers true Δ_avg", "cover"),
+    Check("deltas: p < α (per language)", "reject"),
+    Check("deltas: any p_holm < α (per draw)", "reject"),
+    Check("deltas: CI covers true Δ (per language)", "cover"),
+    Check("score_ci: CI covers true score", "cover"),
+    Check("variance: pm_p < α", "reject", True),
+    Check("variance: median_p < α", "reject"),
+    Check("variance: wilcoxon_p < α", "reject"),
+    Check("variance: SD-ratio CI covers 1", "cover", True),
+]
+for _c in COMPONENTS:
+    CHECKS += [
+        Check(f"decomposition {_c}: CI covers true variance", "cover", True),
+        Check(f"decomposition {_c}: ratio CI covers truth", "cover", True),
+        Check(f"decomposition {_c}: p < α", "reject", True),
+        Check(f"decomposition {_c}: p_holm < α", "reject", True),
+    ]
+# per-draw numbers that are summarised, not checked
+DIAGNOSTICS = ("delta_avg", "se_avg", "mde_avg", "n_languages")
+
+
+# --------------------------------------------------------------------------- running the code
+
+
+_TYPOLOGY_MEMO: dict = {}  # (languages, english) -> Typology, kept across runs of one process
+
+
+@contextlib.contextmanager
+def cached_typology() -> Iterator[None]:
+    """Compute ``analysis.gains.typology`` once per language list while inside (it re-reads
+    lang2vec's ~240 MB arrays on every call; the simulated languages never change)."""
+    import xstilts.analysis.gains as gains
+
+    original = getattr(gains, "typology", None)
+    if original is None:
+        yield
+        return
+    memo = _TYPOLOGY_MEMO
+
+    def typology(languages, *, english: str = "en"):
+        key = (tuple(languages), english)
+        if key not in memo:
+            memo[key] = original(list(languages), english=english)
+        return memo[key]
+
+    gains.typology = typology
+    try:
+        yield
+    finally:
+        gains.typology = original
+
+
+def run_analysis(draw: Draw, kind: str, workdir: Path, *, n_boot: int, seed: int):
+    """Write ``draw`` as ``kind`` under ``workdir``, load and analyse it as the report does."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    try:
+        if kind == "dir":
+            path = write_results_dir(draw, workdir / "results")
+        else:
+            path = write_long_csv(draw, workdir / "results.csv")
+        results = load_results(path)
+        return analyze(results, Options(baseline=draw.design.baseline, n_boot=n_boot, seed=seed))
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)  # our own temporary directory
+
+
+# --------------------------------------------------------------------------- reading the tables
+
+
+def _col(frame: pd.DataFrame | None, name: str) -> np.ndarray | None:
+    if frame is None or not len(frame) or name not in frame.columns:
+        return None
+    return pd.to_numeric(frame[name], errors="coerce").to_numpy(float)
+
+
+def _reject(p: np.ndarray | None) -> float:
+    """Share of finite p-values below alpha (NaN: none)."""
+    if p is None or not np.isfinite(p).any():
+        return math.nan
+    return float(np.mean(p[np.isfinite(p)] < ALPHA))
+
+
+def _cover(lo: np.ndarray | None, hi: np.ndarray | None, truth) -> float:
+    if lo is None or hi is None:
+        return math.nan
+    ok = np.isfinite(lo) & np.isfinite(hi) & np.isfinite(truth)
+    if not ok.any():
+        return math.nan
+    t = np.broadcast_to(np.asarray(truth, float), lo.shape)
+    return float(np.mean((lo[ok] <= t[ok]) & (t[ok] <= hi[ok])))
+
+
+def _component(name: str) -> str | None:
+    key = re.sub(r"[^a-z]", "", str(name).lower().replace("×", "x"))
+    return {
+        "language": "language", "languages": "language", "seed": "seed", "seeds": "seed",
+        "languagexseed": "language×seed", "languageseed": "language×seed",
+        "example": "example", "examples": "example",
+    }.get(key)  # fmt: skip
+
+
+def measure(analysis, draw: Draw) -> dict[str, float]:
+    """Per-draw rejection indicators / coverage shares of every check (NaN: not available)."""
+    d = draw.design
+    system = d.effect_system
+    out: dict[str, float] = {}
+    av = analysis.averages
+    av = av[av["system"] == system] if len(av) else av
+    n_lang = (
+        float(av["n_languages"].iloc[0]) if "n_languages" in av and len(av) else len(draw.languages)
+    )
+    truth_avg = float(np.mean(draw.true_delta[system][draw.used(n_lang)]))
+    out["averages: p < α"] = _reject(_col(av, "p"))
+    out["averages: p_holm < α"] = _reject(_col(av, "p_holm"))
+    out["averages: CI covers true Δ_avg"] = _cover(_col(av, "ci_lo"), _col(av, "ci_hi"), truth_avg)
+    out["delta_avg"] = _first(_col(av, "delta_avg")) - truth_avg  # error, for the empirical SD
+    out["se_avg"] = _first(_col(av, "se_avg"))
+    mde = getattr(analysis, "mde", None)
+    mde = mde[mde["system"] == system] if mde is not None and len(mde) else None
+    out["mde_avg"] = _first(_col(mde, "mde_avg"))
+    out["n_languages"] = n_lang
+
+    dl = analysis.deltas
+    dl = dl[dl["system"] == system] if len(dl) else dl
+    lang_index = {lang: i for i, lang in enumerate(draw.languages)}
+    truth = np.array([draw.true_delta[system][lang_index[x]] for x in dl["language"]])
+    out["deltas: p < α (per language)"] = _reject(_col(dl, "p"))
+    ph = _col(dl, "p_holm")
+    out["deltas: any p_holm < α (per draw)"] = (
+        float(np.any(ph[np.isfinite(ph)] < ALPHA)) if ph is not None and np.isfinite(ph).any()
+        else math.nan
+    )  # fmt: skip
+    out["deltas: CI covers true Δ (per language)"] = _cover(
+        _col(dl, "ci_lo"), _col(dl, "ci_hi"), truth
+    )
+    sc = analysis.score_ci
+    if len(sc):
+        t = np.array(
+            [draw.true_score[s][lang_index[x]] for s, x in zip(sc["system"], sc["language"])]
+        )
+        out["score_ci: CI covers true score"] = _cover(_col(sc, "ci_lo"), _col(sc, "ci_hi"), t)
+
+    va = analysis.variance
+    va = va[va["system"] == system] if len(va) else va
+    shift_only = d.effect_sd == 0  # a constant shift leaves every spread as it was
+    out["variance: pm_p < α"] = _reject(_col(va, "pm_p"))
+    out["variance: median_p < α"] = _reject(_col(va, "median_p"))
+    out["variance: wilcoxon_p < α"] = _reject(_col(va, "wilcoxon_p"))
+    if shift_only:
+        out["variance: SD-ratio CI covers 1"] = _cover(
+            _col(va, "sd_ratio_lo"), _col(va, "sd_ratio_hi"), 1.0
+        )
+    out.update(_decomposition(getattr(analysis, "decomposition", None), draw, n_lang))
+    return out
+
+
+def _decomposition(table: pd.DataFrame | None, draw: Draw, n_lang: float) -> dict[str, float]:
+    if table is None or not len(table) or "component" not in table.columns:
+        return {}
+    d = draw.design
+    per: dict[str, dict[str, list[float]]] = {}
+    for _, row in table.iterrows():
+        comp = _component(row["component"])
+        system = row.get("system")
+        if comp is None or system not in draw.true_score:
+            continue
+        n_used = float(row["n_languages"]) if "n_languages" in row else n_lang
+        true = draw.true_components(system, n_used)[comp]
+        if system == d.effect_system and comp == "language":
+            true += 1e4 * d.effect_sd**2  # the planted effect's spread adds to the language's
+        acc = per.setdefault(comp, {})
+
+        def num(name: str, row: pd.Series = row) -> np.ndarray | None:
+            return np.array([float(row[name])]) if name in row else None
+
+        acc.setdefault("cover", []).append(_cover(num("lo"), num("hi"), true))
+        if system != d.baseline:
+            true_base = draw.true_components(d.baseline, n_used)[comp]
+            ratio = math.sqrt(true / true_base) if true_base > 0 else math.nan
+            acc.setdefault("ratio", []).append(_cover(num("ratio_lo"), num("ratio_hi"), ratio))
+            acc.setdefault("p", []).append(_reject(num("p")))
+            acc.setdefault("p_holm", []).append(_reject(num("p_holm")))
+    out = {}
+    for comp, acc in per.items():
+        names = {
+            "cover": f"decomposition {comp}: CI covers true variance",
+            "ratio": f"decomposition {comp}: ratio CI covers truth",
+            "p": f"decomposition {comp}: p < α",
+            "p_holm": f"decomposition {comp}: p_holm < α",
+        }
+        for what, values in acc.items():
+            v = np.array(values, float)
+            out[names[what]] = float(np.nanmean(v)) if np.isfinite(v).any() else math.nan
+    return out
+
+
+def _first(x: np.ndarray | None) -> float:
+    return float(x[0]) if x is not None and len(x) else math.nan
+
+
+# --------------------------------------------------------------------------- the benchmark
+
+
+@dataclass
+class Condition:
+    label: str  # "null", "1× MDE", ...
+    multiple: float
+    draws: list[dict[str, float]]
+    seconds: float
+
+
+@dataclass
+class ScenarioResult:
+    scenario: Scenario
+    design: Design
+    mde: float  # design MDE of the language average, points
+    se: float  # design SE of the language average, points
+    conditions: list[Condition]
+
+
+def one_draw(
+    design: Design,
+    kind: str,
+    seed: int,
+    stream: tuple[int, ...],
+    i: int,
+    n_boot: int,
+    workdir: Path,
+) -> dict[str, float]:
+    """Draw ``i`` of a condition: its own generator ``[seed, *stream, i]``, so the figures do
+    not depend on ``--jobs`` or on which other scenarios run."""
+    draw = simulate(design, np.random.default_rng([seed, *stream, i]))
+    if draw.clipped:
+        raise RuntimeError(f"{draw.clipped} probabilities outside [0.005, 0.995]: "
+                           "the design's components are too large")  # fmt: skip
+    tag = "-".join(map(str, (*stream, i)))
+    analysis = run_analysis(draw, kind, workdir / f"draw-{tag}", n_boot=n_boot, seed=seed + i)
+    return measure(analysis, draw)
+
+
+def run_condition(
+    design: Design,
+    scenario: Scenario,
+    n_draws: int,
+    *,
+    seed: int,
+    stream: tuple[int, ...],
+    n_boot: int,
+    workdir: Path,
+    pool: Executor | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> tuple[list[dict[str, float]], float]:
+    """``n_draws`` simulated data sets through ``analyze``; per-draw measurements."""
+    t0 = time.perf_counter()
+    args = [(design, scenario.kind, seed, stream, i, n_boot, workdir) for i in range(n_draws)]
+    if pool is None:
+        it = (one_draw(*a) for a in args)
+    else:
+        it = pool.map(one_draw, *zip(*args))
+    out = []
+    for m in it:
+        out.append(m)
+        if progress and len(out) % max(1, n_draws // 5) == 0:
+            progress(f"  {len(out)}/{n_draws} draws, {time.perf_counter() - t0:.0f} s")
+    return out, time.perf_counter() - t0
+
+
+def run_scenario(
+    key: str,
+    base: Design,
+    *,
+    draws: int,
+    power_draws: int,
+    multiples: tuple[float, ...],
+    seed: int,
+    n_boot: int,
+    workdir: Path,
+    pool: Executor | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> ScenarioResult:
+    sc = SCENARIOS[key]
+    # the stream depends on the seed count only: the directory and CSV scenarios of one seed
+    # count analyse the same simulated draws, so their figures are paired
+    design = dataclasses.replace(base, seeds=sc.seeds, effect=0.0)
+    say = progress or (lambda _msg: None)
+    say(f"{sc.name}: null, {draws} draws")
+    null, secs = run_condition(design, sc, draws, seed=seed, stream=(sc.seeds, 0), n_boot=n_boot,
+                               workdir=workdir, pool=pool, progress=progress)  # fmt: skip
+    n_lang = int(np.nanmedian([m["n_languages"] for m in null]))
+    se = design_se_avg(design, n_lang)
+    mde = mde_multiplier(ALPHA, 0.8) * se
+    conditions = [Condition("null", 0.0, null, secs)]
+    for j, k in enumerate(multiples, start=1):
+        eff = dataclasses.replace(design, effect=k * mde / 100.0)
+        say(f"{sc.name}: {k:g}× MDE = {k * mde:.2f} points, {power_draws} draws")
+        ms, secs = run_condition(eff, sc, power_draws, seed=seed, stream=(sc.seeds, j),
+                                 n_boot=n_boot, workdir=workdir, pool=pool,
+                                 progress=progress)  # fmt: skip
+        conditions.append(Condition(f"{k:g}× MDE", k, ms, secs))
+    return ScenarioResult(sc, design, mde, se, conditions)
+
+
+# --------------------------------------------------------------------------- the table
+
+
+def summarise(values: list[float]) -> tuple[float, float, int]:
+    """(mean, Monte-Carlo SE, draws) of the finite per-draw values."""
+    v = np.array(values, float)
+    v = v[np.isfinite(v)]
+    if len(v) == 0:
+        return math.nan, math.nan, 0
+    se = float(v.std(ddof=1) / math.sqrt(len(v))) if len(v) > 1 else math.nan
+    return float(v.mean()), se, len(v)
+
+
+def _cell(values: list[float]) -> str:
+    m, se, n = summarise(values)
+    if n == 0:
+        return "n/a"
+    return f"{m:.3f} ± {se:.3f}" if math.isfinite(se) else f"{m:.3f}"
+
+
+def _what(check: Check, effect_sd: float) -> str:
+    if check.kind == "cover":
+        return "coverage"
+    if check.null_under_shift and effect_sd == 0:
+        return "type-I (all columns)"
+    return "type-I / power"
+
+
+def table(results: list[ScenarioResult]) -> str:
+    """Markdown: one row per (scenario, check), one column per condition."""
+    labels = []
+    for r in results:
+        labels += [c.label for c in r.conditions if c.label not in labels]
+    head = ["scenario", "check", "measures", *labels]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in results:
+        by = {c.label: c for c in r.conditions}
+        for check in CHECKS:
+            cells = [
+                _cell([m.get(check.key, math.nan) for m in by[x].draws]) if x in by else ""
+                for x in labels
+            ]
+            lines.append(
+                f"| {r.scenario.name} | {check.key} | {_what(check, r.design.effect_sd)} | "
+                + " | ".join(cells)
+                + " |"
+            )
+    return "\n".join(lines)
+
+
+def design_table(results: list[ScenarioResult]) -> str:
+    """Per scenario: the design MDE, the empirical SD of Δ_avg under the null, the mean SE and
+    MDE the report printed, and the draws and time per condition."""
+    head = ["scenario", "languages", "design SE", "design MDE", "empirical SD of Δ̂_avg (null)",
+            "mean se_avg (null)", "mean mde_avg (null)", "draws", "s/draw"]  # fmt: skip
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in results:
+        null = r.conditions[0].draws
+        err = np.array([m["delta_avg"] for m in null], float)
+        err = err[np.isfinite(err)]
+        sd = float(err.std(ddof=1)) if len(err) > 1 else math.nan
+        n_draws = "/".join(str(len(c.draws)) for c in r.conditions)
+        total = sum(c.seconds for c in r.conditions)
+        per = total / max(1, sum(len(c.draws) for c in r.conditions))
+        n_lang = int(np.nanmedian([m["n_languages"] for m in null]))
+        lines.append(
+            f"| {r.scenario.name} | {n_lang} | {r.se:.3f} | {r.mde:.3f} | {sd:.3f} | "
+            f"{_fmt(summarise([m['se_avg'] for m in null])[0])} | "
+            f"{_fmt(summarise([m['mde_avg'] for m in null])[0])} | {n_draws} | {per:.2f} |"
+        )
+    return "\n".join(lines)
+
+
+def _fmt(x: float) -> str:
+    return "n/a" if not math.isfinite(x) else f"{x:.3f}"
+
+
+def markdown(results: list[ScenarioResult], argv: list[str], design: Design, n_boot: int) -> str:
+    params = ", ".join(
+        f"{f.name}={getattr(design, f.name)}"
+        for f in dataclasses.fields(design)
+        if f.name not in ("languages", "seeds", "effect")
+    )
+    cmd = " ".join(["benchmarks/calibration.py", *argv])
+    return "\n\n".join(
+        [
+            f"Command: `{cmd}`; `Options(n_boot={n_boot})`, α = {ALPHA}; "
+            f"{len(design.languages)} XNLI languages; {params}.",
+            design_table(results),
+            table(results),
+            "Cells: mean over draws ± Monte-Carlo SE. *type-I / power*: share of p < α — the "
+            "type-I error in the null column, the power in the effect columns. *type-I (all "
+            "columns)*: tests of spreads, whose null a constant planted shift leaves true. "
+            "*coverage*: share of CIs holding the true value (per language and per cell, "
+            "averaged within a draw). Per-language rows pool the languages of a draw; "
+            "`any p_holm < α` is the family-wise error rate of the per-language family. "
+            "n/a: the code run has no such column or table.",
+        ]
+    )
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    d = Design()
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--draws", type=int, default=500, help="null draws per scenario (500)")
+    ap.add_argument(
+        "--power-draws",
+        type=int,
+        default=None,
+        help="draws per planted-effect condition (default: --draws / 2)",
+    )
+    ap.add_argument("--multiples", default="1,2", help="planted effects, multiples of the MDE")
+    ap.add_argument(
+        "--scenarios",
+        default=",".join(SCENARIOS),
+        help=f"comma-separated subset of {list(SCENARIOS)}",
+    )
+    ap.add_argument("--n-boot", type=int, default=100, help="Options(n_boot=...) (100)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--examples", type=int, default=d.n_examples, help="evaluation examples per language"
+    )
+    for name in (
+        "accuracy",
+        "english_gap",
+        "sd_language",
+        "sd_seed",
+        "sd_language_seed",
+        "sd_difficulty",
+        "parallel_corr",
+        "effect_sd",
+    ):
+        ap.add_argument(
+            "--" + name.replace("_", "-"),
+            type=float,
+            default=getattr(d, name),
+            help=f"Design.{name} (default {getattr(d, name)})",
+        )
+    ap.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="processes running draws (1; the figures do not depend on it)",
+    )
+    ap.add_argument("--markdown", type=Path, help="also write the tables to this file")
+    ap.add_argument("--workdir", type=Path, help="where draws are written (a temporary "
+                    "directory by default; /dev/shm when it exists)")  # fmt: skip
+    a = ap.parse_args(argv)
+    unknown = [s for s in a.scenarios.split(",") if s not in SCENARIOS]
+    if unknown:
+        ap.error(f"unknown scenario(s) {unknown}; choose from {list(SCENARIOS)}")
+    if a.draws < 2:
+        ap.error("--draws must be at least 2")
+    return a
+
+
+@contextlib.contextmanager
+def _pool(jobs: int) -> Iterator[Executor | None]:
+    """Worker processes for ``--jobs`` > 1, forked after the typology cache is installed (so
+    they inherit it)."""
+    if jobs <= 1:
+        yield None
+        return
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork")) as pool:
+        yield pool
+
+
+def main(argv: list[str] | None = None) -> list[ScenarioResult]:
+    raw = list(sys.argv[1:] if argv is None else argv)
+    a = parse_args(raw)
+    design = Design(
+        n_examples=a.examples, accuracy=a.accuracy, english_gap=a.english_gap,
+        sd_language=a.sd_language, sd_seed=a.sd_seed, sd_language_seed=a.sd_language_seed,
+        sd_difficulty=a.sd_difficulty, parallel_corr=a.parallel_corr, effect_sd=a.effect_sd,
+    )  # fmt: skip
+    multiples = tuple(float(x) for x in a.multiples.split(",") if x.strip())
+    power_draws = a.power_draws if a.power_draws is not None else max(2, a.draws // 2)
+    shm = Path("/dev/shm")
+    parent = a.workdir or (shm if shm.is_dir() and os.access(shm, os.W_OK) else None)
+    results = []
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="xstilts-calib-", dir=parent) as tmp, \
+            cached_typology(), _pool(a.jobs) as pool:  # fmt: skip
+        for key in a.scenarios.split(","):
+            results.append(
+                run_scenario(key, design, draws=a.draws, power_draws=power_draws,
+                             multiples=multiples, seed=a.seed, n_boot=a.n_boot,
+                             workdir=Path(tmp), pool=pool,
+                             progress=lambda m: print(m, flush=True))
+            )  # fmt: skip
+    text = markdown(results, raw, design, a.n_boot)
+    print()
+    print(text)
+    print(f"\ntotal {time.perf_counter() - t0:.0f} s")
+    if a.markdown:
+        a.markdown.parent.mkdir(parents=True, exist_ok=True)
+        a.markdown.write_text(text + "\n", encoding="utf-8")
+    return results
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,100 @@
+"""Calibration of the report's language-average test on simulated nulls (the fast version of
+``benchmarks/calibration.py``): simulated XNLI-like results with a seed effect shared by all
+languages go through ``load_results`` and ``analyze`` exactly as the report runs them, and
+the type-I error and CI coverage of ``averages`` are checked. Plus checks that the simulator
+itself is right (stored scores re-score exactly, the design SE matches its own draws) and a
+smoke run of the benchmark's command line."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "calibration.py"
+
+
+@pytest.fixture(scope="module")
+def calib():
+    spec = importlib.util.spec_from_file_location("calibration", BENCH)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["calibration"] = module
+    spec.loader.exec_module(module)  # puts benchmarks/ on sys.path for its _simulate
+    yield module
+    sys.modules.pop("calibration", None)
+
+
+def test_simulated_directory_is_rescored_exactly_and_matches_the_csv(calib, tmp_path):
+    sim = sys.modules["_simulate"]
+    design = sim.Design(seeds=2, n_examples=40, languages=("en", "de", "sw", "zh"))
+    draw = sim.simulate(design, np.random.default_rng(0))
+    with calib.cached_typology():
+        a_dir = calib.run_analysis(draw, "dir", tmp_path / "d", n_boot=100, seed=0)
+        a_csv = calib.run_analysis(draw, "csv", tmp_path / "c", n_boot=100, seed=0)
+    # every cell re-scored from its predictions (no fallback to seeds only, no note)
+    assert set(a_dir.deltas["resampling"]) == {"seeds × examples"}
+    assert not a_dir.deltas["note"].astype(bool).any()
+    assert set(a_csv.deltas["resampling"]) == {"seeds only"}
+    d_dir = a_dir.deltas.set_index("language")["delta"]
+    d_csv = a_csv.deltas.set_index("language")["delta"]
+    assert np.allclose(d_dir.sort_index(), d_csv.sort_index(), atol=1e-9)
+    m = calib.measure(a_dir, draw)
+    assert m["averages: CI covers true Δ_avg"] in (0.0, 1.0)
+    assert (
+        math.isnan(m.get("variance: median_p < α", math.nan))
+        or 0 <= m["variance: median_p < α"] <= 1
+    )
+
+
+def test_design_se_matches_the_simulators_own_draws(calib):
+    """The MDE the benchmark plants comes from ``design_se_avg``: it must be the SD of the
+    language-averaged delta over the simulator's null draws (within Monte-Carlo error)."""
+    sim = sys.modules["_simulate"]
+    design = sim.Design(seeds=3, n_examples=100)
+    est = []
+    for i in range(600):
+        draw = sim.simulate(design, np.random.default_rng([7, i]))
+        est.append(np.mean(draw.scores["sick"].mean(0) - draw.scores["none"].mean(0)))
+    sd = float(np.std(est, ddof=1))
+    # SE of an SD from 600 normal draws: ~2.9 %; 10 % is > 3 SE
+    assert sd == pytest.approx(sim.design_se_avg(design, 15), rel=0.10)
+    assert abs(np.mean(est)) < 4 * sd / math.sqrt(len(est))  # the null is centred
+
+
+def test_benchmark_command_line_writes_markdown(calib, tmp_path):
+    out = tmp_path / "calib.md"
+    results = calib.main(
+        ["--draws", "2", "--power-draws", "2", "--multiples", "1", "--scenarios", "csv3",
+         "--examples", "60", "--markdown", str(out), "--workdir", str(tmp_path)]
+    )  # fmt: skip
+    text = out.read_text()
+    assert "| CSV, 3 seeds | averages: p < α | type-I / power |" in text
+    assert "1× MDE" in text and "design MDE" in text
+    assert [c.label for c in results[0].conditions] == ["null", "1× MDE"]
+
+
+# lead: remove xfail after merging the stats branch
+@pytest.mark.xfail(
+    strict=False,
+    reason="today's seeds-only bootstrap of the language average under-covers with 3 seeds "
+    "(issue 15: ~74% coverage on the CSV path); the new statistics must pass",
+)
+def test_language_average_is_calibrated_on_csv_with_three_seeds(calib, tmp_path):
+    """100 null draws, CSV input, 3 seeds, realistic components (a seed effect shared by all
+    languages): the language-average test must hold its level and its CI cover the true Δ.
+    Bounds are loose for 100 draws (MC SE ~0.022 at 5 % and at 95 %: > 2 SE)."""
+    sim = sys.modules["_simulate"]
+    design = sim.Design(seeds=3)
+    scenario = calib.SCENARIOS["csv3"]
+    with calib.cached_typology():
+        draws, _ = calib.run_condition(
+            design, scenario, 100, seed=2024, stream=(3, 0), n_boot=100, workdir=tmp_path
+        )
+    type1 = np.nanmean([m["averages: p < α"] for m in draws])
+    cover = np.nanmean([m["averages: CI covers true Δ_avg"] for m in draws])
+    assert type1 <= 0.10, f"type-I error of the language-average test {type1:.3f}"
+    assert cover >= 0.88, f"coverage of the language-average CI {cover:.3f}"
