@@ -480,7 +480,15 @@ def markdown(results: list[ScenarioResult], argv: list[str], design: Design, n_b
         for f in dataclasses.fields(design)
         if f.name not in ("languages", "seeds", "effect")
     )
-    cmd = " ".join(["benchmarks/calibration.py", *argv])
+    shown, skip = [], False
+    for x in argv:  # where the output went and how many processes ran it change no figure
+        if skip:
+            skip = False
+        elif x in ("--markdown", "--workdir", "--jobs"):
+            skip = True
+        elif not x.startswith(("--markdown=", "--workdir=", "--jobs=")):
+            shown.append(x)
+    cmd = " ".join(["benchmarks/calibration.py", *shown])
     return "\n\n".join(
         [
             f"Command: `{cmd}`; `Options(n_boot={n_boot})`, α = {ALPHA}; "

@@ -35,10 +35,11 @@ def test_simulated_directory_is_rescored_exactly_and_matches_the_csv(calib, tmp_
     with calib.cached_typology():
         a_dir = calib.run_analysis(draw, "dir", tmp_path / "d", n_boot=100, seed=0)
         a_csv = calib.run_analysis(draw, "csv", tmp_path / "c", n_boot=100, seed=0)
-    # every cell re-scored from its predictions (no fallback to seeds only, no note)
-    assert set(a_dir.deltas["resampling"]) == {"seeds × examples"}
-    assert not a_dir.deltas["note"].astype(bool).any()
-    assert set(a_csv.deltas["resampling"]) == {"seeds only"}
+    # every cell re-scored from its predictions: examples resampled, no fallback note
+    assert all("example" in x for x in a_dir.deltas["resampling"])
+    notes = a_dir.deltas["note"].fillna("")
+    assert not notes.str.contains("stored score|missing|failed|not re-scor").any()
+    assert not any("example" in x for x in a_csv.deltas["resampling"])
     d_dir = a_dir.deltas.set_index("language")["delta"]
     d_csv = a_csv.deltas.set_index("language")["delta"]
     assert np.allclose(d_dir.sort_index(), d_csv.sort_index(), atol=1e-9)
@@ -98,3 +99,43 @@ def test_language_average_is_calibrated_on_csv_with_three_seeds(calib, tmp_path)
     cover = np.nanmean([m["averages: CI covers true Δ_avg"] for m in draws])
     assert type1 <= 0.10, f"type-I error of the language-average test {type1:.3f}"
     assert cover >= 0.88, f"coverage of the language-average CI {cover:.3f}"
+
+
+def test_tables_of_the_new_statistics_are_read_when_present(calib, tmp_path):
+    """``measure`` reads ``variance.median_p`` and the long ``decomposition`` table (task,
+    system, baseline, component, value, sd, lo, hi, ratio, ratio_lo, ratio_hi, p, p_holm) when
+    the analysis has them, against the simulator's true components."""
+    import dataclasses
+
+    import pandas as pd
+
+    sim = sys.modules["_simulate"]
+    design = sim.Design(seeds=2, n_examples=40, languages=("en", "de", "sw", "zh"))
+    draw = sim.simulate(design, np.random.default_rng(1))
+    with calib.cached_typology():
+        a = calib.run_analysis(draw, "csv", tmp_path / "c", n_boot=100, seed=0)
+    base = calib.measure(a, draw)
+    assert not any(k.startswith("decomposition") for k in base)
+    rows = []
+    for system in design.systems:
+        true = draw.true_components(system, 3)  # English left out: 3 of the 4 languages
+        for comp, label in zip(sim.COMPONENTS, ("language", "seed", "language x seed", "example")):
+            ratio = math.nan if system == design.baseline else 1.0
+            rows.append(
+                {"task": "xnli", "system": system, "baseline": design.baseline,
+                 "component": label, "value": true[comp], "sd": math.sqrt(true[comp]),
+                 "lo": 0.9 * true[comp], "hi": 1.1 * true[comp] if comp != "seed" else 0.0,
+                 "ratio": ratio, "ratio_lo": 0.9 * ratio, "ratio_hi": 1.2 * ratio,
+                 "p": 0.5 if comp != "example" else 0.01, "p_holm": 1.0, "n_languages": 3}
+            )  # fmt: skip
+    variance = a.variance.assign(median_p=0.01)
+    fake = dataclasses.replace(a, variance=variance)
+    fake.decomposition = pd.DataFrame(rows)
+    m = calib.measure(fake, draw)
+    assert m["variance: median_p < α"] == 1.0
+    assert m["decomposition language: CI covers true variance"] == 1.0
+    assert m["decomposition seed: CI covers true variance"] == 0.0  # hi = 0 < truth
+    assert m["decomposition language×seed: ratio CI covers truth"] == 1.0
+    assert m["decomposition example: p < α"] == 1.0
+    assert m["decomposition language: p < α"] == 0.0
+    assert m["decomposition language: p_holm < α"] == 0.0
