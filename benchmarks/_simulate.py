@@ -40,6 +40,7 @@ seeds of the baseline's language average 0.47 (``mde.csv``).
 from __future__ import annotations
 
 import csv
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +53,11 @@ from xstilts.tasks.languages import XTREME
 
 TASK = "xnli"
 LABELS = ("entailment", "neutral", "contradiction")
+ENTITY_TYPES = ("PER", "ORG", "LOC")
+SENTENCE_WORDS = 6  # PAN-X: words per simulated sentence, one gold entity in each
+# a PAN-X subset of the 40 languages: the XNLI ones PAN-X has (its test sets are not parallel)
+PANX_LANGUAGES = ("ar", "bg", "de", "el", "en", "es", "fr", "hi", "ru", "sw", "th", "tr", "ur",
+                  "vi", "zh")  # fmt: skip
 COMPONENTS = ("language", "seed", "language×seed", "example")
 # probabilities are kept inside this band (a realistic design never reaches it; counted)
 P_MIN, P_MAX = 0.005, 0.995
@@ -74,6 +80,8 @@ class Design:
     parallel_corr: float = 0.5  # correlation of one example's difficulty across languages
     effect: float = 0.0  # planted shift of ``effect_system``'s accuracy (fraction, not points)
     effect_sd: float = 0.0  # SD across languages of the planted shift
+    task: str = TASK  # "xnli" (accuracy) or "panx" (span F1, see ``panx_design``)
+    wrong_type: float = 0.5  # PAN-X: share of missed entities predicted with the wrong type
 
     @property
     def baseline(self) -> str:
@@ -85,8 +93,9 @@ class Draw:
     """One simulated data set and its true values (points)."""
 
     design: Design
-    gold: np.ndarray  # [n] label index of each parallel example
-    preds: dict[str, np.ndarray]  # system -> [r, L, n] predicted label index
+    gold: np.ndarray  # XNLI: [n] label of each parallel example; PAN-X: [L, n, 3] entities
+    # system -> [r, L, n]: XNLI the predicted label, PAN-X the variant (see ``_panx_tags``)
+    preds: dict[str, np.ndarray]
     scores: dict[str, np.ndarray]  # system -> [r, L] accuracy in points, as stored
     true_score: dict[str, np.ndarray]  # system -> [L] expected score
     true_delta: dict[str, np.ndarray]  # system != baseline -> [L]
@@ -106,6 +115,8 @@ class Draw:
     def true_components(self, system: str, n_languages: float) -> dict[str, float]:
         """True variance components (points^2) of ``system`` over the languages used."""
         d, mask = self.design, self.used(n_languages)
+        if d.task != TASK:  # span F1 is not linear in p: no exact components (n/a)
+            return dict.fromkeys(COMPONENTS, math.nan)
         n_used = int(mask.sum())
         lang = d.sd_language**2
         if d.english in np.array(self.languages)[mask] and n_used > 0:
@@ -116,13 +127,51 @@ class Draw:
         return {**{k: 1e4 * x for k, x in v.items()}, "example": 1e4 * example}
 
 
+def panx_design(**kw) -> Design:
+    """A PAN-X-like design: span F1 (a ratio of counts, not a mean over examples), 15 languages,
+    one gold entity per sentence, detected exactly with probability p (else missed or, with
+    probability ``wrong_type``, predicted with another type). Its test sets are not parallel.
+    Language spread as XTREME's PAN-X (F1 ~45-85)."""
+    base = dict(task="panx", languages=PANX_LANGUAGES, accuracy=0.6, english_gap=0.2,
+                sd_language=0.08, parallel_corr=0.0)  # fmt: skip
+    return Design(**{**base, **kw})
+
+
+def score_of(design: Design, p: np.ndarray) -> np.ndarray:
+    """Population score (points) of a model with expected per-example success ``p``:
+    accuracy 100 p; PAN-X span F1 = 2 tp / (n_pred + n_gold) with E tp = p n, E n_pred =
+    (p + (1 - p) w) n, n_gold = n."""
+    if design.task == "panx":
+        return 200.0 * p / (1.0 + p + (1.0 - p) * design.wrong_type)
+    return 100.0 * p
+
+
+def expected_score(design: Design, mean_p: np.ndarray) -> np.ndarray:
+    """Expected score over seeds (points) of models whose success probability is ``mean_p``
+    plus the seed and language x seed effects: Gauss-Hermite over their sum (exact for a
+    linear score such as accuracy)."""
+    if design.task != "panx":
+        return score_of(design, mean_p)
+    x, w = np.polynomial.hermite_e.hermegauss(40)
+    w = w / w.sum()
+    sd = math.hypot(design.sd_seed, design.sd_language_seed)
+    p = np.clip(mean_p[..., None] + sd * x, P_MIN, P_MAX)
+    return np.sum(w * score_of(design, p), axis=-1)
+
+
 def simulate(design: Design, rng: np.random.Generator) -> Draw:
     d = design
     langs = tuple(d.languages)
     n_lang, n, r = len(langs), d.n_examples, d.seeds
     is_en = np.array([lang == d.english for lang in langs], float)
     base = d.accuracy + d.english_gap * is_en + rng.normal(0.0, d.sd_language, n_lang)  # [L]
-    gold = rng.integers(0, len(LABELS), n)  # [n] parallel: one label per example id
+    if d.task == "panx":  # per (language, sentence): entity type, length 1-2, first word
+        gold = np.stack(
+            [rng.integers(0, len(ENTITY_TYPES), (n_lang, n)), rng.integers(1, 3, (n_lang, n)),
+             rng.integers(0, SENTENCE_WORDS - 1, (n_lang, n))], axis=-1,
+        )  # fmt: skip  # [L, n, 3]
+    else:
+        gold = rng.integers(0, len(LABELS), n)  # [n] parallel: one label per example id
     rho = d.parallel_corr
     z = math.sqrt(rho) * rng.standard_normal(n) + math.sqrt(1 - rho) * rng.standard_normal(
         (n_lang, n)
@@ -134,7 +183,7 @@ def simulate(design: Design, rng: np.random.Generator) -> Draw:
         delta = np.zeros(n_lang)
         if system == d.effect_system:
             delta = d.effect + d.effect_sd * rng.standard_normal(n_lang)
-        mean_p = base + delta  # [L] expected accuracy over seeds and examples
+        mean_p = base + delta  # [L] expected success over seeds and examples
         b = rng.normal(0.0, d.sd_seed, r)  # [r]
         c = rng.normal(0.0, d.sd_language_seed, (r, n_lang))  # [r, L]
         prob = mean_p[None, :] + b[:, None] + c  # [r, L]
@@ -142,15 +191,24 @@ def simulate(design: Design, rng: np.random.Generator) -> Draw:
         prob = np.clip(prob, P_MIN, P_MAX)
         p = st.norm.cdf(st.norm.ppf(prob)[:, :, None] * inflate + d.sd_difficulty * z[None])
         correct = rng.random((r, n_lang, n)) < p  # [r, L, n]
-        wrong = (gold[None, None, :] + rng.integers(1, len(LABELS), (r, n_lang, n))) % 3
-        preds[system] = np.where(correct, gold[None, None, :], wrong)
-        # the expression of ``evaluation.metrics.accuracy``, so the stored score is re-scored
-        # from the predictions to the last bit
-        scores[system] = 100.0 * correct.sum(axis=2) / n
-        true_score[system] = 100.0 * mean_p
+        if d.task == "panx":
+            # 0: the gold entity; 1, 2: its span with another type; 3: nothing predicted
+            other = rng.integers(1, 3, (r, n_lang, n))
+            typed = rng.random((r, n_lang, n)) < d.wrong_type
+            preds[system] = np.where(correct, 0, np.where(typed, other, 3))
+            tp = correct.sum(axis=2)
+            n_pred = tp + (~correct & typed).sum(axis=2)
+            scores[system] = 200.0 * tp / (n_pred + n)  # seqeval micro F1, [r, L]
+        else:
+            wrong = (gold[None, None, :] + rng.integers(1, len(LABELS), (r, n_lang, n))) % 3
+            preds[system] = np.where(correct, gold[None, None, :], wrong)
+            # the expression of ``evaluation.metrics.accuracy``, so the stored score is
+            # re-scored from the predictions to the last bit
+            scores[system] = 100.0 * correct.sum(axis=2) / n
+        true_score[system] = expected_score(d, mean_p)
         true_p[system] = mean_p
-        if system != d.baseline:
-            true_delta[system] = 100.0 * delta
+    for system in d.systems[1:]:
+        true_delta[system] = true_score[system] - true_score[d.baseline]
     return Draw(d, gold, preds, scores, true_score, true_delta, true_p, clipped, langs)
 
 
@@ -158,11 +216,54 @@ def seeds_of(design: Design) -> list[int]:
     return list(range(design.seeds))
 
 
+def _panx_tags(gold: np.ndarray) -> list[list[list[str]]]:
+    """IOB2 tags of the 4 prediction variants of one sentence ``gold`` = (type, length, start):
+    [gold, the span with type + 1, with type + 2, all O]."""
+    t, length, start = (int(x) for x in gold)
+    out = []
+    for shift in range(3):
+        name = ENTITY_TYPES[(t + shift) % 3]
+        tags = ["O"] * SENTENCE_WORDS
+        tags[start] = f"B-{name}"
+        if length == 2:
+            tags[start + 1] = f"I-{name}"
+        out.append(tags)
+    return [*out, ["O"] * SENTENCE_WORDS]
+
+
+def _records(draw: Draw, system: str, k: int, li: int, lang: str) -> list[dict]:
+    """Prediction records of one (system, seed index, language) as ``Family.record`` writes
+    them (tagging adds the words); guids as the XTREME readers' ``{language}-{line}``."""
+    pred = draw.preds[system][k, li].tolist()
+    if draw.design.task == "panx":
+        words = [f"w{j}" for j in range(SENTENCE_WORDS)]
+        out = []
+        for i, v in enumerate(pred):
+            variants = _panx_tags(draw.gold[li, i])
+            out.append({"guid": f"{lang}-{i + 1}", "line": i + 1, "pred": variants[v],
+                        "gold": variants[0], "words": words})  # fmt: skip
+        return out
+    return [
+        {"guid": f"{lang}-{i + 1}", "line": i + 1, "pred": LABELS[pv], "gold": LABELS[g]}
+        for i, (pv, g) in enumerate(zip(pred, draw.gold.tolist()))
+    ]
+
+
+def _metrics(draw: Draw, system: str, k: int, li: int) -> dict[str, float]:
+    """The metric rows of one evaluation, as the task's metric reports them (percent)."""
+    score = float(draw.scores[system][k, li])
+    if draw.design.task != "panx":
+        return {"accuracy": score}
+    pred = draw.preds[system][k, li]
+    tp, n_pred, n = int(np.sum(pred == 0)), int(np.sum(pred < 3)), len(pred)
+    return {"f1": score, "precision": 100.0 * tp / n_pred if n_pred else 0.0,
+            "recall": 100.0 * tp / n}  # fmt: skip
+
+
 def write_results_dir(draw: Draw, root: Path) -> Path:
     """The draw as ``xstilts run`` writes it: one zero-shot stage per (system, seed) with its
-    ``rows.jsonl`` (``store.write_rows``) and ``predictions/xnli.test.<lang>.jsonl``
-    (``store.write_predictions``; records as ``features.base.Family.record``, guids as the
-    XTREME XNLI reader's ``{language}-{line}``)."""
+    ``rows.jsonl`` (``store.write_rows``) and ``predictions/<task>.test.<lang>.jsonl``
+    (``store.write_predictions``)."""
     d = draw.design
     for system in d.systems:
         for k, seed in enumerate(seeds_of(d)):
@@ -170,24 +271,18 @@ def write_results_dir(draw: Draw, root: Path) -> Path:
             stage = root / "stages" / key
             rows = []
             for li, lang in enumerate(draw.languages):
-                pred = draw.preds[system][k, li]
-                recs = [
-                    {"guid": f"{lang}-{i + 1}", "line": i + 1, "pred": LABELS[pv],
-                     "gold": LABELS[g]}
-                    for i, (pv, g) in enumerate(zip(pred.tolist(), draw.gold.tolist()))
-                ]  # fmt: skip
-                write_predictions(stage / "predictions" / f"{TASK}.test.{lang}.jsonl", recs,
-                                  sync=False)  # fmt: skip
-                rows.append(
-                    ResultRow(
-                        run="calibration", stage="zero_shot", stage_key=key, task=TASK,
-                        language=lang, split="test", metric="accuracy",
-                        value=float(draw.scores[system][k, li]), n_examples=d.n_examples,
-                        seed=seed, model="simulated", intermediate=system, target=TASK,
-                        task_version="1", protocol={"phase": "zero_shot",
-                        "model_selection": "best_en_dev"},
-                    )
-                )  # fmt: skip
+                write_predictions(stage / "predictions" / f"{d.task}.test.{lang}.jsonl",
+                                  _records(draw, system, k, li, lang), sync=False)  # fmt: skip
+                for metric, value in _metrics(draw, system, k, li).items():
+                    rows.append(
+                        ResultRow(
+                            run="calibration", stage="zero_shot", stage_key=key, task=d.task,
+                            language=lang, split="test", metric=metric, value=value,
+                            n_examples=d.n_examples, seed=seed, model="simulated",
+                            intermediate=system, target=d.task, task_version="1",
+                            protocol={"phase": "zero_shot", "model_selection": "best_en_dev"},
+                        )
+                    )  # fmt: skip
             write_rows(stage, rows, sync=False)
     return root
 
@@ -195,15 +290,30 @@ def write_results_dir(draw: Draw, root: Path) -> Path:
 def write_long_csv(draw: Draw, path: Path) -> Path:
     """The draw's seed-level scores as a long CSV (task,language,system,seed,metric,value)."""
     d = draw.design
+    metric = "f1" if d.task == "panx" else "accuracy"
     with open(path, "w", encoding="utf-8", newline="") as f:
         w = csv.writer(f)
         w.writerow(["task", "language", "system", "seed", "metric", "value"])
         for system in d.systems:
             for k, seed in enumerate(seeds_of(d)):
                 for li, lang in enumerate(draw.languages):
-                    w.writerow([TASK, lang, system, seed, "accuracy",
+                    w.writerow([d.task, lang, system, seed, metric,
                                 repr(float(draw.scores[system][k, li]))])  # fmt: skip
     return path
+
+
+def empirical_se_avg(design: Design, n_languages: int, draws: int = 400, seed: int = 0) -> float:
+    """SD of the language-averaged delta over ``draws`` null simulations (no analysis run):
+    the design SE where no closed form is at hand (PAN-X's span F1)."""
+    d = dataclasses.replace(design, effect=0.0)
+    keep = np.array([not (n_languages < len(d.languages) and x == d.english)
+                     for x in d.languages])  # fmt: skip
+    est = []
+    for i in range(draws):
+        draw = simulate(d, np.random.default_rng([seed, 99, i]))
+        diff = draw.scores[d.effect_system].mean(0) - draw.scores[d.baseline].mean(0)  # [L]
+        est.append(float(np.mean(diff[keep])))
+    return float(np.std(est, ddof=1))
 
 
 def design_se_avg(design: Design, n_languages: int) -> float:

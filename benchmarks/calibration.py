@@ -51,6 +51,7 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from scipy.optimize import brentq  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _simulate import (  # noqa: E402
@@ -58,6 +59,9 @@ from _simulate import (  # noqa: E402
     Design,
     Draw,
     design_se_avg,
+    empirical_se_avg,
+    panx_design,
+    score_of,
     simulate,
     write_long_csv,
     write_results_dir,
@@ -74,6 +78,7 @@ class Scenario:
     name: str
     kind: str  # "dir": results directory with predictions; "csv": seed-level scores only
     seeds: int
+    task: str = "xnli"  # "panx": span F1 (``_simulate.panx_design``)
 
 
 SCENARIOS = {
@@ -81,6 +86,7 @@ SCENARIOS = {
     "dir5": Scenario("directory, 5 seeds", "dir", 5),
     "csv3": Scenario("CSV, 3 seeds", "csv", 3),
     "csv5": Scenario("CSV, 5 seeds", "csv", 5),
+    "panx3": Scenario("PAN-X directory, 3 seeds", "dir", 3, "panx"),
 }
 
 
@@ -362,6 +368,16 @@ def run_condition(
     return out, time.perf_counter() - t0
 
 
+def shift_for(design: Design, points: float) -> float:
+    """The shift of the success probability that moves the score of a language at the design's
+    mean by ``points`` (accuracy: points / 100; span F1: solved numerically). The truth each
+    draw is checked against is computed from its own languages, not from this."""
+    p0 = design.accuracy
+    target = float(score_of(design, np.array(p0))) + points
+    f = lambda x: float(score_of(design, np.array(p0 + x))) - target  # noqa: E731
+    return float(brentq(f, -p0 + 1e-6, 1 - p0 - 1e-6))
+
+
 def run_scenario(
     key: str,
     base: Design,
@@ -376,21 +392,32 @@ def run_scenario(
     progress: Callable[[str], None] | None = None,
 ) -> ScenarioResult:
     sc = SCENARIOS[key]
-    # the stream depends on the seed count only: the directory and CSV scenarios of one seed
-    # count analyse the same simulated draws, so their figures are paired
     design = dataclasses.replace(base, seeds=sc.seeds, effect=0.0)
+    if sc.task == "panx":  # its own accuracy and language spread; the rest as given
+        design = panx_design(
+            seeds=sc.seeds, n_examples=base.n_examples, sd_seed=base.sd_seed,
+            sd_language_seed=base.sd_language_seed, sd_difficulty=base.sd_difficulty,
+            effect_sd=base.effect_sd,
+        )  # fmt: skip
+    # the stream depends on the task and seed count only: the directory and CSV scenarios of
+    # one seed count analyse the same simulated draws, so their figures are paired
+    stream = (sc.seeds + (100 if sc.task == "panx" else 0),)
     say = progress or (lambda _msg: None)
     say(f"{sc.name}: null, {draws} draws")
-    null, secs = run_condition(design, sc, draws, seed=seed, stream=(sc.seeds, 0), n_boot=n_boot,
-                               workdir=workdir, pool=pool, progress=progress)  # fmt: skip
+    null, secs = run_condition(design, sc, draws, seed=seed, stream=(*stream, 0),
+                               n_boot=n_boot, workdir=workdir, pool=pool,
+                               progress=progress)  # fmt: skip
     n_lang = int(np.nanmedian([m["n_languages"] for m in null]))
-    se = design_se_avg(design, n_lang)
+    if sc.task == "panx":  # span F1 is a ratio: the SE from the simulator's own null draws
+        se = empirical_se_avg(design, n_lang, seed=seed)
+    else:
+        se = design_se_avg(design, n_lang)
     mde = mde_multiplier(ALPHA, 0.8) * se
     conditions = [Condition("null", 0.0, null, secs)]
     for j, k in enumerate(multiples, start=1):
-        eff = dataclasses.replace(design, effect=k * mde / 100.0)
+        eff = dataclasses.replace(design, effect=shift_for(design, k * mde))
         say(f"{sc.name}: {k:g}× MDE = {k * mde:.2f} points, {power_draws} draws")
-        ms, secs = run_condition(eff, sc, power_draws, seed=seed, stream=(sc.seeds, j),
+        ms, secs = run_condition(eff, sc, power_draws, seed=seed, stream=(*stream, j),
                                  n_boot=n_boot, workdir=workdir, pool=pool,
                                  progress=progress)  # fmt: skip
         conditions.append(Condition(f"{k:g}× MDE", k, ms, secs))
