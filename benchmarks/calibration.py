@@ -94,6 +94,8 @@ SCENARIOS = {
     "panx3": Scenario("PAN-X directory, 3 seeds", "dir", 3, "panx"),
 }
 DEFAULT_SCENARIOS = ("dir3", "dir5", "csv3", "csv5")
+# options of the XNLI design that the PAN-X scenario sets itself (``panx_design``)
+XNLI_ONLY = ("accuracy", "english_gap", "sd_language", "parallel_corr")
 
 
 @dataclass(frozen=True)
@@ -584,7 +586,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             "--" + name.replace("_", "-"),
             type=float,
             default=getattr(d, name),
-            help=f"Design.{name} (default {getattr(d, name)})",
+            help=f"Design.{name} (default {getattr(d, name)})"
+            + (" ; XNLI only: PAN-X uses panx_design's" if name in XNLI_ONLY else ""),
         )
     ap.add_argument(
         "--jobs",
@@ -599,8 +602,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     unknown = [s for s in a.scenarios.split(",") if s not in SCENARIOS]
     if unknown:
         ap.error(f"unknown scenario(s) {unknown}; choose from {list(SCENARIOS)}")
-    if a.draws < 2:
-        ap.error("--draws must be at least 2")
+    if a.draws < 2 or (a.power_draws is not None and a.power_draws < 2):
+        ap.error("--draws and --power-draws must be at least 2 (a Monte-Carlo SE needs two)")
+    if a.n_boot < 100:
+        ap.error(f"--n-boot {a.n_boot}: analyze needs at least 100 bootstrap resamples")
+    if a.examples < 2 or a.jobs < 1:
+        ap.error("--examples must be at least 2 and --jobs at least 1")
+    sds = ("sd_language", "sd_seed", "sd_language_seed", "sd_difficulty", "effect_sd")
+    if any(getattr(a, x) < 0 for x in sds) or not 0 <= a.parallel_corr <= 1:
+        ap.error("the --sd-* options must be >= 0 and --parallel-corr within [0, 1]")
+    if not 0 < a.accuracy < 1:
+        ap.error(f"--accuracy {a.accuracy}: a probability strictly between 0 and 1")
     return a
 
 
