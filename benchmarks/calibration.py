@@ -52,6 +52,7 @@ import time  # noqa: E402
 from collections.abc import Callable, Iterator  # noqa: E402
 from concurrent.futures import Executor, ProcessPoolExecutor  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
+from enum import Enum  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -78,20 +79,30 @@ from xstilts.analysis.stats import mde_multiplier  # noqa: E402
 ALPHA = 0.05
 
 
+class Input(str, Enum):
+    DIR = "dir"  # a results directory: rows.jsonl + per-example predictions
+    CSV = "csv"  # a long CSV: seed-level scores only
+
+
+class Measure(str, Enum):
+    REJECT = "reject"  # share of p < alpha
+    COVER = "cover"  # share of CIs holding the truth
+
+
 @dataclass(frozen=True)
 class Scenario:
     name: str
-    kind: str  # "dir": results directory with predictions; "csv": seed-level scores only
+    kind: Input
     seeds: int
     task: str = "xnli"  # "panx": span F1 (``_simulate.panx_design``)
 
 
 SCENARIOS = {
-    "dir3": Scenario("directory, 3 seeds", "dir", 3),
-    "dir5": Scenario("directory, 5 seeds", "dir", 5),
-    "csv3": Scenario("CSV, 3 seeds", "csv", 3),
-    "csv5": Scenario("CSV, 5 seeds", "csv", 5),
-    "panx3": Scenario("PAN-X directory, 3 seeds", "dir", 3, "panx"),
+    "dir3": Scenario("directory, 3 seeds", Input.DIR, 3),
+    "dir5": Scenario("directory, 5 seeds", Input.DIR, 5),
+    "csv3": Scenario("CSV, 3 seeds", Input.CSV, 3),
+    "csv5": Scenario("CSV, 5 seeds", Input.CSV, 5),
+    "panx3": Scenario("PAN-X directory, 3 seeds", Input.DIR, 3, "panx"),
 }
 DEFAULT_SCENARIOS = ("dir3", "dir5", "csv3", "csv5")
 # options of the XNLI design that the PAN-X scenario sets itself (``panx_design``)
@@ -101,30 +112,30 @@ XNLI_ONLY = ("accuracy", "english_gap", "sd_language", "parallel_corr")
 @dataclass(frozen=True)
 class Check:
     key: str
-    kind: str  # "reject": share of p < alpha; "cover": share of CIs holding the truth
+    kind: Measure
     # the test's null still holds under a constant planted shift (spreads do not change)
     null_under_shift: bool = False
 
 
 CHECKS = [
-    Check("averages: p < α", "reject"),
-    Check("averages: p_holm < α", "reject"),
-    Check("averages: CI covers true Δ_avg", "cover"),
-    Check("deltas: p < α (per language)", "reject"),
-    Check("deltas: any p_holm < α (per draw)", "reject"),
-    Check("deltas: CI covers true Δ (per language)", "cover"),
-    Check("score_ci: CI covers true score", "cover"),
-    Check("variance: pm_p < α", "reject", True),
-    Check("variance: median_p < α", "reject"),
-    Check("variance: wilcoxon_p < α", "reject"),
-    Check("variance: SD-ratio CI covers 1", "cover", True),
+    Check("averages: p < α", Measure.REJECT),
+    Check("averages: p_holm < α", Measure.REJECT),
+    Check("averages: CI covers true Δ_avg", Measure.COVER),
+    Check("deltas: p < α (per language)", Measure.REJECT),
+    Check("deltas: any p_holm < α (per draw)", Measure.REJECT),
+    Check("deltas: CI covers true Δ (per language)", Measure.COVER),
+    Check("score_ci: CI covers true score", Measure.COVER),
+    Check("variance: pm_p < α", Measure.REJECT, True),
+    Check("variance: median_p < α", Measure.REJECT),
+    Check("variance: wilcoxon_p < α", Measure.REJECT),
+    Check("variance: SD-ratio CI covers 1", Measure.COVER, True),
 ]
 for _c in COMPONENTS:
     CHECKS += [
-        Check(f"decomposition {_c}: CI covers true variance", "cover", True),
-        Check(f"decomposition {_c}: ratio CI covers truth", "cover", True),
-        Check(f"decomposition {_c}: p < α", "reject", True),
-        Check(f"decomposition {_c}: p_holm < α", "reject", True),
+        Check(f"decomposition {_c}: CI covers true variance", Measure.COVER, True),
+        Check(f"decomposition {_c}: ratio CI covers truth", Measure.COVER, True),
+        Check(f"decomposition {_c}: p < α", Measure.REJECT, True),
+        Check(f"decomposition {_c}: p_holm < α", Measure.REJECT, True),
     ]
 # per-draw numbers that are summarised, not checked
 DIAGNOSTICS = ("delta_avg", "se_avg", "mde_avg", "n_languages")
@@ -161,11 +172,11 @@ def cached_typology() -> Iterator[None]:
         gains.typology = original
 
 
-def run_analysis(draw: Draw, kind: str, workdir: Path, *, n_boot: int, seed: int):
+def run_analysis(draw: Draw, kind: Input, workdir: Path, *, n_boot: int, seed: int):
     """Write ``draw`` as ``kind`` under ``workdir``, load and analyse it as the report does."""
     workdir.mkdir(parents=True, exist_ok=True)
     try:
-        if kind == "dir":
+        if Input(kind) is Input.DIR:
             path = write_results_dir(draw, workdir / "results")
         else:
             path = write_long_csv(draw, workdir / "results.csv")
@@ -331,7 +342,7 @@ class ScenarioResult:
 
 def one_draw(
     design: Design,
-    kind: str,
+    kind: Input,
     seed: int,
     stream: tuple[int, ...],
     i: int,
@@ -459,7 +470,7 @@ def spreads_unchanged(design: Design) -> bool:
 
 
 def _what(check: Check, design: Design) -> str:
-    if check.kind == "cover":
+    if check.kind is Measure.COVER:
         return "coverage"
     if check.null_under_shift and spreads_unchanged(dataclasses.replace(design, effect=1.0)):
         return "type-I (all columns)"

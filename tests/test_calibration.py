@@ -33,8 +33,8 @@ def test_simulated_directory_is_rescored_exactly_and_matches_the_csv(calib, tmp_
     design = sim.Design(seeds=2, n_examples=40, languages=("en", "de", "sw", "zh"))
     draw = sim.simulate(design, np.random.default_rng(0))
     with calib.cached_typology():
-        a_dir = calib.run_analysis(draw, "dir", tmp_path / "d", n_boot=100, seed=0)
-        a_csv = calib.run_analysis(draw, "csv", tmp_path / "c", n_boot=100, seed=0)
+        a_dir = calib.run_analysis(draw, calib.Input.DIR, tmp_path / "d", n_boot=100, seed=0)
+        a_csv = calib.run_analysis(draw, calib.Input.CSV, tmp_path / "c", n_boot=100, seed=0)
     # every cell re-scored from its predictions: examples resampled, no fallback note
     assert all("example" in x for x in a_dir.deltas["resampling"])
     notes = a_dir.deltas["note"].fillna("")
@@ -113,7 +113,7 @@ def test_tables_of_the_new_statistics_are_read_when_present(calib, tmp_path):
     design = sim.Design(seeds=2, n_examples=40, languages=("en", "de", "sw", "zh"))
     draw = sim.simulate(design, np.random.default_rng(1))
     with calib.cached_typology():
-        a = calib.run_analysis(draw, "csv", tmp_path / "c", n_boot=100, seed=0)
+        a = calib.run_analysis(draw, calib.Input.CSV, tmp_path / "c", n_boot=100, seed=0)
     base = calib.measure(a, draw)
     assert not any(k.startswith("decomposition") for k in base)
     rows = []
@@ -154,7 +154,7 @@ def test_simulated_panx_span_f1_is_rescored_exactly(calib, tmp_path):
         sim._metrics(draw, "sick", 1, 1), abs=1e-9
     )
     with calib.cached_typology():
-        a = calib.run_analysis(draw, "dir", tmp_path / "p", n_boot=100, seed=0)
+        a = calib.run_analysis(draw, calib.Input.DIR, tmp_path / "p", n_boot=100, seed=0)
     assert all("example" in x for x in a.deltas["resampling"])
     assert not a.deltas["note"].fillna("").str.contains("stored score|failed").any()
     m = calib.measure(a, draw)
