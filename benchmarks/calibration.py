@@ -530,8 +530,13 @@ def markdown(results: list[ScenarioResult], argv: list[str], design: Design, n_b
     params = ", ".join(
         f"{f.name}={getattr(design, f.name)}"
         for f in dataclasses.fields(design)
-        if f.name not in ("languages", "seeds", "effect")
+        if f.name not in ("languages", "seeds", "effect", "task", "wrong_type")
     )
+    panx = next((r.design for r in results if r.design.task == "panx"), None)
+    if panx is not None:  # its own accuracy and spread (``panx_design``)
+        params += "; PAN-X: " + ", ".join(
+            f"{x}={getattr(panx, x)}" for x in (*XNLI_ONLY, "wrong_type")
+        )
     shown, skip = [], False
     for x in argv:  # where the output went and how many processes ran it change no figure
         if skip:
@@ -544,7 +549,7 @@ def markdown(results: list[ScenarioResult], argv: list[str], design: Design, n_b
     return "\n\n".join(
         [
             f"Command: `{cmd}`; `Options(n_boot={n_boot})`, α = {ALPHA}; "
-            f"{len(design.languages)} XNLI languages; {params}.",
+            f"{len(design.languages)} languages; {params}.",
             design_table(results),
             table(results),
             "Cells: mean over draws ± Monte-Carlo SE. *type-I / power*: share of p < α — the "
