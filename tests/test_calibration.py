@@ -81,6 +81,7 @@ def test_benchmark_command_line_writes_markdown(calib, tmp_path):
 # lead: remove xfail after merging the stats branch
 @pytest.mark.xfail(
     strict=False,
+    raises=AssertionError,  # only the calibration bounds may fail, not the code path
     reason="today's seeds-only bootstrap of the language average under-covers with 3 seeds "
     "(issue 15: ~74% coverage on the CSV path); the new statistics must pass",
 )
