@@ -120,8 +120,25 @@ class Draw:
             mask &= langs != self.design.english
         return mask
 
-    def true_components(self, system: str, n_languages: float) -> dict[str, float]:
-        """True variance components (points^2) of ``system`` over the languages used."""
+    def true_components(
+        self, system: str, n_languages: float, *, predictions: bool = True
+    ) -> dict[str, float]:
+        """True variance components (points^2) of ``system`` over the languages used, as
+        ``analysis.decomposition`` defines them (docs/report.md, "Variance decomposition").
+
+        * language: the variance of the language effects, 100^2 sd_language^2 (+ the English
+          gap's share when English is used). Without predictions (a CSV) the decomposition
+          cannot remove the test-set sampling that every seed of a language shares (its test
+          set is fixed), so its target is that plus the expected between-language spread of
+          those shared test-set effects, sum_l Var t_l - L Var(mean t), over L - 1 (t_l: the
+          test set's mean success probability minus P_l; correlated across languages through
+          the parallel examples);
+        * seed: 100^2 sd_seed^2; language x seed: 100^2 sd_language_seed^2, plus, without
+          predictions, the seed-specific sampling E_i[p (1 - p)] / n (the run-by-example
+          Bernoulli noise that the residual holds);
+        * example: the sampling variance of one cell's score, 100^2 P (1 - P) / n, mean over
+          the languages used.
+        """
         d, mask = self.design, self.used(n_languages)
         if d.task != TASK:  # span F1 is not linear in p: no exact components (n/a)
             return dict.fromkeys(COMPONENTS, math.nan)
@@ -131,8 +148,36 @@ class Draw:
             lang += d.english_gap**2 / n_used
         p = self.true_p[system][mask]
         example = float(np.mean(p * (1 - p))) / d.n_examples
-        v = {"language": lang, "seed": d.sd_seed**2, "language×seed": d.sd_language_seed**2}
+        ls = d.sd_language_seed**2
+        if not predictions:
+            cov, bern = test_set_sampling(d, p)  # [L, L], [L] per example (not / n)
+            between = (np.trace(cov) - cov.sum() / n_used) / (n_used - 1)
+            lang += between / d.n_examples
+            ls += float(np.mean(bern)) / d.n_examples
+        v = {"language": lang, "seed": d.sd_seed**2, "language×seed": ls}
         return {**{k: 1e4 * x for k, x in v.items()}, "example": 1e4 * example}
+
+
+def test_set_sampling(design: Design, mean_p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-example moments of the simulated success probabilities p[l, i] at expected
+    accuracies ``mean_p`` [L] (Gauss-Hermite): the covariance [L, L] over examples of p[l, i]
+    and p[l', i] (the parallel difficulty shared with correlation ``parallel_corr``; the
+    diagonal is Var_i p[l, i]) and the mean Bernoulli variance E_i[p (1 - p)] [L]. Divided by
+    n, the covariance is that of two languages' test-set effects, and the Bernoulli variance
+    the seed-specific sampling variance of one score."""
+    s, rho = design.sd_difficulty, design.parallel_corr
+    x, w = np.polynomial.hermite_e.hermegauss(80)
+    w = w / w.sum()
+    m = st.norm.ppf(np.asarray(mean_p, float)) * math.sqrt(1 + s**2)  # [L]
+    # given the shared part e of the difficulty, E[p | e] over the language's own part
+    g = st.norm.cdf((m[:, None] + s * math.sqrt(rho) * x[None]) / math.sqrt(1 + s**2 * (1 - rho)))
+    mean = g @ w  # [L]
+    cov = (g * w) @ g.T - np.outer(mean, mean)  # [L, L]
+    p = st.norm.cdf(m[:, None] + s * x[None])  # [L, nodes]: the full difficulty
+    var = (p**2) @ w - (p @ w) ** 2
+    np.fill_diagonal(cov, var)
+    bern = (p * (1 - p)) @ w
+    return cov, bern
 
 
 def panx_design(**kw) -> Design:

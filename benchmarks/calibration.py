@@ -79,7 +79,7 @@ from _simulate import (  # noqa: E402
 )
 
 from xstilts.analysis import Options, analyze, load_results  # noqa: E402
-from xstilts.analysis.stats import mde_multiplier  # noqa: E402
+from xstilts.analysis.inference import mde_multiplier_t  # noqa: E402
 
 
 class Input(str, Enum):
@@ -169,6 +169,7 @@ class ScenarioResult:
     design: Design
     mde: float  # design MDE of the language average, points
     se: float  # design SE of the language average, points
+    df: float  # df of the MDE's t multiplier: median df_avg the report printed (null draws)
     conditions: list[Condition]
 
 
@@ -263,7 +264,12 @@ def run_scenario(
         se = empirical_se_avg(design, n_lang, seed=seed)
     else:
         se = design_se_avg(design, n_lang)
-    mde = mde_multiplier(ALPHA, 0.8) * se
+    # the t multiplier of the report's own MDE (mde.py: t_{1-a/2, df} + t_{power, df}, one
+    # test in the averages' family) at the median Satterthwaite df the report printed for the
+    # average over the null draws; the seed-level t's r - 1 when it printed none
+    dfs = np.array([m.get("df_avg", math.nan) for m in null], float)
+    df = float(np.median(dfs[np.isfinite(dfs)])) if np.isfinite(dfs).any() else sc.seeds - 1.0
+    mde = mde_multiplier_t(ALPHA, 0.8, df) * se
     conditions = [Condition("null", 0.0, null, secs)]
     for j, k in enumerate(multiples, start=1):
         eff = dataclasses.replace(design, effect=shift_for(design, k * mde))
@@ -272,7 +278,7 @@ def run_scenario(
                                  n_boot=n_boot, workdir=workdir, pool=pool,
                                  progress=progress)  # fmt: skip
         conditions.append(Condition(f"{k:g}× MDE", k, ms, secs))
-    return ScenarioResult(sc, design, mde, se, conditions)
+    return ScenarioResult(sc, design, mde, se, df, conditions)
 
 
 # --------------------------------------------------------------------------- the table
@@ -298,6 +304,8 @@ def _cell(values: list[float]) -> str:
 def _what(check: Check, design: Design) -> str:
     if check.kind is Measure.COVER:
         return "coverage"
+    if check.kind is Measure.ERROR:
+        return "mean error (points²)"
     if check.null_under_shift and spreads_unchanged(dataclasses.replace(design, effect=1.0)):
         return "type-I (all columns)"
     return "type-I / power"
@@ -328,7 +336,8 @@ def table(results: list[ScenarioResult]) -> str:
 def design_table(results: list[ScenarioResult]) -> str:
     """Per scenario: the design MDE, the empirical SD of Δ_avg under the null, the mean SE and
     MDE the report printed, and the draws and time per condition."""
-    head = ["scenario", "languages", "design SE", "design MDE", "empirical SD of Δ̂_avg (null)",
+    head = ["scenario", "languages", "design SE", "MDE df", "design MDE",
+            "empirical SD of Δ̂_avg (null)",
             "mean se_avg (null)", "mean mde_avg (null)", "draws", "s/draw"]  # fmt: skip
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in results:
@@ -341,7 +350,7 @@ def design_table(results: list[ScenarioResult]) -> str:
         per = total / max(1, sum(len(c.draws) for c in r.conditions))
         n_lang = int(np.nanmedian([m["n_languages"] for m in null]))
         lines.append(
-            f"| {r.scenario.name} | {n_lang} | {r.se:.3f} | {r.mde:.3f} | {sd:.3f} | "
+            f"| {r.scenario.name} | {n_lang} | {r.se:.3f} | {r.df:.1f} | {r.mde:.3f} | {sd:.3f} | "
             f"{_fmt(summarise([m['se_avg'] for m in null])[0])} | "
             f"{_fmt(summarise([m['mde_avg'] for m in null])[0])} | {n_draws} | {per:.2f} |"
         )
@@ -492,14 +501,20 @@ def main(argv: list[str] | None = None) -> list[ScenarioResult]:
                              workdir=Path(tmp), pool=pool,
                              progress=lambda m: print(m, flush=True))
             )  # fmt: skip
+            if a.markdown:  # the scenarios finished so far, in case a later one is stopped
+                _write(a.markdown, markdown(results, raw, design, a.n_boot))
     text = markdown(results, raw, design, a.n_boot)
     print()
     print(text)
     print(f"\ntotal {time.perf_counter() - t0:.0f} s")
     if a.markdown:
-        a.markdown.parent.mkdir(parents=True, exist_ok=True)
-        a.markdown.write_text(text + "\n", encoding="utf-8")
+        _write(a.markdown, text)
     return results
+
+
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":
