@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import functools
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -110,6 +111,15 @@ class Draw:
     true_p: dict[str, np.ndarray]  # system -> [L] expected accuracy (fraction), for "example"
     clipped: int = 0  # probabilities moved into [P_MIN, P_MAX]
     languages: tuple[str, ...] = field(default=())
+    difficulty: np.ndarray | None = None  # [L, n] z of every example (XNLI)
+
+    def test_set_score(self, system: str) -> np.ndarray:
+        """[L] expected accuracy (points) of ``system`` on the draw's own test sets: over seeds
+        and Bernoulli outcomes, not over test sets (to first order in the seed effects). What a
+        seeds-only CI (a CSV: no per-example data) is about; XNLI only."""
+        d = self.design
+        m = st.norm.ppf(self.true_p[system]) * math.sqrt(1 + d.sd_difficulty**2)  # [L]
+        return 100.0 * st.norm.cdf(m[:, None] + d.sd_difficulty * self.difficulty).mean(axis=1)
 
     def used(self, n_languages: float) -> np.ndarray:
         """Mask [L] of the languages a table row with ``n_languages`` used: all, or all but
@@ -166,8 +176,7 @@ def test_set_sampling(design: Design, mean_p: np.ndarray) -> tuple[np.ndarray, n
     n, the covariance is that of two languages' test-set effects, and the Bernoulli variance
     the seed-specific sampling variance of one score."""
     s, rho = design.sd_difficulty, design.parallel_corr
-    x, w = np.polynomial.hermite_e.hermegauss(80)
-    w = w / w.sum()
+    x, w = _nodes(80)
     m = st.norm.ppf(np.asarray(mean_p, float)) * math.sqrt(1 + s**2)  # [L]
     # given the shared part e of the difficulty, E[p | e] over the language's own part
     g = st.norm.cdf((m[:, None] + s * math.sqrt(rho) * x[None]) / math.sqrt(1 + s**2 * (1 - rho)))
@@ -263,7 +272,7 @@ def simulate(design: Design, rng: np.random.Generator) -> Draw:
         true_p[system] = mean_p
     for system in d.systems[1:]:
         true_delta[system] = true_score[system] - true_score[d.baseline]
-    return Draw(d, gold, preds, scores, true_score, true_delta, true_p, clipped, langs)
+    return Draw(d, gold, preds, scores, true_score, true_delta, true_p, clipped, langs, z)
 
 
 def seeds_of(design: Design) -> list[int]:
@@ -370,6 +379,13 @@ def empirical_se_avg(design: Design, n_languages: int, draws: int = 400, seed: i
     return float(np.std(est, ddof=1))
 
 
+@functools.lru_cache(maxsize=4)
+def _nodes(k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Gauss-Hermite nodes and weights for the standard normal (cached: an eigenproblem)."""
+    x, w = np.polynomial.hermite_e.hermegauss(k)
+    return x, w / w.sum()
+
+
 def design_se_avg(design: Design, n_languages: int) -> float:
     """SE (points) of the language-averaged delta under the null, from the known components.
 
@@ -393,7 +409,6 @@ def design_se_avg(design: Design, n_languages: int) -> float:
 def _mean_bernoulli_var(mean_p: float, sd_difficulty: float) -> float:
     """E[p (1 - p)] over examples when p = Phi(Phi^-1(P) sqrt(1 + s^2) + s Z), by
     Gauss-Hermite quadrature (the language effect is ignored: it moves P by a few points)."""
-    x, w = np.polynomial.hermite_e.hermegauss(80)  # nodes for the standard normal weight
-    w = w / w.sum()
+    x, w = _nodes(80)
     p = st.norm.cdf(st.norm.ppf(mean_p) * math.sqrt(1 + sd_difficulty**2) + sd_difficulty * x)
     return float(np.sum(w * p * (1 - p)))
