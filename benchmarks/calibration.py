@@ -10,12 +10,16 @@ p-values and CIs are read from the resulting tables and compared with the simula
 * rejection rate at alpha (type-I error under the null, power under a planted effect) of the
   language-average test (``averages``: p, p_holm), the per-language tests (``deltas``: p per
   language, and any p_holm per draw = family-wise error), the variance tests (``variance``:
-  pm_p, median_p or wilcoxon_p, whichever the code has) and the decomposition's ratio tests;
+  pm_p, median_p) and the decomposition's change tests (p, p_holm per component);
 * coverage of every CI: ``averages`` and ``deltas`` (true Δ), ``score_ci`` (true expected
-  score), ``variance`` SD ratio (1), ``decomposition`` (true variance component; SD ratio 1).
+  score), ``variance`` SD ratio (1), ``decomposition`` (the true variance component as
+  ``decomposition.py`` defines it for the path taken, ``Draw.true_components``; SD ratio);
+  and the mean error of the decomposition's point estimates (a bias, shown, not a target).
 
-Planted effects are multiples of the design's minimum detectable effect, 2.8016 x the SE of the
-language-averaged delta computed from the known components (``_simulate.design_se_avg``); the
+Planted effects are multiples of the design's minimum detectable effect, (t_{0.975, df} +
+t_{0.8, df}) x the SE of the language-averaged delta computed from the known components
+(``_simulate.design_se_avg``): the report's own multiplier (``inference.mde_multiplier_t``) at
+df = the median Satterthwaite df the report printed for the average over the null draws; the
 table also shows the empirical SD of the estimate over the null draws and the mean ``se_avg``
 and ``mde_avg`` the report printed. A column or table the analysis does not have is "n/a".
 
