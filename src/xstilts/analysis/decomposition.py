@@ -35,6 +35,7 @@ by test inversion. Ratios are of SDs. The example ratio has a delta-method CI an
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 from collections.abc import Callable
@@ -44,7 +45,7 @@ from functools import lru_cache
 import numpy as np
 from scipy import stats as st
 
-from xstilts.analysis.inference import linearize, pitman_morgan_ratio_ci
+from xstilts.analysis.inference import linearize, merge_units, pitman_morgan_ratio_ci
 
 COMPONENTS = ("language", "seed", "language×seed", "example")
 
@@ -239,6 +240,9 @@ class ExampleParts:
     seed_specific: float  # (V − C)/n: the part that differs between seeds (in the residual)
     g: np.ndarray  # [n] per-example terms whose mean is V (for the interval of V/n)
     n: int
+    # [n] unit keys of the columns (``deltas.unit_keys``): a translated test set's examples
+    # share keys across languages, so their terms are correlated; None: treat as independent
+    keys: list[str] | None = None
 
     @property
     def shared(self) -> float:
@@ -264,11 +268,27 @@ def example_parts(phi: np.ndarray) -> ExampleParts:
     return ExampleParts(float(g.mean()) / n, w / n, g, n)
 
 
+def _merged(parts: list[ExampleParts]) -> np.ndarray | None:
+    """[N] unit table of the mean over languages of V/n when the languages' examples are
+    translations (keys shared across languages: ``inference.merge_units``, as the language
+    average), whose variance over units / N is the variance of that mean including the
+    covariance of one example's terms across languages; None when nothing is shared."""
+    if len(parts) < 2 or any(p.keys is None or len(p.keys) != p.n for p in parts):
+        return None
+    merged, shared = merge_units([p.g[None, :] / p.n for p in parts], [p.keys for p in parts])
+    return merged[0] if shared else None
+
+
 def example_component(parts: list[ExampleParts]) -> tuple[float, float]:
-    """(mean over languages of V/n, its variance by the delta method): languages are
-    independent test sets and V/n is a mean of n per-example terms."""
+    """(mean over languages of V/n, its variance by the delta method): V/n is a mean of n
+    per-example terms; languages with separate test sets are independent, a translated test
+    set's languages are not (the same example is easy or hard in all of them), so their terms
+    are merged by example first."""
     n_lang = len(parts)
     value = sum(p.total for p in parts) / n_lang
+    merged = _merged(parts)
+    if merged is not None:
+        return value, float(np.var(merged, ddof=1)) / len(merged)
     var = sum(float(np.var(p.g, ddof=1)) / p.n / p.n**2 for p in parts) / n_lang**2
     return value, var
 
@@ -277,18 +297,23 @@ def example_ratio(
     a: list[ExampleParts], b: list[ExampleParts], level: float
 ) -> tuple[float, float, float]:
     """SD ratio sqrt(E_a/E_b) of two systems' example components on the same languages and
-    examples, with a delta-method interval on the log scale (covariance over shared examples)."""
+    examples, with a delta-method interval on the log scale (covariance over shared examples;
+    merged across languages by example for a translated test set)."""
     ea, va = example_component(a)
     eb, vb = example_component(b)
     if ea <= 0 or eb <= 0:
         return (math.nan, math.nan, math.nan)
-    n_lang = len(a)
-    cov = 0.0
-    for pa, pb in zip(a, b):
-        if pa.n == pb.n:
-            cov += float(np.cov(pa.g, pb.g, ddof=1)[0, 1]) / pa.n / pa.n**2
-    cov /= n_lang**2
-    var_log = va / ea**2 + vb / eb**2 - 2.0 * cov / (ea * eb)
+    ma, mb = _merged(a), _merged(b)
+    if ma is not None and mb is not None and len(ma) == len(mb):
+        var_log = float(np.var(ma / ea - mb / eb, ddof=1)) / len(ma)
+    else:
+        n_lang = len(a)
+        cov = 0.0
+        for pa, pb in zip(a, b):
+            if pa.n == pb.n:
+                cov += float(np.cov(pa.g, pb.g, ddof=1)[0, 1]) / pa.n / pa.n**2
+        cov /= n_lang**2
+        var_log = va / ea**2 + vb / eb**2 - 2.0 * cov / (ea * eb)
     z = st.norm.ppf(1.0 - (1.0 - level) / 2.0)
     half = z * math.sqrt(max(var_log, 0.0))
     log_ratio = math.log(ea / eb)
@@ -370,6 +395,8 @@ def _fits(sub, systems, languages) -> dict[str, _Fit]:
 
 def _add_examples(task: str, languages: list[str], fits: dict[str, _Fit], examples) -> str:
     """Fill ``parts`` of every fitted system from per-example statistics; '' or why not."""
+    from xstilts.analysis.deltas import unit_keys  # deltas' cell reading, not a cycle
+
     ok = {s: f for s, f in fits.items() if f.ms is not None}
     if not ok:
         return ""
@@ -380,9 +407,11 @@ def _add_examples(task: str, languages: list[str], fits: dict[str, _Fit], exampl
             return f"{language}: {cs.note}"
         if cs.n_examples < 2:
             return f"{language}: {cs.n_examples} shared example(s), no sampling variance"
+        ids = list(getattr(cs, "ids", None) or [])
+        keys = unit_keys(task, language, ids) if len(ids) == cs.n_examples else None
         for s in ok:
             phi = linearize(cs.stats[s], cs.rescorer.combine)  # [r, n]
-            per[s].append(example_parts(phi))
+            per[s].append(dataclasses.replace(example_parts(phi), keys=keys))
     for s, f in ok.items():
         f.parts = per[s]
     return ""
