@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import signal
+import sys
 import tempfile
 import typing
-from contextlib import contextmanager
 from pathlib import Path
 
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _fuzz_seeds import alarm  # noqa: E402
 
 from xstilts import config as config_mod
 from xstilts.errors import ConfigError
@@ -30,22 +32,6 @@ FUZZ = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
     database=None,  # no .hypothesis/ directory in the checkout
 )
-
-
-@contextmanager
-def alarm(seconds: int, what: str):
-    """A validation that spins fails the example instead of hanging the suite."""
-
-    def expired(signum, frame):
-        raise TimeoutError(f"{what} ran past {seconds} s")
-
-    old = signal.signal(signal.SIGALRM, expired)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, old)
 
 
 # ------------------------------------------------------------------------ the mutations
