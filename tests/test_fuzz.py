@@ -16,8 +16,9 @@ import tempfile
 import typing
 from pathlib import Path
 
+import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -216,8 +217,10 @@ def test_run_config_is_valid_or_one_config_error(text):
             with alarm(10, "load_config"):
                 cfg = config_mod.load_config(path)
         except ConfigError as e:
+            event("refused")
             _one_line(e)
         else:
+            event("valid")
             assert isinstance(cfg, config_mod.RunConfig)
             # a config that passed can be dumped and read back to the same config
             path.write_text(config_mod.dump_config(cfg), encoding="utf-8")
@@ -252,8 +255,10 @@ def test_grid_is_valid_or_one_config_error(text):
             with alarm(10, "load_grid"):
                 spec = load_grid(path)
         except ConfigError as e:
+            event("refused")
             _one_line(e)
         else:
+            event("valid")
             assert isinstance(spec, GridSpec)
 
 
@@ -276,6 +281,7 @@ def test_grid_plan_exits_0_or_2_with_one_line(capsys, tiny_model, demo_data, dat
         err = capsys.readouterr().err
         lines = [line for line in err.splitlines() if line.strip()]
         assert rc in (0, 2), err
+        event(f"exit {rc}")
         if rc == 2:
             assert len(lines) == 1 and lines[0].startswith("xstilts: error: "), err
             assert "Traceback" not in err
@@ -283,6 +289,11 @@ def test_grid_plan_exits_0_or_2_with_one_line(capsys, tiny_model, demo_data, dat
             assert sorted(p.name for p in Path(d).iterdir()) == ["grid.yaml", "sub"]
         else:
             assert "Traceback" not in err and "internal error" not in err, err
+        # plan runs nothing: it writes nothing either way
+        assert not out.exists() and sorted(p.name for p in Path(d).iterdir()) == [
+            "grid.yaml",
+            "sub",
+        ]
 
 
 def test_control_character_in_yaml_is_one_line(tmp_path, capsys):
@@ -305,3 +316,21 @@ def test_control_character_in_yaml_is_one_line(tmp_path, capsys):
         _one_line(e)
     else:
         raise AssertionError("an unclosed flow sequence must be refused")
+
+
+def test_line_breaks_in_a_key_stay_escaped(tmp_path, capsys):
+    # found by the fuzzing: an unknown key holding a line break ("a\nb", "a\x85b") was quoted
+    # raw, so the "one line" error spanned two (or more) lines
+    from xstilts.cli import main
+
+    path = tmp_path / "grid.yaml"
+    path.write_text('name: g\n"a\\nb\\x85c\\u2028d": 1\n', encoding="utf-8")
+    out = tmp_path / "out"
+    assert main(["grid", "plan", str(path), "--output-dir", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.splitlines() == [err.rstrip("\n")], err
+    assert f"{path}:2: unknown key 'a\\nb\\x85c\\u2028d'" in err, err
+    assert not out.exists()
+    with pytest.raises(ConfigError) as e:
+        config_mod.load_config(path)
+    _one_line(e.value)
