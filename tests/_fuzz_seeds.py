@@ -163,4 +163,28 @@ SEEDS: list[Seed] = [
          {"de-en.sample.en": "en-000001\tThe dog barks.\nen-000002\tI sleep.\n",
           "de-en.sample.gold": "de-000001\ten-000002\nde-000002\ten-000001\n"}),
     Seed("lareqa", "xquad-r", "de.json", "de", "test", json.dumps(_XQUAD_R, indent=1)),
+    Seed("xnli", "xtreme-translate-train", "en-de-translated.tsv", "de", "translate-train",
+         "A man sleeps.\tA man rests.\tEin Mann schläft.\tEin Mann ruht.\tentailment\n"
+         "Dogs run.\tDogs sleep.\tHunde rennen.\tHunde schlafen.\tcontradictory\n"),
+    Seed("pawsx", "xtreme-translate-train", "en-de-translated.tsv", "de", "translate-train",
+         "A b.\tB a.\tA b.\tB a.\t0\nC d.\tC d.\tC d.\tC d.\t1\n"),
+    Seed("copa", "copa-xml", "dev.xml", "en", "dev",
+         '<?xml version="1.0" encoding="utf-8"?>\n<copa-corpus version="1.0">\n'
+         '<item id="1" asks-for="effect" most-plausible-alternative="1">\n'
+         "<p>It rained.</p>\n<a1>I got wet.</a1>\n<a2>I got dry.</a2>\n</item>\n"
+         '<item id="2" asks-for="cause" most-plausible-alternative="2">\n'
+         "<p>I fell.</p>\n<a1>The sun shone.</a1>\n<a2>The road was icy.</a2>\n</item>\n"
+         "</copa-corpus>\n"),
+    Seed("hellaswag", "hellaswag-jsonl", "hellaswag_val.jsonl", "en", "dev",
+         _jsonl([{"ind": 1, "ctx_a": "A man walks.", "ctx_b": "he", "ctx": "A man walks. he",
+                  "endings": ["sits.", "runs.", "flies.", "swims."], "label": 1}])),
+    Seed("commonsenseqa", "commonsenseqa-jsonl", "dev_rand_split.jsonl", "en", "dev",
+         _jsonl([{"id": "c1", "answerKey": "B",
+                  "question": {"stem": "Where is ice?",
+                               "choices": [{"label": k, "text": t} for k, t in
+                                           zip("ABCDE", ["sun", "fridge", "oven", "desk", "car"])]}}])),
+    Seed("cosmosqa", "cosmosqa-csv", "valid.csv", "en", "dev",
+         "id,context,question,answer0,answer1,answer2,answer3,label\n"
+         'c1,"I ran, then slept.",Why?,tired,"bored, a bit",hungry,cold,0\n'),
+    Seed("mlm", "text", "train-de.txt", "de", "train", "Ein Satz.\n\nNoch ein Satz.\n"),
 ]  # fmt: skip
