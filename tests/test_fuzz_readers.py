@@ -172,3 +172,51 @@ def test_mutated_file_is_read_or_one_data_error(seed, ops, rnd, noise, target):
             assert any(f.name in msg for f in files), msg
         else:
             assert isinstance(out, list)
+
+
+# Real files as seeds (the first lines, cut at a sentence's end): (task, format, file under
+# $XSTILTS_SHARED_DATA, language, split, siblings (replacing the last extension)); skipped
+# without the shared data.
+REAL = [
+    ("xnli", "xtreme-tsv", "xtreme-xnli/dev-de.tsv", "de", "dev", ()),
+    ("pawsx", "xtreme-tsv", "xtreme-pawsx/dev-de.tsv", "de", "dev", ()),
+    ("panx", "xtreme-tsv", "xtreme-panx/dev-de.tsv", "de", "dev", ()),
+    ("udpos", "xtreme-tsv", "xtreme-udpos/dev-en.tsv", "en", "dev", ()),
+    ("udpos", "conllu", "ud-2.5/UD_German-GSD/de_gsd-ud-test.conllu", "de", "test", ()),
+    ("xcopa", "xcopa-jsonl", "xcopa/data/et/val.et.jsonl", "et", "dev", ()),
+    ("tatoeba", "laser", "tatoeba/v1/tatoeba.deu-eng.deu", "de", "test", ("eng",)),
+]
+
+
+def _head(path: Path, n: int = 40) -> str:
+    """The first ``n`` lines, continued to the end of a blank-line-separated block."""
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    end = min(n, len(lines))
+    while end < len(lines) and lines[end - 1].strip():
+        end += 1
+    return "".join(lines[:end])
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("case", REAL, ids=[f"{c[0]}-{c[1]}" for c in REAL])
+@settings(FUZZ, max_examples=20)
+@given(
+    ops=st.lists(st.sampled_from(OPS), min_size=1, max_size=3),
+    rnd=st.integers(0, 2**32 - 1),
+    noise=st.binary(max_size=6),
+)
+def test_mutated_real_file_is_read_or_one_data_error(shared_data, case, ops, rnd, noise):
+    task, fmt, rel, language, split, sib = case
+    src = shared_data / rel
+    siblings = {f"{src.stem}.{ext}": _head(src.with_suffix(f".{ext}")) for ext in sib}
+    seed = Seed(task, fmt, src.name, language, split, _head(src), siblings)
+    with tempfile.TemporaryDirectory() as d:
+        main, others = _files(Path(d), seed)
+        assert _read(seed, main)  # the unmutated head reads
+        main.write_bytes(mutate(main.read_bytes(), ops, rnd, noise))
+        try:
+            out = _read(seed, main)
+        except DataError as e:
+            assert "\n" not in str(e) and main.name in str(e), str(e)
+        else:
+            assert isinstance(out, list)
