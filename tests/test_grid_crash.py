@@ -97,12 +97,25 @@ for line in sys.stdin:
         fd = os.open(os.devnull, os.O_WRONLY)
         os.dup2(fd, 1)
         os.dup2(fd, 2)
-        os._exit(xstilts.cli.main(["grid", "run", grid, "--output-dir", out, "--quiet-tables"]))
-    done = 0
+        code = 99  # whatever happens, the child never returns into this loop
+        try:
+            code = xstilts.cli.main(["grid", "run", grid, "--output-dir", out, "--quiet-tables"])
+        finally:
+            os._exit(code)
+    done, hung = 0, time.monotonic() + 120
     if start == "stage":  # wait for a stage this child builds (or the child's end)
         while not done and not set(stages.glob(".tmp-*")) - before:
             done, status = os.waitpid(pid, os.WNOHANG)
             time.sleep(0.01)
+            if time.monotonic() > hung:  # neither builds nor ends: a hang, not a kill
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                print("hung", flush=True)
+                break
+        else:
+            hung = None
+        if hung is not None:
+            continue
     end = time.monotonic() + float(delay)
     while not done and time.monotonic() < end:
         done, status = os.waitpid(pid, os.WNOHANG)
