@@ -236,9 +236,11 @@ def describe_os_error(e: OSError) -> str:
 
 def _fail(args: argparse.Namespace, line: str) -> None:
     """The one-line error; under -v the traceback before it."""
+    from xstilts.errors import one_line
+
     if args.verbose:
         traceback.print_exc()
-    print(line, file=sys.stderr)
+    print(one_line(line), file=sys.stderr)  # a path or an OSError's text may hold a newline
 
 
 def _main(args: argparse.Namespace) -> int:

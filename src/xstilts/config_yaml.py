@@ -110,7 +110,8 @@ def apply_overrides(data: dict, overrides: list[str], *, source: str) -> dict:
         try:
             value = yaml_load(raw) if raw != "" else None
         except yaml.YAMLError as e:
-            raise ConfigError(f"override '{item}': value is not valid YAML ({e})") from None
+            problem = " ".join(str(getattr(e, "problem", None) or e).split())  # one line
+            raise ConfigError(f"override '{item}': value is not valid YAML ({problem})") from None
         parts = key.strip().split(".")
         node = data
         for i, part in enumerate(parts[:-1]):
@@ -146,7 +147,14 @@ def read_yaml_source(
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f":{mark.line + 1}" if mark is not None else ""
-        problem = getattr(e, "problem", None) or e
+        if isinstance(e, yaml.reader.ReaderError):  # a control character: no mark, a position
+            where = f":{text[: e.position].count(chr(10)) + 1}"
+            char = chr(e.character) if isinstance(e.character, int) else e.character
+            problem = f"character {char!r} is not allowed in YAML"
+        else:
+            problem = getattr(e, "problem", None) or e
+        # PyYAML's messages span lines ("...\n  in <unicode string>"): the error is one line
+        problem = " ".join(str(problem).split())
         if isinstance(e, _DuplicateKey):
             raise ConfigError(f"{path}{where}: {problem}") from None
         raise ConfigError(f"{path}{where}: invalid YAML ({problem})") from None

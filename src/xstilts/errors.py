@@ -4,9 +4,24 @@ from __future__ import annotations
 
 from pathlib import Path
 
+# What ``str.splitlines`` (and a terminal) breaks a line at
+_LINE_BREAKS = {c: repr(c)[1:-1] for c in "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"}
+_ESCAPE = str.maketrans(_LINE_BREAKS)
+
+
+def one_line(text: str) -> str:
+    """``text`` with its line breaks escaped (``\\n``): an error message is one line."""
+    return text.translate(_ESCAPE)
+
 
 class XStiltsError(Exception):
-    """Base class: the message is shown to the user as a single line."""
+    """Base class: the message is shown to the user as a single line.
+
+    A line break inside it (a config key or a value quoted from the input, e.g. ``"a\\nb": 1``)
+    is shown escaped, so that the error stays one line whatever the input held."""
+
+    def __str__(self) -> str:
+        return one_line(super().__str__())
 
 
 class ConfigError(XStiltsError):

@@ -133,8 +133,13 @@ def run_grid(
         + (f"; {len(stats.failed)} failed" if stats.failed else "")
         + (f"; freed {stats.freed_bytes / 2**20:.1f} MiB" if stats.freed_bytes else "")
     )
+    from xstilts import runtime
     from xstilts.results.xtreme_layout import ExportRefused, export_xtreme
 
+    if not runtime.is_main():
+        # Under a data-parallel launch rank 0 exports; two ranks renaming their temporary
+        # export onto one ``xtreme/`` raced ("Directory not empty", exit 2 on one rank).
+        return graph, stats
     try:
         export = export_xtreme(out_dir)  # every finished zero-shot stage, for xstilts score
         echo(f"xtreme layout: {export.out} ({len(export.submissions)} submission(s))")
