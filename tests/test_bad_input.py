@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from test_validation import _raw
 
 from xstilts.cli import main
 
@@ -18,18 +19,7 @@ def data(demo_data: Path, tmp_path: Path) -> Path:
 
 
 def _config(tmp_path: Path, tiny_model: Path, **over) -> Path:
-    raw = {
-        "name": "bad",
-        "model": {"name_or_path": str(tiny_model), "max_length": 32},
-        "intermediate": {"systems": [[]], "training": {"epochs": 1}},
-        "target": {"task": "demo_nli", "training": {"epochs": 1}},
-    }
-    for key, value in over.items():
-        node = raw
-        *parents, last = key.split(".")
-        for p in parents:
-            node = node.setdefault(p, {})
-        node[last] = value
+    raw = _raw(tiny_model, **over)  # the valid tiny run config of the validation tests
     path = tmp_path / "cfg.yaml"
     path.write_text(yaml.safe_dump(raw))
     return path
