@@ -98,16 +98,24 @@ def _place(
         if old is not None and old.sha256 == digest:
             manifest.add(rel, FileEntry(digest, src.stat().st_size, {use: examples}, source))
             return
+    if _settle(dst, rel, digest, report, lambda: atomic_copy(src, dst), f" than {src}"):
+        manifest.add(rel, FileEntry(digest, src.stat().st_size, {use: examples}, source))
+
+
+def _settle(
+    dst: Path, rel: str, digest: str, report: Report, write: Callable[[], object], than: str
+) -> bool:
+    """Write ``dst`` (through ``write``) unless it holds these bytes already; a file with other
+    contents is the user's: reported and left as is (False)."""
     if dst.exists():
         if dst.is_file() and sha256_file(dst) == digest:
             report.unchanged.append(rel)
-        else:
-            report.conflicts.append(f"{dst}: exists with other contents than {src}; left as is")
-            return
-    else:
-        atomic_copy(src, dst)
-        report.written.append(rel)
-    manifest.add(rel, FileEntry(digest, src.stat().st_size, {use: examples}, source))
+            return True
+        report.conflicts.append(f"{dst}: exists with other contents{than}; left as is")
+        return False
+    write()
+    report.written.append(rel)
+    return True
 
 
 def _write_text(
@@ -126,16 +134,8 @@ def _write_text(
     data = text.encode("utf-8")
     digest = hashlib.sha256(data).hexdigest()
     dst = dst_root / rel
-    if dst.exists():
-        if dst.is_file() and sha256_file(dst) == digest:
-            report.unchanged.append(rel)
-        else:
-            report.conflicts.append(f"{dst}: exists with other contents; left as is")
-            return
-    else:
-        atomic_write_text(dst, text)
-        report.written.append(rel)
-    manifest.add(rel, FileEntry(digest, len(data), {use: examples}, source))
+    if _settle(dst, rel, digest, report, lambda: atomic_write_text(dst, text), ""):
+        manifest.add(rel, FileEntry(digest, len(data), {use: examples}, source))
 
 
 def prepare(
