@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from xstilts.pipeline import claims
 from xstilts.pipeline import stages as st
 from xstilts.pipeline.stages import (
     ClaimLost,
@@ -89,7 +90,7 @@ def test_heartbeat_keeps_a_long_claim_fresh(tmp_path, monkeypatch):
     s = _stage(tmp_path)
     a = try_claim(s, FAST)
     # judge by mtime only, as a worker on another host would
-    monkeypatch.setattr(st, "HOST", "another-host")
+    monkeypatch.setattr(claims, "HOST", "another-host")
     t_end = time.time() + 4 * FAST.stale_after_s
     while time.time() < t_end:
         assert try_claim(s, FAST) is None

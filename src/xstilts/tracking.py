@@ -412,7 +412,7 @@ def stage_tracker(cfg: Any, out_dir: Path, stage: Any, label: str, parents: Sequ
     run = StageRun(
         group=cfg.name,
         stage=stage.name,
-        kind=stage.kind,
+        kind=stage.kind.value,
         key=stage.key,
         label=label,
         parents=tuple(p.name for p in parents if p is not None),

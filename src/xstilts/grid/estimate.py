@@ -19,9 +19,10 @@ from xstilts.config import DataRef, ModelConfig, ModelSelection, TaskData, Train
 from xstilts.errors import ConfigError
 from xstilts.grid import sizes
 from xstilts.grid.spec import GridSpec, with_source_language
+from xstilts.pipeline.stages import StageKind
 from xstilts.tasks.base import get_task
 
-KINDS = ("mlm", "intermediate", "target", "zero_shot")
+KINDS = tuple(StageKind)
 ADAM_BYTES_PER_PARAM = 16  # fp32 weights 4 + gradients 4 + Adam m and v 8
 
 
@@ -101,7 +102,7 @@ class Cost:
 
 @dataclass
 class Estimate:
-    kinds: dict[str, Cost]
+    kinds: dict[StageKind, Cost]
     unknown: set[str]
     notes: list[str]
     memory: dict[str, tuple[float, str]]  # model -> (peak bytes, explanation)
@@ -261,23 +262,23 @@ def estimate(
             n = inter.mlm.max_examples
             if n is None:
                 unknown.add(f"mlm corpus {inter.mlm.corpus}")
-            kinds["mlm"].add(
+            kinds[StageKind.MLM].add(
                 _training({"mlm": (n, 0)}, inter.mlm.training, mcfg.max_length, tput, ckpt)
             )
         if cell.system and ("i", cell.model, cell.system, iseed) not in seen:
             seen.add(("i", cell.model, cell.system, iseed))
             data = {t: _phase_data(t, inter.data.get(t, TaskData()), unknown) for t in cell.system}
             length = max(inter.data.get(t, TaskData()).max_length or mcfg.max_length for t in data)
-            kinds["intermediate"].add(_training(data, inter.training, length, tput, ckpt))
+            kinds[StageKind.INTERMEDIATE].add(_training(data, inter.training, length, tput, ckpt))
             _peak(memory, cell.model, shape, inter.training.batch_size, length, tput)
         target = spec.target(cell.target)
         length = target.data.max_length or mcfg.max_length
         if cell.source_language is not None:
             t = with_source_language(target, cell.source_language, source=spec.source)
             data = {t.task: _phase_data(t.task, t.data, unknown)}
-            kinds["target"].add(_training(data, t.training, length, tput, ckpt))
+            kinds[StageKind.TARGET].add(_training(data, t.training, length, tput, ckpt))
             _peak(memory, cell.model, shape, t.training.batch_size, length, tput)
-        kinds["zero_shot"].add(_eval_cost(target, length, tput, unknown))
+        kinds[StageKind.ZERO_SHOT].add(_eval_cost(target, length, tput, unknown))
     if spec.execution.delete_checkpoints:
         notes.append("delete_checkpoints: peak disk is lower than the total (stages freed early)")
     return Estimate(kinds, unknown, notes, memory)

@@ -31,12 +31,12 @@ from xstilts.pipeline.run import (
     target_job,
     zero_shot_job,
 )
-from xstilts.pipeline.stages import Stage, checkpoints_deleted
+from xstilts.pipeline.stages import Stage, StageKind, checkpoints_deleted
 from xstilts.results.store import ROWS_FILE
 from xstilts.tasks.base import get_task
 
-KINDS = ("mlm", "intermediate", "target", "zero_shot")
-ENCODER_KINDS = ("mlm", "intermediate")  # built from the model's shared intermediate plan
+KINDS = tuple(StageKind)  # mlm, intermediate, target, zero_shot: the order of tables
+ENCODER_KINDS = (StageKind.MLM, StageKind.INTERMEDIATE)  # from the model's intermediate plan
 
 
 def output_dir(spec: GridSpec, override: str | Path | None = None) -> Path:
@@ -101,7 +101,7 @@ class Node:
         return self.job.stage
 
     @property
-    def kind(self) -> str:
+    def kind(self) -> StageKind:
         return self.job.stage.kind
 
 
@@ -230,7 +230,7 @@ def build_graph(
         tp = plan(cell.model, cell.target, cell.source_language, ((),))
         ids = []
         jobs = _cell_jobs(spec, ip, tp, cell, echo)
-        evaluated = [j.stage.name for j in jobs if j.stage.kind == "zero_shot"]
+        evaluated = [j.stage.name for j in jobs if j.stage.kind is StageKind.ZERO_SHOT]
         for nid, p in zip(evaluated, [tp, *tp.also]):
             n_lang[nid] = len(p.evaluation)
         for job in jobs:
@@ -269,7 +269,7 @@ def _check_distinct(by_cell: dict[Cell, list[str]], spec: GridSpec) -> None:
 # --------------------------------------------------------------------------- results
 
 
-def grid_rows(graph: Graph, *, kinds: tuple[str, ...] = KINDS) -> pd.DataFrame:
+def grid_rows(graph: Graph, *, kinds: tuple[StageKind, ...] = KINDS) -> pd.DataFrame:
     """Rows of the grid's finished stages (one ``rows.jsonl`` per stage, read directly, so no
     temporary or foreign directory can add rows), with the grid labels of the first cell."""
     records = []

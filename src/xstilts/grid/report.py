@@ -6,7 +6,7 @@ import pandas as pd
 
 from xstilts.grid.graph import ENCODER_KINDS, KINDS, Graph, grid_rows, primary_metric
 from xstilts.grid.worker import recorded_failure
-from xstilts.pipeline.stages import checkpoints_deleted, live_claim
+from xstilts.pipeline.stages import StageKind, checkpoints_deleted, live_claim
 
 
 def node_state(graph: Graph, nid: str, todo: set[str]) -> str:
@@ -60,7 +60,7 @@ def counts_table(graph: Graph) -> str:
     lines = [f"{'stage':24} {'unique':>7} {'done':>6} {'to run':>7} {'one per cell':>13}"]
     for kind in KINDS:
         k = c[kind]
-        if kind == "mlm" and not k["unique"]:
+        if kind is StageKind.MLM and not k["unique"]:
             continue
         lines.append(
             f"{names[kind]:24} {k['unique']:7d} {k['done']:6d} {k['to_run']:7d} {k['per_cell']:13d}"
@@ -112,7 +112,7 @@ def results_tables(graph: Graph) -> list[str]:
     """Per target: the per-language zero-shot table of its cells (systems side by side)."""
     from xstilts.results.tables import format_table, language_table
 
-    rows = grid_rows(graph, kinds=("zero_shot",))
+    rows = grid_rows(graph, kinds=(StageKind.ZERO_SHOT,))
     out = []
     if rows.empty:
         return out

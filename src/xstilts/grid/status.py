@@ -21,12 +21,8 @@ import pandas as pd
 
 from xstilts.grid.graph import KINDS, Graph, grid_rows, primary_metric
 from xstilts.grid.worker import recorded_failure, recorded_failures
-from xstilts.pipeline.stages import (
-    _generations,
-    checkpoints_deleted,
-    claim_is_stale,
-    read_claim,
-)
+from xstilts.pipeline.claims import claim_is_stale, generations, read_claim
+from xstilts.pipeline.stages import StageKind, checkpoints_deleted
 from xstilts.results.store import atomic_write_text
 from xstilts.training.progress import duration
 
@@ -67,7 +63,7 @@ def node_state(graph: Graph, nid: str, todo: set[str], failures: set[str]) -> No
     if nid not in todo:
         return NodeState("done*" if checkpoints_deleted(node.stage) else "done")
     settings = graph.spec.execution.claims
-    gens = _generations(node.stage)
+    gens = generations(node.stage)
     if gens:
         path = gens[max(gens)]
         if not claim_is_stale(path, settings):
@@ -166,10 +162,10 @@ def snapshot(graph: Graph, memo: Memo | None = None) -> Snapshot:
     fresh = [
         nid
         for nid, node in graph.nodes.items()
-        if node.kind == "zero_shot" and nid not in todo and nid not in memo.rows
+        if node.kind is StageKind.ZERO_SHOT and nid not in todo and nid not in memo.rows
     ]
     if fresh:
-        new = grid_rows(graph, kinds=("zero_shot",))
+        new = grid_rows(graph, kinds=(StageKind.ZERO_SHOT,))
         for nid in fresh:
             key = graph.nodes[nid].stage.key
             sub = new[new["stage_key"] == key] if not new.empty else new
@@ -188,7 +184,7 @@ def snapshot(graph: Graph, memo: Memo | None = None) -> Snapshot:
         done = {
             k: (sum(i not in todo for i in g[k]), len(g[k])) if g.get(k) else None for k in KINDS
         }
-        zs = [memo.scores[i] for i in g["zero_shot"] if i in memo.scores]
+        zs = [memo.scores[i] for i in g[StageKind.ZERO_SHOT] if i in memo.scores]
         now = [
             states[i].text()
             for k in KINDS

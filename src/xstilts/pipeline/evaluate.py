@@ -33,7 +33,7 @@ from xstilts.pipeline.plan import (
     _selected,
     _source_selection,
 )
-from xstilts.pipeline.stages import Stage, StageJob, make_stage
+from xstilts.pipeline.stages import Stage, StageJob, StageKind, make_stage
 from xstilts.results.store import (
     ROWS_FILE,
     ResultRow,
@@ -204,7 +204,7 @@ def zero_shot_job(
         inputs["retrieval"] = stage_inputs(spec, ev.retrieval, plan.retrieval_aux)
         if not spec.trainable and tgt is not None:
             inputs["retrieval"]["source_selection"] = _source_selection(plan, tgt).value
-    stage = make_stage("zero_shot", inputs, plan.out_dir)
+    stage = make_stage(StageKind.ZERO_SHOT, inputs, plan.out_dir)
     label = f"zero-shot {spec.name} after {name} seed={seed} ({len(plan.evaluation)} languages)"
 
     def work(tmp: Path) -> dict:

@@ -24,9 +24,8 @@ from pathlib import Path
 
 from xstilts import runtime
 from xstilts.errors import ConfigError
-from xstilts.pipeline.stages import StageJob
+from xstilts.pipeline.stages import TRAINING_KINDS, StageJob
 
-TRAINING_KINDS = frozenset({"mlm", "intermediate", "target"})  # stages whose work calls train()
 _BUILD, _END = "build", "end"
 
 

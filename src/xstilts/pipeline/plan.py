@@ -27,6 +27,7 @@ from xstilts.pipeline.data import PhaseData, eval_data, eval_languages, phase_da
 from xstilts.pipeline.stages import (
     Stage,
     StageJob,  # noqa: F401
+    StageKind,
     model_fingerprint,
 )
 from xstilts.tasks.base import HeadKind, LoadedSplit, TaskSpec, get_task
@@ -281,7 +282,7 @@ def _selected(stage_dir: Path, selection: ModelSelection) -> Path:
 def _source_selection(plan: Plan, source: Stage) -> ModelSelection:
     """Which checkpoint of ``source`` an untrained target is evaluated on."""
     cfg = plan.cfg
-    if source.kind == "target" and cfg.target.encoder_from is not None:
+    if source.kind is StageKind.TARGET and cfg.target.encoder_from is not None:
         return cfg.target.encoder_from.training.selection
     return cfg.intermediate.training.selection
 

@@ -53,7 +53,7 @@ from xstilts.pipeline.plan import (
     plan_run,
     system_name,
 )
-from xstilts.pipeline.stages import Stage, StageJob, execute, make_stage
+from xstilts.pipeline.stages import Stage, StageJob, StageKind, execute, make_stage
 from xstilts.results.store import (
     ROWS_FILE,
     ResultRow,
@@ -111,7 +111,7 @@ def run(
     for seed, system in cells:
         for job in cell_jobs(plan, system, seed, echo):
             execute(lead(job), echo)
-            if job.stage.kind == "zero_shot":
+            if job.stage.kind is StageKind.ZERO_SHOT:
                 keys.append(job.stage.key)
     end()
     rows = load_rows(out_dir / "stages")
@@ -190,7 +190,7 @@ def _history_rows(
         rows.append(
             ResultRow(
                 run=plan.cfg.name,
-                stage=stage.kind,
+                stage=stage.kind.value,
                 stage_key=stage.key,
                 task=h["task"],
                 language=h["language"],
@@ -201,7 +201,7 @@ def _history_rows(
                 seed=seed,
                 model=plan.cfg.model.name_or_path,
                 intermediate=name,
-                target=plan.target_spec.name if stage.kind == "target" else None,
+                target=plan.target_spec.name if stage.kind is StageKind.TARGET else None,
                 task_version=spec.version,
                 step=h["step"],
                 protocol=protocol,
@@ -307,7 +307,7 @@ def mlm_job(plan: Plan, seed: int, echo) -> StageJob:
         "training": _train_inputs(mc.training),
         "seed": seed,
     }
-    stage = make_stage("mlm", inputs, plan.out_dir)
+    stage = make_stage(StageKind.MLM, inputs, plan.out_dir)
     label = f"masked-LM on {data.protocol['train_file']} seed={seed}"
 
     def work(tmp: Path) -> dict:
@@ -362,7 +362,7 @@ def language_adapter_job(plan: Plan, lang: str, seed: int, echo) -> StageJob:
         "language_adapter": lang,
         "adaptation": adaptation.key_inputs(la.adaptation),
     }
-    stage = make_stage("mlm", inputs, plan.out_dir)
+    stage = make_stage(StageKind.MLM, inputs, plan.out_dir)
 
     def work(tmp: Path) -> dict:
         seed_everything(seed)
@@ -440,7 +440,7 @@ def intermediate_job(
     adapt = adaptation.key_inputs(ic.adaptation)
     if adapt is not None:  # only then: the keys of full phases stay as they were
         inputs["adaptation"] = adapt
-    stage = make_stage("intermediate", inputs, plan.out_dir)
+    stage = make_stage(StageKind.INTERMEDIATE, inputs, plan.out_dir)
     label = f"intermediate {name} seed={seed}"
 
     def work(tmp: Path) -> dict:
@@ -534,7 +534,7 @@ def target_job(
     adapt = adaptation.key_inputs(cfg.target.adaptation, after_adapter=after_adapter)
     if adapt is not None:  # only then: the keys of full phases stay as they were
         inputs["adaptation"] = adapt
-    stage = make_stage("target", inputs, plan.out_dir)
+    stage = make_stage(StageKind.TARGET, inputs, plan.out_dir)
     label = f"target {spec.name} after {name} seed={seed}"
 
     def work(tmp: Path) -> dict:
