@@ -80,7 +80,7 @@ def test_three_phases_every_language_then_resume(tiny_model, demo_data, tmp_path
     def boom(*a, **k):
         raise AssertionError("training ran on a finished config")
 
-    monkeypatch.setattr(run_mod, "train", boom)
+    monkeypatch.setattr("xstilts.pipeline.phases.train", boom)  # the training stages
     again = run_mod.run(
         _cfg(tiny_model, demo_data), data_dir=demo_data, out_dir=out, echo=lambda s: None
     )

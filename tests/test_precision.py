@@ -25,7 +25,7 @@ from xstilts.config_check import check_run_config
 from xstilts.errors import ConfigError
 from xstilts.grid import remote
 from xstilts.pipeline import run as run_mod
-from xstilts.pipeline.plan import _train_inputs
+from xstilts.pipeline.keys import train_inputs as _train_inputs
 from xstilts.results.store import load_rows
 from xstilts.training.loop import check_precision
 

@@ -33,7 +33,6 @@ from xstilts.pipeline.run import (
 )
 from xstilts.pipeline.stages import Stage, StageKind, checkpoints_deleted
 from xstilts.results.store import ROWS_FILE
-from xstilts.tasks.base import get_task
 
 KINDS = tuple(StageKind)  # mlm, intermediate, target, zero_shot: the order of tables
 ENCODER_KINDS = (StageKind.MLM, StageKind.INTERMEDIATE)  # from the model's intermediate plan
@@ -113,6 +112,7 @@ class Graph:
     cells: dict[Cell, list[str]]  # node ids of each cell's jobs, zero-shot last
     plan_seconds: float = 0.0
     n_languages: dict[str, int] = field(default_factory=dict)  # zero-shot node -> languages
+    metrics: dict[str, str] = field(default_factory=dict)  # target label -> primary metric
     _usable: set[str] = field(default_factory=set, repr=False)  # known done, checkpoints kept
 
     def todo(self) -> list[str]:
@@ -132,6 +132,10 @@ class Graph:
             elif any(d in need for d in node.dependents):
                 need.add(nid)
         return [nid for nid in self.nodes if nid in need]
+
+    def primary_metric(self, target: str) -> str:
+        """The primary metric of grid target ``target`` (its task's, from the plans)."""
+        return self.metrics[target]
 
     def forget(self, nid: str) -> None:
         """Its checkpoints were deleted: re-check it from the files."""
@@ -225,9 +229,11 @@ def build_graph(
     nodes: dict[str, Node] = {}
     by_cell: dict[Cell, list[str]] = {}
     n_lang: dict[str, int] = {}
+    metrics: dict[str, str] = {}
     for cell in cells:
         ip = inter_plans[cell.model]
         tp = plan(cell.model, cell.target, cell.source_language, ((),))
+        metrics[cell.target] = tp.target_spec.primary_metric
         ids = []
         jobs = _cell_jobs(spec, ip, tp, cell, echo)
         evaluated = [j.stage.name for j in jobs if j.stage.kind is StageKind.ZERO_SHOT]
@@ -247,7 +253,7 @@ def build_graph(
             ids.append(nid)
         by_cell[cell] = ids
     _check_distinct(by_cell, spec)
-    return Graph(spec, out_dir, nodes, by_cell, time.perf_counter() - t0, n_lang)
+    return Graph(spec, out_dir, nodes, by_cell, time.perf_counter() - t0, n_lang, metrics)
 
 
 def _check_distinct(by_cell: dict[Cell, list[str]], spec: GridSpec) -> None:
@@ -289,7 +295,3 @@ def grid_rows(graph: Graph, *, kinds: tuple[StageKind, ...] = KINDS) -> pd.DataF
         with open(path, encoding="utf-8") as f:
             records.extend({**json.loads(line), **extra} for line in f if line.strip())
     return pd.DataFrame.from_records(records)
-
-
-def primary_metric(target: str, spec: GridSpec) -> str:
-    return get_task(spec.target(target).task).primary_metric

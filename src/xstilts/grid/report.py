@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from xstilts.grid.graph import ENCODER_KINDS, KINDS, Graph, grid_rows, primary_metric
+from xstilts.grid.graph import ENCODER_KINDS, KINDS, Graph, grid_rows
 from xstilts.grid.worker import recorded_failure
 from xstilts.pipeline.stages import StageKind, checkpoints_deleted, live_claim
 
@@ -119,7 +119,7 @@ def results_tables(graph: Graph) -> list[str]:
     for (model, target, src), sub in rows.groupby(
         ["grid_model", "grid_target", rows["source_language"].fillna("-")], sort=False
     ):
-        metric = primary_metric(str(target), graph.spec)
+        metric = graph.primary_metric(str(target))
         table = language_table(pd.DataFrame(sub), metric=metric)
         if table.empty:
             continue

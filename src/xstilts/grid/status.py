@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from xstilts.grid.graph import KINDS, Graph, grid_rows, primary_metric
+from xstilts.grid.graph import KINDS, Graph, grid_rows
 from xstilts.grid.worker import recorded_failure, recorded_failures
 from xstilts.pipeline.claims import claim_is_stale, generations, read_claim
 from xstilts.pipeline.stages import StageKind, checkpoints_deleted
@@ -170,7 +170,7 @@ def snapshot(graph: Graph, memo: Memo | None = None) -> Snapshot:
             key = graph.nodes[nid].stage.key
             sub = new[new["stage_key"] == key] if not new.empty else new
             memo.rows[nid] = sub
-            metric = primary_metric(graph.nodes[nid].cells[0].target, graph.spec)
+            metric = graph.primary_metric(graph.nodes[nid].cells[0].target)
             vals = sub[sub["metric"] == metric]["value"] if not sub.empty else []
             if len(vals):
                 memo.scores[nid] = float(vals.mean())
@@ -276,7 +276,7 @@ def _score_tables(snap: Snapshot) -> list[str]:
     for (model, target, src), sub in rows.groupby(
         ["grid_model", "grid_target", rows["source_language"].fillna("-")], sort=False
     ):
-        metric = primary_metric(str(target), snap.graph.spec)
+        metric = snap.graph.primary_metric(str(target))
         table = language_table(pd.DataFrame(sub), metric=metric)
         if table.empty:
             continue

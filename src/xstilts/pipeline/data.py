@@ -99,17 +99,19 @@ class PhaseData:
     dev: list | None
     fingerprint: dict  # what identifies this data in a stage key
     protocol: dict  # what a reader of the rows needs to know about it
-    max_length: int | None = None  # None: the model's max_length
+    # sub-word tokens per input of this task: the task's ``data.max_length``, else the
+    # model's (resolved by the planner; None only for data built without a model)
+    max_length: int | None = None
+    spec: TaskSpec | None = None  # the task, looked up once by the planner
 
-    def length(self, default: int) -> int:
-        """Sub-word tokens per input of this task (``default``: the model's)."""
-        return self.max_length or default
 
-
-def phase_data(spec: TaskSpec, td: TaskData, data_dir: Path | None) -> PhaseData:
-    """Training data of ``spec`` (its English source unless overridden) and its dev data."""
-    src = spec.english_source
-    train_ref = td.train or DataRef(task=src, split=get_task(src).train_split, language="en")
+def phase_data(
+    spec: TaskSpec, td: TaskData, data_dir: Path | None, *, model_max_length: int | None = None
+) -> PhaseData:
+    """Training data of ``spec`` (its English source unless overridden) and its dev data, with
+    its max length resolved (``td.max_length``, else ``model_max_length``)."""
+    src, src_spec = spec.english_source, get_task(spec.english_source)
+    train_ref = td.train or DataRef(task=src, split=src_spec.train_split, language="en")
     train = load_ref(train_ref, data_dir)
     dev: LoadedSplit | None = None
     train_examples, dev_examples = train.examples, None
@@ -119,8 +121,8 @@ def phase_data(spec: TaskSpec, td: TaskData, data_dir: Path | None) -> PhaseData
         )
     else:
         dev_ref = td.dev
-        if dev_ref is None and train_ref.task == src and get_task(src).dev_split is not None:
-            dev_ref = DataRef(task=src, split=get_task(src).dev_split, language="en")
+        if dev_ref is None and train_ref.task == src and src_spec.dev_split is not None:
+            dev_ref = DataRef(task=src, split=src_spec.dev_split, language="en")
         if dev_ref is not None:
             dev = load_ref(dev_ref, data_dir)
             dev_examples = dev.examples
@@ -159,7 +161,14 @@ def phase_data(spec: TaskSpec, td: TaskData, data_dir: Path | None) -> PhaseData
     labels, dev_examples, label_info = phase_labels(spec, train_examples, dev_examples)
     protocol.update(label_info)
     return PhaseData(
-        spec.name, labels, train_examples, dev_examples, fingerprint, protocol, td.max_length
+        spec.name,
+        labels,
+        train_examples,
+        dev_examples,
+        fingerprint,
+        protocol,
+        td.max_length if td.max_length is not None else model_max_length,
+        spec,
     )
 
 

@@ -24,15 +24,15 @@ from xstilts.modeling.model import (
     load_encoder,
 )
 from xstilts.pipeline.data import eval_data, language_protocol
-from xstilts.pipeline.plan import (
-    Plan,
-    _absolute,
-    _encoder_id,
-    _model_inputs,
-    _retrieval_head,
-    _selected,
-    _source_selection,
+from xstilts.pipeline.keys import (
+    absolute_source,
+    encoder_id,
+    is_retrieval,
+    model_inputs,
+    selected_checkpoint,
+    source_selection,
 )
+from xstilts.pipeline.plan import Plan
 from xstilts.pipeline.stages import Stage, StageJob, StageKind, make_stage
 from xstilts.results.store import (
     ROWS_FILE,
@@ -75,7 +75,7 @@ def _oracle_steps(stage_dir: Path, metric: str) -> dict[str, int]:
 # --------------------------------------------------------------------------- the three stages
 
 
-def _target_dev_callback(plan: Plan, tokenizer, *, half: str | None = None):
+def target_dev_callback(plan: Plan, tokenizer, *, half: str | None = None):
     """Scores of every target language's dev set at each evaluation step (for later analysis
     of model selection, and for the oracle selection, which scores half ``dev_a``); loaded
     once."""
@@ -95,7 +95,7 @@ def _target_dev_callback(plan: Plan, tokenizer, *, half: str | None = None):
             family,
             d.examples,
             tokenizer,
-            max_length=plan.target.length(plan.cfg.model.max_length),
+            max_length=plan.target.max_length,
             labels=spec.labels,
         )
         for lang, d in devs.items()
@@ -151,7 +151,7 @@ def _evaluation_model(plan: Plan, source: Stage | None):
     cfg, spec = plan.cfg, plan.target_spec
     if spec.trainable:
         assert source is not None
-        return load_checkpoint(_selected(source.dir, cfg.target.training.selection))
+        return load_checkpoint(selected_checkpoint(source.dir, cfg.target.training.selection))
     heads = {spec.name: HeadInfo(spec.head, spec.labels)}
     if source is None:
         encoder, tokenizer = load_encoder(
@@ -161,7 +161,7 @@ def _evaluation_model(plan: Plan, source: Stage | None):
         )
         return MultiTaskModel(encoder, heads, cfg.model.head_dropout), tokenizer, {"step": None}
     src_model, tokenizer, info = load_checkpoint(
-        _selected(source.dir, _source_selection(plan, source))
+        selected_checkpoint(source.dir, source_selection(plan, source))
     )
     model = MultiTaskModel(src_model.encoder, heads, cfg.model.head_dropout)
     model.peft = getattr(src_model, "peft", None)  # an adapter intermediate's, if any
@@ -182,10 +182,10 @@ def zero_shot_job(
     spec = plan.target_spec
     ev = cfg.target.evaluation
     selection = cfg.target.training.selection
-    max_length = plan.target.length(cfg.model.max_length)  # the target's, for QA often 384
+    max_length = plan.target.max_length  # the target's, for QA often 384
     inputs = {
         "target": tgt.key if tgt is not None else None,
-        "encoder": None if tgt is not None else _model_inputs(plan),
+        "encoder": None if tgt is not None else model_inputs(plan),
         "selection": selection.value,
         "split": ev.split,
         "data": {lang: d.fingerprint for lang, d in plan.evaluation.items()},
@@ -198,12 +198,12 @@ def zero_shot_job(
         inputs["language_adapters"] = {lang: st.key for lang, st in sorted(languages.items())}
     if ev.precision is not Precision.FP32:  # fp32 keys stay as they were
         inputs["precision"] = ev.precision.value
-    if _retrieval_head(spec):  # only here, so other tasks' stage keys are unchanged
+    if is_retrieval(spec):  # only here, so other tasks' stage keys are unchanged
         from xstilts.retrieval.evaluate import stage_inputs
 
         inputs["retrieval"] = stage_inputs(spec, ev.retrieval, plan.retrieval_aux)
         if not spec.trainable and tgt is not None:
-            inputs["retrieval"]["source_selection"] = _source_selection(plan, tgt).value
+            inputs["retrieval"]["source_selection"] = source_selection(plan, tgt).value
     stage = make_stage(StageKind.ZERO_SHOT, inputs, plan.out_dir)
     label = f"zero-shot {spec.name} after {name} seed={seed} ({len(plan.evaluation)} languages)"
 
@@ -234,7 +234,7 @@ def zero_shot_job(
             **plan.target.protocol,
             **adaptation.protocol(model),
         }
-        if _retrieval_head(spec):
+        if is_retrieval(spec):
             rows = _retrieval_rows(
                 plan, stage, tgt, model, tokenizer, name, seed, protocol, tmp, echo
             )
@@ -244,7 +244,7 @@ def zero_shot_job(
         lines = bar_hidden()  # no tqdm bar shows: one line per language instead
         n_langs = len(plan.evaluation)
         for i, (lang, data) in enumerate(
-            plan.evaluation.items() if not _retrieval_head(spec) else (), 1
+            plan.evaluation.items() if not is_retrieval(spec) else (), 1
         ):
             t_lang = time.perf_counter()
             lang_model, split, examples, lang_protocol = model, ev.split, data.examples, protocol
@@ -327,7 +327,7 @@ def zero_shot_job(
                         task_version=spec.version,
                         protocol={
                             **lang_protocol,
-                            "eval_file": _absolute(data.source),
+                            "eval_file": absolute_source(data.source),
                             **family.split_protocol(data.examples),
                             **language_protocol(spec, ev, lang),
                         },
@@ -387,9 +387,9 @@ def _retrieval_rows(
     selection = (
         cfg.target.training.selection
         if spec.trainable or source is None
-        else _source_selection(plan, source)
+        else source_selection(plan, source)
     )
-    encoder_id = _encoder_id(plan, source, selection)
+    weights = encoder_id(plan, source, selection)
     cache = EmbeddingCache(
         Path(rc.cache_dir) if rc.cache_dir else plan.out_dir / "cache" / "embeddings"
     )
@@ -397,8 +397,8 @@ def _retrieval_rows(
         model,
         tokenizer,
         spec.name,
-        encoder_id,
-        plan.target.length(cfg.model.max_length),
+        weights,
+        plan.target.max_length,
         rc.batch_tokens,
         cache,
     )
@@ -417,7 +417,7 @@ def _retrieval_rows(
     # nothing selected a checkpoint of the pretrained encoder: say so rather than name the
     # configured rule (the stage key still holds the rule; only this label changes)
     label = PRETRAINED_NO_SELECTION if source is None else selection.value
-    base = {**protocol, "encoder": encoder_id, "encoder_selection": label}
+    base = {**protocol, "encoder": weights, "encoder_selection": label}
     if not spec.trainable:
         base["model_selection"] = label  # of the encoder's stage, not a target's
         if cfg.target.encoder_from is not None:

@@ -1,5 +1,8 @@
-"""A run's plan: every task, language and file checked and read before any stage starts,
-plus the small derivations of a plan that every stage's key uses."""
+"""A run's plan: every task, language and file checked and read before any stage starts.
+
+The plan is resolved once: every phase's :class:`PhaseData` carries its task (``spec``), its
+max length and its data, so stage code never looks a task up by name (the derivations every
+stage key uses are in ``pipeline/keys.py``)."""
 
 from __future__ import annotations
 
@@ -12,11 +15,8 @@ from xstilts.config import (
     DataRef,
     EvalConfig,
     ModelSelection,
-    Precision,
     RunConfig,
     TaskData,
-    TrainConfig,
-    to_dict,
 )
 from xstilts.config_check import check_run_config
 from xstilts.errors import ConfigError
@@ -24,13 +24,9 @@ from xstilts.modeling.model import (
     resolve_model_path,
 )
 from xstilts.pipeline.data import PhaseData, eval_data, eval_languages, phase_data
-from xstilts.pipeline.stages import (
-    Stage,
-    StageJob,  # noqa: F401
-    StageKind,
-    model_fingerprint,
-)
-from xstilts.tasks.base import HeadKind, LoadedSplit, TaskSpec, get_task
+from xstilts.pipeline.keys import is_retrieval
+from xstilts.pipeline.stages import model_fingerprint
+from xstilts.tasks.base import LoadedSplit, TaskSpec, get_task
 
 
 def system_name(tasks: tuple[str, ...]) -> str:
@@ -61,10 +57,6 @@ class Plan:
     language_corpora: dict[str, PhaseData] = dataclasses.field(default_factory=dict)
 
 
-def _retrieval_head(spec: TaskSpec) -> bool:
-    return spec.head in (HeadKind.RETRIEVAL, HeadKind.DUAL_ENCODER)
-
-
 def plan_run(cfg: RunConfig, *, data_dir: Path | None, out_dir: Path) -> Plan:
     """Step 1: check tasks, languages and files; read every example. Writes nothing.
 
@@ -80,10 +72,14 @@ def plan_run(cfg: RunConfig, *, data_dir: Path | None, out_dir: Path) -> Plan:
 def _plan_run(cfg: RunConfig, *, data_dir: Path | None, out_dir: Path) -> Plan:
     target_spec = get_task(cfg.target.task)
     ev = cfg.target.evaluation
+    length = cfg.model.max_length  # of every phase whose task sets none
+
+    def phase(task: str, td: TaskData) -> PhaseData:
+        return phase_data(get_task(task), td, data_dir, model_max_length=length)
+
     inter = {}
     for task in sorted({t for s in cfg.intermediate.systems for t in s}):
-        td = cfg.intermediate.data.get(task, TaskData())
-        inter[task] = phase_data(get_task(task), td, data_dir)
+        inter[task] = phase(task, cfg.intermediate.data.get(task, TaskData()))
     if cfg.target.training.selection is ModelSelection.ORACLE_TARGET_DEV:
         # the dev split and the training data were checked by config_check; here the files
         missing = [
@@ -98,23 +94,25 @@ def _plan_run(cfg: RunConfig, *, data_dir: Path | None, out_dir: Path) -> Plan:
         ref = DataRef(
             task="mlm", path=mc.corpus, language=mc.language, max_examples=mc.max_examples
         )
-        inter["mlm"] = phase_data(get_task("mlm"), TaskData(train=ref), data_dir)
+        inter["mlm"] = phase("mlm", TaskData(train=ref))
     check_shared_heads(cfg, inter)
     target = (
-        phase_data(target_spec, cfg.target.data, data_dir)
+        phase(cfg.target.task, cfg.target.data)
         if target_spec.trainable
-        else PhaseData(target_spec.name, target_spec.labels, [], None, {}, {"trained": False})
-    )
+        else PhaseData(
+            target_spec.name, target_spec.labels, [], None, {}, {"trained": False}, length,
+            target_spec,
+        )
+    )  # fmt: skip
     missing: dict[str, str] = {}
     evaluation = eval_data(target_spec, ev, data_dir, missing=missing)
     encoder_source = None
     if cfg.target.encoder_from is not None:
-        src_spec = get_task(cfg.target.encoder_from.task)
-        encoder_source = phase_data(src_spec, cfg.target.encoder_from.data, data_dir)
+        encoder_source = phase(cfg.target.encoder_from.task, cfg.target.encoder_from.data)
     _check_dev_for_selection(cfg, inter, target if target_spec.trainable else None, encoder_source)
     model_path = resolve_model_path(cfg.model.name_or_path)
     retrieval_aux = None
-    if _retrieval_head(target_spec):
+    if is_retrieval(target_spec):
         from xstilts.retrieval.evaluate import prepare
 
         retrieval_aux = prepare(target_spec, ev, evaluation, data_dir, model=cfg.model)
@@ -139,7 +137,7 @@ def _plan_run(cfg: RunConfig, *, data_dir: Path | None, out_dir: Path) -> Plan:
     la = cfg.intermediate.language_adapters
     for lang, corpus in sorted(la.corpora.items()) if la is not None else ():
         ref = DataRef(task="mlm", path=corpus, language=lang, max_examples=la.max_examples)
-        plan.language_corpora[lang] = phase_data(get_task("mlm"), TaskData(train=ref), data_dir)
+        plan.language_corpora[lang] = phase("mlm", TaskData(train=ref))
     return plan
 
 
@@ -197,12 +195,6 @@ def _also_plan(plan: Plan, task: str, ev: EvalConfig) -> Plan:
     )
 
 
-def _absolute(source: str) -> str:
-    """A file source as an absolute path (hub sources unchanged), so later analysis finds it
-    from anywhere."""
-    return source if "://" in source else str(Path(source).resolve())
-
-
 def _check_translation_leaks(
     spec: TaskSpec,
     split: str,
@@ -225,70 +217,16 @@ def _check_translation_leaks(
     check_no_translation_leak(spec.name, split, phases, data_dir=data_dir)
 
 
-def _train_inputs(tc: TrainConfig) -> dict:
-    d = to_dict(tc)
-    d.pop("eval_batch_size")  # batch size of inference does not change results
-    # Added after stage keys existed: keyed only when they change the arithmetic, so the
-    # keys of fp32 runs without checkpointing stay what they were.
-    if tc.precision is Precision.FP32:
-        d.pop("precision")
-    if not tc.gradient_checkpointing:
-        d.pop("gradient_checkpointing")
-    return d
-
-
-def _model_inputs(plan: Plan) -> dict:
-    m = plan.cfg.model
-    return {
-        "model": m.name_or_path,
-        "model_files": plan.model_fp,
-        "revision": m.revision,
-        "max_length": m.max_length,
-        "head_dropout": m.head_dropout,
-    }
-
-
-def _mlm_training(cfg: RunConfig) -> TrainConfig:
-    """The training of the base phase (masked LM, or the MAD-X language adapters)."""
-    if cfg.intermediate.language_adapters is not None:
-        return cfg.intermediate.language_adapters.training
-    return cfg.intermediate.mlm.training if cfg.intermediate.mlm else TrainConfig()
-
-
 def check_shared_heads(cfg: RunConfig, inter: dict[str, PhaseData]) -> None:
     """Tasks told to share a head must agree on head kind and labels (their labels come from
     the data; that they exist in a system is ``config_check.check_intermediate``'s rule)."""
     for head, members in cfg.intermediate.shared_heads.items():
         first = members[0]
         for t in members[1:]:
-            a, b = get_task(first), get_task(t)
+            a, b = inter[first].spec, inter[t].spec
             if a.head != b.head or inter[first].labels != inter[t].labels:
                 raise ConfigError(
                     f"'{t}' cannot share head '{head}' with '{first}': "
                     f"{b.head.value} {list(inter[t].labels)} vs {a.head.value} "
                     f"{list(inter[first].labels)}"
                 )
-
-
-def _selected(stage_dir: Path, selection: ModelSelection) -> Path:
-    """The checkpoint a selection mode uses (the oracle picks per language, see
-    ``_oracle_steps``; its fallback here is the English-dev best)."""
-    if selection is ModelSelection.AVERAGE:
-        return stage_dir / "average"
-    best = stage_dir / "best"
-    return best if selection is not ModelSelection.LAST and best.is_dir() else stage_dir / "last"
-
-
-def _source_selection(plan: Plan, source: Stage) -> ModelSelection:
-    """Which checkpoint of ``source`` an untrained target is evaluated on."""
-    cfg = plan.cfg
-    if source.kind is StageKind.TARGET and cfg.target.encoder_from is not None:
-        return cfg.target.encoder_from.training.selection
-    return cfg.intermediate.training.selection
-
-
-def _encoder_id(plan: Plan, source: Stage | None, selection: ModelSelection) -> str:
-    """Names the weights being evaluated (stage keys hash every input), for embedding caches."""
-    if source is None:
-        return f"pretrained:{plan.model_fp}"
-    return f"{source.kind}-{source.key}/{_selected(source.dir, selection).name}"
