@@ -200,51 +200,15 @@ def deltas_from_cells(
     every (task, system) average.
     """
     delta_rows, ci_rows = [], []
-    pairs: dict[tuple[str, str], dict[str, _Pair]] = {}
+    pairs: dict[tuple[str, str], dict[str, _Pair]] = {}  # (task, system) -> language -> pair
     for (task, language), cell in scores.groupby(["task", "language"], sort=True):
-        seeds = {s: sorted(int(x) for x in g["seed"]) for s, g in cell.groupby("system")}
-        by_seed = {
-            s: dict(zip((int(x) for x in g["seed"]), g["score"].astype(float)))
-            for s, g in cell.groupby("system")
-        }
-        means = {s: float(np.mean(list(v.values()))) for s, v in by_seed.items()}
         cs = cells.get((task, language)) or CellStats(None, None, 0, "no per-example data")
-        phi = None
-        if cs.stats is not None:
-            phi = {s: linearize(cs.stats[s], cs.rescorer.combine) for s in seeds}  # [r, n]
-        for system in sorted(seeds):
-            own = np.array([by_seed[system][x] for x in seeds[system]])
-            table = phi[system] if phi is not None else own[:, None]
-            res = crossed_inference(table, level=level, estimate=means[system])
-            ci_rows.append(
-                (task, language, system, means[system], *res.ci, res.se, res.df,
-                 len(seeds[system]), res.level)
-            )  # fmt: skip
-        if baseline not in seeds:
-            continue
-        for system in sorted(s for s in seeds if s != baseline):
-            delta = means[system] - means[baseline]
-            pair, res = _delta(
-                seeds[system], seeds[baseline], by_seed[system], by_seed[baseline],
-                phi and (phi[system], phi[baseline]), delta, level,
-            )  # fmt: skip
-            if pair.table is not None:
-                pair.keys = unit_keys(task, language, cs.ids)
-            pairs.setdefault((task, system), {})[language] = pair
-            note = res.note
-            if cs.stats is None and res.level == LEVEL_NONE and pair.paired:
-                note = f"one seed each and {cs.note}: no CI"
-            elif cs.stats is None:
-                note = _join(f"examples not included: {cs.note}", note)
-            else:
-                note = _join(cs.note, note)
-            delta_rows.append(
-                (task, language, system, baseline, delta, *res.ci, res.p, math.nan, res.se,
-                 res.df, res.level, cs.n_examples or math.nan, len(seeds[system]),
-                 len(seeds[baseline]), note)
-            )  # fmt: skip
+        obs = _Observed.of(cell, cs)
+        ci_rows += _score_cis(task, language, obs, level)
+        if baseline in obs.seeds:
+            delta_rows += _cell_deltas(task, language, obs, cs, baseline, level, pairs)
     deltas = pd.DataFrame(delta_rows, columns=DELTA_COLUMNS)
-    for _, idx in deltas.groupby("task").groups.items():
+    for _, idx in deltas.groupby("task").groups.items():  # Holm within each task
         deltas.loc[idx, "p_holm"] = holm(deltas.loc[idx, "p"].to_numpy(float))
     cis = pd.DataFrame(ci_rows, columns=CI_COLUMNS)
     rows = [
@@ -252,8 +216,82 @@ def deltas_from_cells(
         for (task, system), per_lang in sorted(pairs.items())
     ]
     averages = pd.DataFrame(rows, columns=AVG_COLUMNS)
-    averages["p_holm"] = holm(averages["p"].to_numpy(float))
+    averages["p_holm"] = holm(averages["p"].to_numpy(float))  # over every (task, system)
     return deltas, cis, averages
+
+
+@dataclass
+class _Observed:
+    """One (task, language) cell's scores: per system its seeds, score by seed, seed mean,
+    and (with per-example data) the linearized per-example statistics ``phi`` [r, n]."""
+
+    seeds: dict[str, list[int]]
+    by_seed: dict[str, dict[int, float]]
+    means: dict[str, float]
+    phi: dict[str, np.ndarray] | None
+
+    @staticmethod
+    def of(cell: pd.DataFrame, cs: CellStats) -> _Observed:
+        seeds = {s: sorted(int(x) for x in g["seed"]) for s, g in cell.groupby("system")}
+        by_seed = {
+            s: dict(zip((int(x) for x in g["seed"]), g["score"].astype(float)))
+            for s, g in cell.groupby("system")
+        }
+        means = {s: float(np.mean(list(v.values()))) for s, v in by_seed.items()}
+        phi = None
+        if cs.stats is not None:
+            phi = {s: linearize(cs.stats[s], cs.rescorer.combine) for s in seeds}  # [r, n]
+        return _Observed(seeds, by_seed, means, phi)
+
+
+def _score_cis(task: str, language: str, obs: _Observed, level: float) -> list[tuple]:
+    """Each system's seed-mean score with its CI (``CI_COLUMNS``)."""
+    rows = []
+    for system in sorted(obs.seeds):
+        own = np.array([obs.by_seed[system][x] for x in obs.seeds[system]])
+        table = obs.phi[system] if obs.phi is not None else own[:, None]
+        res = crossed_inference(table, level=level, estimate=obs.means[system])
+        rows.append(
+            (task, language, system, obs.means[system], *res.ci, res.se, res.df,
+             len(obs.seeds[system]), res.level)
+        )  # fmt: skip
+    return rows
+
+
+def _cell_deltas(
+    task: str,
+    language: str,
+    obs: _Observed,
+    cs: CellStats,
+    baseline: str,
+    level: float,
+    pairs: dict[tuple[str, str], dict[str, _Pair]],
+) -> list[tuple]:
+    """Each system's Δ vs ``baseline`` in one cell (``DELTA_COLUMNS``, p_holm still NaN);
+    records each pair in ``pairs`` for the language averages."""
+    rows = []
+    for system in sorted(s for s in obs.seeds if s != baseline):
+        delta = obs.means[system] - obs.means[baseline]
+        pair, res = _delta(
+            obs.seeds[system], obs.seeds[baseline], obs.by_seed[system], obs.by_seed[baseline],
+            obs.phi and (obs.phi[system], obs.phi[baseline]), delta, level,
+        )  # fmt: skip
+        if pair.table is not None:
+            pair.keys = unit_keys(task, language, cs.ids)
+        pairs.setdefault((task, system), {})[language] = pair
+        note = res.note
+        if cs.stats is None and res.level == LEVEL_NONE and pair.paired:
+            note = f"one seed each and {cs.note}: no CI"
+        elif cs.stats is None:
+            note = _join(f"examples not included: {cs.note}", note)
+        else:
+            note = _join(cs.note, note)
+        rows.append(
+            (task, language, system, baseline, delta, *res.ci, res.p, math.nan, res.se,
+             res.df, res.level, cs.n_examples or math.nan, len(obs.seeds[system]),
+             len(obs.seeds[baseline]), note)
+        )  # fmt: skip
+    return rows
 
 
 def _delta(seeds_s, seeds_b, sys_scores, base_scores, phi, delta, level):

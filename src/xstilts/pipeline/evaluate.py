@@ -4,9 +4,10 @@ for untrained targets, the encoder itself), with per-language oracle selection w
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from xstilts import __version__
 from xstilts.config import (
@@ -23,7 +24,7 @@ from xstilts.modeling.model import (
     load_checkpoint,
     load_encoder,
 )
-from xstilts.pipeline.data import eval_data, language_protocol
+from xstilts.pipeline.data import language_protocol
 from xstilts.pipeline.keys import (
     absolute_source,
     encoder_id,
@@ -34,6 +35,7 @@ from xstilts.pipeline.keys import (
 )
 from xstilts.pipeline.plan import Plan
 from xstilts.pipeline.stages import Stage, StageJob, StageKind, make_stage
+from xstilts.pipeline.target_dev import oracle_halves, oracle_steps
 from xstilts.results.store import (
     ROWS_FILE,
     ResultRow,
@@ -41,6 +43,7 @@ from xstilts.results.store import (
     write_rows,
 )
 from xstilts.runtime import device as runtime_device
+from xstilts.tasks.base import LoadedSplit
 from xstilts.tracking import score_metrics, stage_tracker
 from xstilts.training.loop import predict
 from xstilts.training.progress import bar_hidden
@@ -49,89 +52,6 @@ from xstilts.training.progress import bar_hidden
 #: ``model_selection`` of an untrained target on the pretrained encoder). A label only: the
 #: stage key keeps the configured selection among its inputs (``zero_shot_job``).
 PRETRAINED_NO_SELECTION = "pretrained, no selection"
-
-
-def oracle_halves(n: int) -> tuple[list[int], list[int]]:
-    """Indices of the two halves of an n-example dev set: even rows select ("dev_a"), odd rows
-    report ("dev_b"). Fixed and seed-independent, and parallel across XNLI-style languages."""
-    return list(range(0, n, 2)), list(range(1, n, 2))
-
-
-def _oracle_steps(stage_dir: Path, metric: str) -> dict[str, int]:
-    """Per language, the training step whose ``dev_a`` score is best (earliest on ties)."""
-    from xstilts.results.store import ROWS_FILE
-
-    best: dict[str, tuple[float, int]] = {}
-    for line in (stage_dir / ROWS_FILE).read_text(encoding="utf-8").splitlines():
-        r = json.loads(line)
-        if r["split"] != "dev_a" or r["metric"] != metric:
-            continue
-        cur = best.get(r["language"])
-        if cur is None or r["value"] > cur[0]:
-            best[r["language"]] = (r["value"], r["step"])
-    return {lang: step for lang, (_, step) in best.items()}
-
-
-# --------------------------------------------------------------------------- the three stages
-
-
-def target_dev_callback(plan: Plan, tokenizer, *, half: str | None = None):
-    """Scores of every target language's dev set at each evaluation step (for later analysis
-    of model selection, and for the oracle selection, which scores half ``dev_a``); loaded
-    once."""
-    spec = plan.target_spec
-    ev = dataclasses.replace(plan.cfg.target.evaluation, split="dev", labels_file=None, paths={})
-    devs = eval_data(spec, ev, plan.data_dir)
-    if half == "dev_a":
-        devs = {
-            lang: dataclasses.replace(
-                d, examples=[d.examples[i] for i in oracle_halves(len(d.examples))[0]]
-            )
-            for lang, d in devs.items()
-        }
-    family = family_for(spec.head)
-    feats = {
-        lang: features_cache.encode(
-            family,
-            d.examples,
-            tokenizer,
-            max_length=plan.target.max_length,
-            labels=spec.labels,
-        )
-        for lang, d in devs.items()
-    }
-    pad = tokenizer.pad_token_id or 0
-
-    def on_eval(step: int, model: MultiTaskModel) -> list[dict]:
-        out = []
-        for lang, f in feats.items():
-            examples = devs[lang].examples
-            preds = predict(
-                model,
-                spec.name,
-                family,
-                f,
-                examples,
-                spec.labels,
-                batch_size=plan.cfg.target.evaluation.batch_size,
-                pad_id=pad,
-            )
-            refs = family.references(examples)
-            for metric, value in spec.metric(refs, preds, language=lang).items():
-                out.append(
-                    {
-                        "step": step,
-                        "task": spec.name,
-                        "language": lang,
-                        "split": half or "dev",
-                        "metric": metric,
-                        "value": value,
-                        "n_examples": len(refs),
-                    }
-                )
-        return out
-
-    return on_eval
 
 
 def _swap_language(plan: Plan, model: MultiTaskModel, lang: str, languages: dict) -> dict:
@@ -168,6 +88,36 @@ def _evaluation_model(plan: Plan, source: Stage | None):
     return model, tokenizer, info
 
 
+def _zero_shot_inputs(
+    plan: Plan, tgt: Stage | None, languages: dict[str, Stage] | None
+) -> dict[str, Any]:
+    """What the zero-shot stage's key hashes. Inputs added after keys existed are keyed only
+    when they are set, so the keys of earlier stages stay as they were."""
+    cfg, spec, ev = plan.cfg, plan.target_spec, plan.cfg.target.evaluation
+    inputs: dict[str, Any] = {
+        "target": tgt.key if tgt is not None else None,
+        "encoder": None if tgt is not None else model_inputs(plan),
+        "selection": cfg.target.training.selection.value,
+        "split": ev.split,
+        "data": {lang: d.fingerprint for lang, d in plan.evaluation.items()},
+        "missing": sorted(plan.missing) or None,
+        "labels_file": ev.labels_file,
+        "version": spec.version,
+        "max_length": plan.target.max_length,  # the target's, for QA often 384
+    }
+    if languages:
+        inputs["language_adapters"] = {lang: st.key for lang, st in sorted(languages.items())}
+    if ev.precision is not Precision.FP32:
+        inputs["precision"] = ev.precision.value
+    if is_retrieval(spec):
+        from xstilts.retrieval.evaluate import stage_inputs
+
+        inputs["retrieval"] = stage_inputs(spec, ev.retrieval, plan.retrieval_aux)
+        if not spec.trainable and tgt is not None:
+            inputs["retrieval"]["source_selection"] = source_selection(plan, tgt).value
+    return inputs
+
+
 def zero_shot_job(
     plan: Plan,
     tgt: Stage | None,
@@ -178,34 +128,10 @@ def zero_shot_job(
 ) -> StageJob:
     """Score every evaluation language. ``languages`` (MAD-X): language -> its language-adapter
     stage, swapped into the model for that language (others keep the fallback's)."""
-    cfg = plan.cfg
-    spec = plan.target_spec
-    ev = cfg.target.evaluation
-    selection = cfg.target.training.selection
-    max_length = plan.target.max_length  # the target's, for QA often 384
-    inputs = {
-        "target": tgt.key if tgt is not None else None,
-        "encoder": None if tgt is not None else model_inputs(plan),
-        "selection": selection.value,
-        "split": ev.split,
-        "data": {lang: d.fingerprint for lang, d in plan.evaluation.items()},
-        "missing": sorted(plan.missing) or None,
-        "labels_file": ev.labels_file,
-        "version": spec.version,
-        "max_length": max_length,
-    }
-    if languages:  # only then: other keys stay as they were
-        inputs["language_adapters"] = {lang: st.key for lang, st in sorted(languages.items())}
-    if ev.precision is not Precision.FP32:  # fp32 keys stay as they were
-        inputs["precision"] = ev.precision.value
-    if is_retrieval(spec):  # only here, so other tasks' stage keys are unchanged
-        from xstilts.retrieval.evaluate import stage_inputs
-
-        inputs["retrieval"] = stage_inputs(spec, ev.retrieval, plan.retrieval_aux)
-        if not spec.trainable and tgt is not None:
-            inputs["retrieval"]["source_selection"] = source_selection(plan, tgt).value
-    stage = make_stage(StageKind.ZERO_SHOT, inputs, plan.out_dir)
+    cfg, spec = plan.cfg, plan.target_spec
+    stage = make_stage(StageKind.ZERO_SHOT, _zero_shot_inputs(plan, tgt, languages), plan.out_dir)
     label = f"zero-shot {spec.name} after {name} seed={seed} ({len(plan.evaluation)} languages)"
+    cell = _Cell(plan, stage, tgt, name, seed)
 
     def work(tmp: Path) -> dict:
         with stage_tracker(cfg, plan.out_dir, stage, label, (tgt,)) as tracker:
@@ -216,141 +142,18 @@ def zero_shot_job(
 
     def _work(tmp: Path) -> dict:
         model, tokenizer, ckpt = _evaluation_model(plan, tgt)
-        family = family_for(spec.head)
-        pad = tokenizer.pad_token_id or 0
-        rows, unscored = [], []
-        protocol = {
-            "phase": "zero_shot",
-            "model_selection": selection.value,
-            "selected_step": ckpt.get("step"),
-            "max_length": max_length,
-            "benchmark": ev.benchmark.value,
-            "eval_max_examples": ev.max_examples,
-            "labels_file": ev.labels_file,
-            "precision": ev.precision.value,
-            # of the target's training (in its stage key, hence in this stage's, unless fp32)
-            "training_precision": cfg.target.training.precision.value if spec.trainable else None,
-            "device": str(runtime_device()),  # not keyed: results agree across devices to ~1e-6
-            **plan.target.protocol,
-            **adaptation.protocol(model),
-        }
-        if is_retrieval(spec):
+        protocol = _zero_shot_protocol(plan, model, ckpt)
+        if is_retrieval(spec):  # every language at once
             rows = _retrieval_rows(
                 plan, stage, tgt, model, tokenizer, name, seed, protocol, tmp, echo
             )
-        oracle = spec.trainable and selection is ModelSelection.ORACLE_TARGET_DEV
-        steps = _oracle_steps(tgt.dir, spec.primary_metric) if oracle else {}
-        step_models: dict[int, MultiTaskModel] = {}
-        lines = bar_hidden()  # no tqdm bar shows: one line per language instead
-        n_langs = len(plan.evaluation)
-        for i, (lang, data) in enumerate(
-            plan.evaluation.items() if not is_retrieval(spec) else (), 1
-        ):
-            t_lang = time.perf_counter()
-            lang_model, split, examples, lang_protocol = model, ev.split, data.examples, protocol
-            if oracle:  # the step best on this language's dev_a; never reported on dev_a
-                if lang not in steps:
-                    raise ConfigError(f"oracle selection: no dev_a score for language '{lang}'")
-                step = steps[lang]
-                if step not in step_models:
-                    ckpt_dir = tgt.dir / f"step-{step}"
-                    step_models[step] = load_checkpoint(ckpt_dir, tokenizer=False)[0]
-                lang_model = step_models[step]
-                lang_protocol = {
-                    **protocol,
-                    "selected_step": step,
-                    "oracle": True,
-                    "selected_on": "dev_a",
-                }
-                if ev.split == "dev":
-                    examples = [examples[i] for i in oracle_halves(len(examples))[1]]
-                    split = "dev_b"
-            if languages:
-                lang_protocol = {
-                    **lang_protocol,
-                    **_swap_language(plan, lang_model, lang, languages),
-                }
-            data = dataclasses.replace(data, examples=examples)
-            # the same test sets in every zero-shot stage of a grid: tokenised once
-            feats = features_cache.encode(
-                family, data.examples, tokenizer, max_length=max_length, labels=spec.labels
-            )
-            preds = predict(
-                lang_model,
-                plan.head_name or spec.name,
-                family,
-                feats,
-                data.examples,
-                spec.labels,
-                batch_size=ev.batch_size,
-                pad_id=pad,
-                desc=f"eval {lang}",
-                bf16=ev.precision is Precision.BF16,
-            )
-            write_predictions(  # no fsync: build_stage syncs the stage before publishing it
-                tmp / "predictions" / f"{spec.name}.{split}.{lang}.jsonl",
-                (family.record(ex, p) for ex, p in zip(data.examples, preds)),
-                sync=False,
-            )
-            refs = family.references(data.examples)
-            if any(r is None for r in refs):
-                unscored.append(lang)
-                echo(
-                    f"       {lang}: {data.source} has no gold labels: predictions saved, not scored "
-                    "(give evaluation.labels_file)"
-                )
-                continue
-            scores = spec.metric(refs, preds, language=lang)
-            if lines:
-                main = scores.get(spec.primary_metric)
-                shown = f"{spec.primary_metric} {main:.2f}" if main is not None else "scored"
-                echo(
-                    f"       [{i}/{n_langs}] {lang}: {shown} ({len(refs)} examples, "
-                    f"{time.perf_counter() - t_lang:.1f}s)"
-                )
-            for metric, value in scores.items():
-                rows.append(
-                    ResultRow(
-                        run=cfg.name,
-                        stage="zero_shot",
-                        stage_key=stage.key,
-                        task=spec.name,
-                        language=lang,
-                        split=split,
-                        metric=metric,
-                        value=value,
-                        n_examples=len(refs),
-                        seed=seed,
-                        model=cfg.model.name_or_path,
-                        intermediate=name,
-                        target=cfg.target.task,
-                        task_version=spec.version,
-                        protocol={
-                            **lang_protocol,
-                            "eval_file": absolute_source(data.source),
-                            **family.split_protocol(data.examples),
-                            **language_protocol(spec, ev, lang),
-                        },
-                    )
-                )
+            unscored: list[str] = []
+        else:  # language by language
+            rows, unscored = _language_rows(cell, model, tokenizer, protocol, tmp, echo, languages)
         for lang, why in plan.missing.items():
             echo(f"       {lang}: missing, not evaluated ({why})")
         write_rows(tmp, rows, sync=False)
-        return {
-            # who this stage is, for readers of a stage without rows (all unscored): export
-            "cell": {
-                "run": cfg.name,
-                "model": cfg.model.name_or_path,
-                "intermediate": name,
-                "seed": seed,
-                "target": cfg.target.task,
-            },
-            "scored": sorted({r.language for r in rows}),
-            "unscored": unscored,
-            "missing": plan.missing,
-            "xstilts_version": __version__,
-            "_scores": score_metrics(rows),  # for the tracker; not written to stage.json
-        }
+        return _zero_shot_info(cell, rows, unscored)
 
     return StageJob(
         stage,
@@ -363,6 +166,206 @@ def zero_shot_job(
             else None
         ),
     )
+
+
+@dataclass(frozen=True)
+class _Cell:
+    """Who a zero-shot stage's rows belong to: the plan, the stage, the stage it evaluates
+    (None: the pretrained encoder), the intermediate system's name and the seed."""
+
+    plan: Plan
+    stage: Stage
+    source: Stage | None
+    name: str
+    seed: int
+
+    def row(self, **fields: Any) -> ResultRow:
+        """A zero-shot row of this cell (``fields``: the task, language, split, metric...)."""
+        cfg = self.plan.cfg
+        return ResultRow(
+            run=cfg.name,
+            stage=StageKind.ZERO_SHOT.value,
+            stage_key=self.stage.key,
+            seed=self.seed,
+            model=cfg.model.name_or_path,
+            intermediate=self.name,
+            task_version=self.plan.target_spec.version,
+            **fields,
+        )
+
+
+def _zero_shot_protocol(plan: Plan, model: MultiTaskModel, ckpt: dict) -> dict:
+    """What every row of the stage says about how it was scored."""
+    cfg, spec, ev = plan.cfg, plan.target_spec, plan.cfg.target.evaluation
+    return {
+        "phase": "zero_shot",
+        "model_selection": cfg.target.training.selection.value,
+        "selected_step": ckpt.get("step"),
+        "max_length": plan.target.max_length,
+        "benchmark": ev.benchmark.value,
+        "eval_max_examples": ev.max_examples,
+        "labels_file": ev.labels_file,
+        "precision": ev.precision.value,
+        # of the target's training (in its stage key, hence in this stage's, unless fp32)
+        "training_precision": cfg.target.training.precision.value if spec.trainable else None,
+        "device": str(runtime_device()),  # not keyed: results agree across devices to ~1e-6
+        **plan.target.protocol,
+        **adaptation.protocol(model),
+    }
+
+
+def _zero_shot_info(cell: _Cell, rows: list[ResultRow], unscored: list[str]) -> dict:
+    cfg = cell.plan.cfg
+    return {
+        # who this stage is, for readers of a stage without rows (all unscored): export
+        "cell": {
+            "run": cfg.name,
+            "model": cfg.model.name_or_path,
+            "intermediate": cell.name,
+            "seed": cell.seed,
+            "target": cfg.target.task,
+        },
+        "scored": sorted({r.language for r in rows}),
+        "unscored": unscored,
+        "missing": cell.plan.missing,
+        "xstilts_version": __version__,
+        "_scores": score_metrics(rows),  # for the tracker; not written to stage.json
+    }
+
+
+@dataclass
+class _LanguageRun:
+    """One language's evaluation: the model, split and examples it is scored with."""
+
+    model: MultiTaskModel
+    split: str
+    data: LoadedSplit
+    protocol: dict
+
+
+class _OracleModels:
+    """Per-language oracle selection: the training step best on a language's ``dev_a`` half
+    (its checkpoint loaded once per step); never reported on ``dev_a``."""
+
+    def __init__(self, source: Stage, metric: str):
+        self.source = source
+        self.steps = oracle_steps(source.dir, metric)
+        self.models: dict[int, MultiTaskModel] = {}
+
+    def select(self, run: _LanguageRun, lang: str) -> _LanguageRun:
+        if lang not in self.steps:
+            raise ConfigError(f"oracle selection: no dev_a score for language '{lang}'")
+        step = self.steps[lang]
+        if step not in self.models:
+            ckpt_dir = self.source.dir / f"step-{step}"
+            self.models[step] = load_checkpoint(ckpt_dir, tokenizer=False)[0]
+        protocol = {**run.protocol, "selected_step": step, "oracle": True, "selected_on": "dev_a"}
+        if run.split != "dev":
+            return dataclasses.replace(run, model=self.models[step], protocol=protocol)
+        examples = run.data.examples
+        half = [examples[i] for i in oracle_halves(len(examples))[1]]
+        data = dataclasses.replace(run.data, examples=half)
+        return _LanguageRun(self.models[step], "dev_b", data, protocol)
+
+
+def _language_rows(
+    cell: _Cell,
+    model: MultiTaskModel,
+    tokenizer,
+    protocol: dict,
+    tmp: Path,
+    echo,
+    languages: dict[str, Stage] | None,
+) -> tuple[list[ResultRow], list[str]]:
+    """Rows of a head-scored target, one language at a time (predictions saved for each);
+    and the languages whose file has no gold labels (predicted, not scored)."""
+    plan, spec, ev = cell.plan, cell.plan.target_spec, cell.plan.cfg.target.evaluation
+    oracle = None
+    if spec.trainable and plan.cfg.target.training.selection is ModelSelection.ORACLE_TARGET_DEV:
+        oracle = _OracleModels(cell.source, spec.primary_metric)
+    rows: list[ResultRow] = []
+    unscored: list[str] = []
+    lines = bar_hidden()  # no tqdm bar shows: one line per language instead
+    for i, (lang, data) in enumerate(plan.evaluation.items(), 1):
+        t_lang = time.perf_counter()
+        run = _LanguageRun(model, ev.split, data, protocol)
+        if oracle is not None:
+            run = oracle.select(run, lang)
+        if languages:
+            run.protocol = {**run.protocol, **_swap_language(plan, run.model, lang, languages)}
+        preds = _predict_language(plan, run, tokenizer, lang, tmp)
+        refs = family_for(spec.head).references(run.data.examples)
+        if any(r is None for r in refs):
+            unscored.append(lang)
+            echo(
+                f"       {lang}: {run.data.source} has no gold labels: predictions saved, not "
+                "scored (give evaluation.labels_file)"
+            )
+            continue
+        scores = spec.metric(refs, preds, language=lang)
+        if lines:
+            main = scores.get(spec.primary_metric)
+            shown = f"{spec.primary_metric} {main:.2f}" if main is not None else "scored"
+            echo(
+                f"       [{i}/{len(plan.evaluation)}] {lang}: {shown} ({len(refs)} examples, "
+                f"{time.perf_counter() - t_lang:.1f}s)"
+            )
+        rows += _language_score_rows(cell, run, lang, scores, len(refs))
+    return rows, unscored
+
+
+def _predict_language(plan: Plan, run: _LanguageRun, tokenizer, lang: str, tmp: Path) -> list:
+    """Predictions of one language, written beside the rows."""
+    spec, ev = plan.target_spec, plan.cfg.target.evaluation
+    family = family_for(spec.head)
+    examples = run.data.examples
+    # the same test sets in every zero-shot stage of a grid: tokenised once
+    feats = features_cache.encode(
+        family, examples, tokenizer, max_length=plan.target.max_length, labels=spec.labels
+    )
+    preds = predict(
+        run.model,
+        plan.head_name or spec.name,
+        family,
+        feats,
+        examples,
+        spec.labels,
+        batch_size=ev.batch_size,
+        pad_id=tokenizer.pad_token_id or 0,
+        desc=f"eval {lang}",
+        bf16=ev.precision is Precision.BF16,
+    )
+    write_predictions(  # no fsync: build_stage syncs the stage before publishing it
+        tmp / "predictions" / f"{spec.name}.{run.split}.{lang}.jsonl",
+        (family.record(ex, p) for ex, p in zip(examples, preds)),
+        sync=False,
+    )
+    return preds
+
+
+def _language_score_rows(
+    cell: _Cell, run: _LanguageRun, lang: str, scores: dict[str, float], n: int
+) -> list[ResultRow]:
+    spec, ev = cell.plan.target_spec, cell.plan.cfg.target.evaluation
+    protocol = {
+        **run.protocol,
+        "eval_file": absolute_source(run.data.source),
+        **family_for(spec.head).split_protocol(run.data.examples),
+        **language_protocol(spec, ev, lang),
+    }
+    return [
+        cell.row(
+            task=spec.name,
+            language=lang,
+            split=run.split,
+            metric=metric,
+            value=value,
+            n_examples=n,
+            target=cell.plan.cfg.target.task,
+            protocol=protocol,
+        )
+        for metric, value in scores.items()
+    ]
 
 
 def _retrieval_rows(

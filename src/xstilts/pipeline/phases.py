@@ -13,11 +13,11 @@ from xstilts.features.base import family_for
 from xstilts.modeling import adaptation
 from xstilts.modeling.model import HeadInfo
 from xstilts.pipeline.data import PhaseData
-from xstilts.pipeline.evaluate import target_dev_callback
 from xstilts.pipeline.keys import base_training, model_inputs, train_inputs
 from xstilts.pipeline.model_start import start_model
 from xstilts.pipeline.plan import Plan, system_name
 from xstilts.pipeline.stages import Stage, StageJob, StageKind, make_stage
+from xstilts.pipeline.target_dev import target_dev_callback
 from xstilts.results.store import ROWS_FILE, ResultRow, write_rows
 from xstilts.tasks.base import HeadKind, TaskSpec
 from xstilts.tracking import stage_tracker

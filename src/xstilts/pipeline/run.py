@@ -17,7 +17,7 @@ import torch
 from xstilts import runtime
 from xstilts.config import MLMMode, RunConfig, dump_config
 from xstilts.modeling.model import check_model
-from xstilts.pipeline.evaluate import oracle_halves, zero_shot_job
+from xstilts.pipeline.evaluate import zero_shot_job
 from xstilts.pipeline.parallel import end, follow, lead
 from xstilts.pipeline.phases import (
     encoder_source_job,
@@ -29,6 +29,7 @@ from xstilts.pipeline.phases import (
 )
 from xstilts.pipeline.plan import Plan, check_shared_heads, plan_run, system_name
 from xstilts.pipeline.stages import Stage, StageJob, StageKind, execute
+from xstilts.pipeline.target_dev import oracle_halves
 from xstilts.results.store import atomic_write_text, load_rows
 from xstilts.results.xtreme_layout import ExportRefused, export_xtreme
 

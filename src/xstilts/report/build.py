@@ -235,12 +235,27 @@ def _averages_section(doc: Document, a: Analysis) -> None:
 
 
 def _task_section(doc: Document, a: Analysis, task: str) -> None:
-    o, base = a.options, a.options.baseline
+    """One task: its scores per language, their spread across languages and seeds, the
+    variance comparison, who gains, and model selection (when the results have it)."""
     doc.add(Heading(1, f"Task {task}"))
-    lt = a.languages[task]
-    systems = [s for s in a.systems if s in lt.columns]
-    shown = pd.DataFrame(index=lt.index)
+    systems = [s for s in a.systems if s in a.languages[task].columns]
     name = {s: label(a, task, s) for s in systems}  # marked where it trains on target data
+    langs = _scores_per_language(doc, a, task, systems, name)
+    _spread_across_languages(doc, a, task, systems, name)
+    _spread_across_seeds(doc, a, task, systems, name, langs)
+    _variance_comparison(doc, a, task, name)
+    _who_gains(doc, a, task, name)
+    _model_selection(doc, a, task)
+
+
+def _scores_per_language(
+    doc: Document, a: Analysis, task: str, systems: list[str], name: dict[str, str]
+) -> list[str]:
+    """The per-language table (mean ± SD, Δ with CI and Holm p) and its two figures; returns
+    the languages in report order."""
+    o, base = a.options, a.options.baseline
+    lt = a.languages[task]
+    shown = pd.DataFrame(index=lt.index)
     for s in systems:
         shown[name[s]] = [_mean_sd(m, sd) for m, sd in zip(lt[s], lt[f"{s} sd"])]
     for s in systems:
@@ -277,7 +292,12 @@ def _task_section(doc: Document, a: Analysis, task: str) -> None:
         "in the table above.",
         "delta_heatmap", a.deltas, task, langs, alpha=o.alpha,
     )  # fmt: skip
+    return langs
 
+
+def _spread_across_languages(
+    doc: Document, a: Analysis, task: str, systems: list[str], name: dict[str, str]
+) -> None:
     doc.add(Heading(2, "Spread across languages"))
     sl = a.spread_languages[a.spread_languages["task"] == task]
     rank = {s: i for i, s in enumerate(a.systems)}  # baseline first, as everywhere
@@ -311,6 +331,16 @@ def _task_section(doc: Document, a: Analysis, task: str) -> None:
         "with the SD across languages.",
         "spread_plot", a.scores, task, systems,
     )  # fmt: skip
+
+
+def _spread_across_seeds(
+    doc: Document,
+    a: Analysis,
+    task: str,
+    systems: list[str],
+    name: dict[str, str],
+    langs: list[str],
+) -> None:
     ss = a.spread_seeds[a.spread_seeds["task"] == task]
     if (ss["n_seeds"] > 1).any():
         piv = ss.pivot_table(index="language", columns="system", values="sd")
@@ -321,6 +351,8 @@ def _task_section(doc: Document, a: Analysis, task: str) -> None:
     else:
         doc.add(Para("Spread across seeds: one seed per system, not measured."))
 
+
+def _variance_comparison(doc: Document, a: Analysis, task: str, name: dict[str, str]) -> None:
     v = a.variance[a.variance["task"] == task] if len(a.variance) else a.variance
     doc.add(Heading(2, "Variance comparison (paired by language)"))
     if v is None or v.empty:
@@ -329,6 +361,10 @@ def _task_section(doc: Document, a: Analysis, task: str) -> None:
         table, caption = variance_table(v, name)
         doc.add(Table(table, "variance.csv", caption))
 
+
+def _who_gains(doc: Document, a: Analysis, task: str, name: dict[str, str]) -> None:
+    """Spearman ρ of each system's per-language Δ with each language covariate."""
+    o = a.options
     g = a.gains[a.gains["task"] == task] if len(a.gains) else a.gains
     doc.add(Heading(2, "Who gains"))
     if g is None or g.empty:
@@ -366,6 +402,10 @@ def _task_section(doc: Document, a: Analysis, task: str) -> None:
             "gain_scatter", a.gain_points, a.gains, task, cells,
         )  # fmt: skip
 
+
+def _model_selection(doc: Document, a: Analysis, task: str) -> None:
+    """English dev vs target-language dev across checkpoints (results with a history)."""
+    o = a.options
     sel = a.selection[a.selection["task"] == task] if len(a.selection) else a.selection
     if sel is not None and len(sel):
         doc.add(Heading(2, "Model selection (English dev vs target-language dev)"))
