@@ -62,6 +62,8 @@ from xstilts.data.demo import DEMO_LANGUAGES, write_demo_data
 from xstilts.features.base import family_for
 from xstilts.modeling.model import resolve_model_path
 from xstilts.pipeline import evaluate as evaluate_mod
+from xstilts.pipeline import model_start as model_start_mod
+from xstilts.pipeline import phases as phases_mod
 from xstilts.pipeline import run as run_mod
 from xstilts.pipeline.data import load_ref, resolve_path
 from xstilts.pipeline.stages import model_fingerprint
@@ -224,7 +226,7 @@ def run_xstilts(
     wall_s / cpu_s per stage)."""
     model_fingerprint.cache_clear()  # hashing the model files is part of every fresh run
     family = family_for(HeadKind.SEQUENCE_CLASSIFICATION)
-    plan_run, train = run_mod.plan_run, run_mod.train
+    plan_run, train = run_mod.plan_run, phases_mod.train
     timed = clock.wrap
 
     def timed_plan(*a, **k):
@@ -242,13 +244,13 @@ def run_xstilts(
 
     patches = [
         (run_mod, "plan_run", timed_plan),
-        (run_mod, "train", timed_train),
+        (phases_mod, "train", timed_train),
         (family, "encode", timed("tokenise", family.encode)),
         (loop, "save_checkpoint", timed("model load/save", loop.save_checkpoint)),
         (evaluate_mod, "predict", timed("zero-shot predict", evaluate_mod.predict)),
         (evaluate_mod, "write_predictions", timed("score + write", evaluate_mod.write_predictions)),
     ]
-    for mod in (run_mod, evaluate_mod):
+    for mod in (model_start_mod, evaluate_mod):
         for name in ("load_encoder", "load_checkpoint", "transfer_encoder"):
             if hasattr(mod, name):
                 patches.append((mod, name, timed("model load/save", getattr(mod, name))))

@@ -40,7 +40,7 @@ from xstilts.data.demo import write_demo_data  # noqa: E402
 from xstilts.grid import build_graph, run_grid  # noqa: E402
 from xstilts.grid.spec import parse_grid  # noqa: E402
 from xstilts.pipeline import evaluate as evaluate_mod  # noqa: E402
-from xstilts.pipeline import run as run_mod  # noqa: E402
+from xstilts.pipeline import phases as phases_mod  # noqa: E402
 
 IMPORT_S = time.perf_counter() - t_import
 
@@ -128,8 +128,8 @@ def main() -> None:
     caching.clear_all()  # the grid's first stage loads the model as it would without warm-up
 
     # the zero-shot stage's predict lives in evaluate.py; in-process executor only
-    train_t, predict_t = Timer(run_mod.train), Timer(evaluate_mod.predict)
-    run_mod.train, evaluate_mod.predict = train_t, predict_t
+    train_t, predict_t = Timer(phases_mod.train), Timer(evaluate_mod.predict)
+    phases_mod.train, evaluate_mod.predict = train_t, predict_t
     quiet = lambda s: None  # noqa: E731
 
     t0 = time.perf_counter()
