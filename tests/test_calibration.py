@@ -43,18 +43,6 @@ def sim(calib):
     return sys.modules["_simulate"]
 
 
-def score_frame(draw) -> pd.DataFrame:
-    """The draw's seed-level scores as ``load_results`` gives them for a long CSV."""
-    d = draw.design
-    rows = [
-        (d.task, lang, system, k, float(draw.scores[system][k, li]))
-        for system in d.systems
-        for k in range(d.seeds)
-        for li, lang in enumerate(draw.languages)
-    ]
-    return pd.DataFrame(rows, columns=["task", "language", "system", "seed", "score"])
-
-
 def test_simulated_directory_is_rescored_exactly_and_matches_the_csv(sim, tmp_path):
     """The report re-scores every simulated cell from its predictions (no fallback to the
     stored score) and the directory and the CSV of one draw give the same deltas."""
@@ -143,7 +131,7 @@ def test_language_average_is_calibrated_on_csv_with_three_seeds(calib, sim):
     with mock.patch.object(dec, "reml_components", _anova_components):  # speed only
         for i in range(100):
             draw = sim.simulate(design, np.random.default_rng([2024, 3, 0, i]))
-            scores = score_frame(draw)
+            scores = sim.score_frame(draw)
             deltas, score_ci, averages = deltas_from_cells(scores, {}, baseline="none")
             analysis = SimpleNamespace(
                 averages=averages, deltas=deltas, score_ci=score_ci, mde=pd.DataFrame(),
@@ -227,25 +215,15 @@ def test_example_component_interval_covers_on_parallel_test_sets(sim):
     language mean square; removing all of it gave a mean error of −2.7 ± 0.5 points² here
     (truth 12.25), the corrected estimate +0.7 ± 0.5."""
     import xstilts.analysis.decomposition as dec
-    from xstilts.analysis.deltas import CellStats
-    from xstilts.analysis.rescoring import ACCURACY
 
     design = sim.Design(seeds=3, n_examples=100)
     cover, ratio_cover, lang_err = [], [], []
     with mock.patch.object(dec, "reml_components", _anova_components):  # speed only
         for i in range(150):
             draw = sim.simulate(design, np.random.default_rng([31, i]))
-            correct = {
-                s: (draw.preds[s] == draw.gold[None, None, :]).astype(float) for s in design.systems
-            }  # [r, L, n]
-            ids = {x: [f"{x}-{k + 1}" for k in range(design.n_examples)] for x in draw.languages}
-            li = {x: j for j, x in enumerate(draw.languages)}
-
-            def examples(task, language, seeds, correct=correct, ids=ids, li=li):
-                stats = {s: correct[s][:, li[language], :, None] for s in seeds}  # [r, n, 1]
-                return CellStats(stats, ACCURACY, design.n_examples, "", ids[language])
-
-            table = dec.decomposition_table(score_frame(draw), baseline="none", examples=examples)
+            table = dec.decomposition_table(
+                sim.score_frame(draw), baseline="none", examples=sim.cell_source(draw)
+            )
             ex = table[table["component"] == "example"].set_index("system")
             lang = table[table["component"] == "language"].set_index("system")
             for s in design.systems:
@@ -257,3 +235,21 @@ def test_example_component_interval_covers_on_parallel_test_sets(sim):
     assert np.mean(ratio_cover) >= 0.88, np.mean(ratio_cover)
     err = np.asarray(lang_err)
     assert abs(err.mean()) < 2.5 * err.std() / math.sqrt(len(err)) + 0.3, err.mean()
+
+
+def test_tables_only_measures_the_same_tables_as_analyze(calib, sim, tmp_path):
+    """``--tables-only`` (many null draws for the variance and decomposition tests) runs the
+    functions ``analyze`` calls for those two tables: on one directory draw its variance and
+    decomposition tables equal the whole ``analyze``'s, and the other checks are n/a."""
+    design = sim.Design(seeds=3, n_examples=60)
+    draw = sim.simulate(design, np.random.default_rng(5))
+    full = calib.run_analysis(draw, calib.Input.DIR, tmp_path / "d", n_boot=100, seed=0)
+    fast = calib.run_tables(draw, calib.Input.DIR)
+    cols = ["system", "component", "value", "lo", "hi", "ratio", "ratio_lo", "ratio_hi", "p"]
+    pd.testing.assert_frame_equal(
+        full.decomposition[cols].reset_index(drop=True), fast.decomposition[cols]
+    )
+    vcols = ["system", "pm_p", "median_p", "sd_ratio_lo", "sd_ratio_hi"]
+    pd.testing.assert_frame_equal(full.variance[vcols], fast.variance[vcols])
+    m = calib.measure(fast, draw)
+    assert math.isnan(m["averages: p < α"]) and math.isfinite(m["variance: pm_p < α"])
