@@ -407,7 +407,7 @@ def test_defaults_pass_and_shipped_configs_load():
     from xstilts.config_check import check_run_config
     from xstilts.grid import load_grid
 
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     for path in sorted((root / "configs").glob("*.yaml")):
         if path.name.startswith("grid-"):
             load_grid(path)

@@ -13,7 +13,7 @@ from xstilts.config import ModelSelection, TrainConfig
 from xstilts.grid import load_grid, sizes
 from xstilts.grid.estimate import Throughput, _training, estimate, estimate_text
 
-RECIPES = Path(__file__).parent.parent / "configs" / "recipes"
+RECIPES = Path(__file__).resolve().parents[2] / "configs" / "recipes"
 PHANG = RECIPES / "phang2020-xstilts-xlmr-large.yaml"
 
 

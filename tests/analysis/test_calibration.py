@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "calibration.py"
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "calibration.py"
 
 
 @pytest.fixture(scope="module")

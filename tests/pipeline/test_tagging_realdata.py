@@ -25,7 +25,7 @@ from xstilts.tasks.tagging import local_availability
 
 pytestmark = pytest.mark.realdata
 
-CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 
 def _manifest_counts(shared: Path) -> list[tuple[str, str, int, int]]:

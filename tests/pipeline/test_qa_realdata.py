@@ -25,7 +25,7 @@ from xstilts.tasks.base import get_task, load_split
 
 pytestmark = pytest.mark.realdata
 
-CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 QA_DIRS = ("xquad", "mlqa", "tydiqa-goldp")
 
 

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from _fuzz_seeds import SEEDS, Seed, alarm  # noqa: E402
 
 from xstilts.errors import DataError  # noqa: E402
