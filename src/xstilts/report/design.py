@@ -9,7 +9,7 @@ import pandas as pd
 
 from xstilts.analysis.analyze import Analysis
 from xstilts.analysis.same_data import flagged
-from xstilts.evaluation.score import GROUPS
+from xstilts.results.score import GROUPS
 from xstilts.report.document import Bullets, Document, Heading, Para, Table, fmt
 from xstilts.tasks.languages import TABLES
 

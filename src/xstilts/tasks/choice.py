@@ -28,6 +28,7 @@ from xstilts.tasks.base import (
     get_task,
     load_split,
     register,
+    XtremeFormat,
 )
 from xstilts.tasks.languages import XTREME_R
 from xstilts.tasks.readers import choice
@@ -182,6 +183,7 @@ register(
         labels=COPA_LABELS,
         version="1",
         metric=accuracy,
+        xtreme_format=XtremeFormat.CHOICES,
         splits={"dev": XCOPA_LANGUAGES, "test": XCOPA_LANGUAGES},
         local=(
             LocalFormat(

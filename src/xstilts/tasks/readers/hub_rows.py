@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from xstilts.errors import DataError
-from xstilts.retrieval.examples import TatoebaPair
+from xstilts.tasks.readers.retrieval_examples import TatoebaPair
 from xstilts.tasks.readers.choice import ChoiceExample, read_copa_jsonl, read_siqa_jsonl
 from xstilts.tasks.readers.hub import load_hub_dataset
 from xstilts.tasks.readers.qa import QAExample, examples_from_squad_rows
