@@ -8,8 +8,8 @@ from xstilts.tasks.languages import Benchmark
 
 
 def _cmd_score(args: argparse.Namespace) -> int:
-    from xstilts.results.score import score_folders, scored_tasks, summary_lines, write_scores
     from xstilts.results.destinations import check_output_file
+    from xstilts.results.score import score_folders, scored_tasks, summary_lines, write_scores
 
     check_output_file(args.output)  # before scoring: a new file or an earlier score file
     scores = score_folders(

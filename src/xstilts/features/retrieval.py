@@ -22,9 +22,9 @@ import torch
 from xstilts.errors import ConfigError
 from xstilts.features.base import Family, register_family
 from xstilts.retrieval.encode import collate_rows, tokenize
-from xstilts.tasks.readers.retrieval_examples import BuccSentence, DualPair, TatoebaPair
 from xstilts.retrieval.search import nearest, normalize, topk
 from xstilts.tasks.base import HeadKind
+from xstilts.tasks.readers.retrieval_examples import BuccSentence, DualPair, TatoebaPair
 
 TOP_K = 20  # ranked answers kept per query (mAP@20, MAP@20)
 IGNORE = -100  # label of an in-batch answer that is neither the positive nor a negative

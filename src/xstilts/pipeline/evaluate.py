@@ -379,8 +379,8 @@ def _retrieval_rows(
 ) -> list[ResultRow]:
     """Rows of a retrieval target: every language at once through ``xstilts.retrieval``
     (pooled candidates, BUCC's sample split, layer sweeps, the embedding cache)."""
-    from xstilts.retrieval.encode import EmbeddingCache, Encoder
     from xstilts.pipeline.evaluate_retrieval import evaluate
+    from xstilts.retrieval.encode import EmbeddingCache, Encoder
 
     cfg, spec, ev = plan.cfg, plan.target_spec, plan.cfg.target.evaluation
     rc = ev.retrieval

@@ -120,9 +120,7 @@ FORMATS: dict[XtremeFormat, _Format] = {
     XtremeFormat.POS_TAGS: _TAGS,
     # the official Tatoeba direction: each English sentence's nearest non-English sentence
     XtremeFormat.INDICES: _Format("tsv", _label_lines("en2xx"), _label_lines("gold")),
-    XtremeFormat.PAIRS: _Format(
-        "tsv", _bucc(gold=False), _bucc(gold=True), lambda r: "gold" in r
-    ),
+    XtremeFormat.PAIRS: _Format("tsv", _bucc(gold=False), _bucc(gold=True), lambda r: "gold" in r),
     XtremeFormat.RANKED: _Format(
         "json",
         lambda rs: _json({r["guid"]: list(r["pred"][:TOP_K_MEWSLIX]) for r in rs}),

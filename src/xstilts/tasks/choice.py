@@ -25,10 +25,10 @@ from xstilts.tasks.base import (
     HubFormat,
     LocalFormat,
     TaskSpec,
+    XtremeFormat,
     get_task,
     load_split,
     register,
-    XtremeFormat,
 )
 from xstilts.tasks.languages import XTREME_R
 from xstilts.tasks.readers import choice

@@ -13,7 +13,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from xstilts.tasks.base import HeadKind, HubFormat, LocalFormat, RetrievalEval, TaskSpec, XtremeFormat, register
+from xstilts.tasks.base import (
+    HeadKind,
+    HubFormat,
+    LocalFormat,
+    RetrievalEval,
+    TaskSpec,
+    XtremeFormat,
+    register,
+)
 from xstilts.tasks.languages import XTREME, XTREME_R
 from xstilts.tasks.readers import retrieval as rd
 

@@ -20,7 +20,15 @@ from pathlib import Path
 
 from xstilts.errors import DataError
 from xstilts.evaluation.tagging import span_f1
-from xstilts.tasks.base import HeadKind, HubFormat, LocalFormat, TaskSpec, XtremeFormat, get_task, register
+from xstilts.tasks.base import (
+    HeadKind,
+    HubFormat,
+    LocalFormat,
+    TaskSpec,
+    XtremeFormat,
+    get_task,
+    register,
+)
 from xstilts.tasks.languages import XTREME_R
 from xstilts.tasks.readers.conllu import read_conllu
 from xstilts.tasks.readers.tagging import (

@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from xstilts.errors import DataError
+from xstilts.tasks.readers.files import iter_jsonl, physical_lines, read_json, read_text
 from xstilts.tasks.readers.retrieval_examples import (
     BuccSentence,
     Candidate,
@@ -32,7 +33,6 @@ from xstilts.tasks.readers.retrieval_examples import (
     TatoebaPair,
 )
 from xstilts.tasks.readers.sentences import sentence_breaks
-from xstilts.tasks.readers.files import iter_jsonl, physical_lines, read_json, read_text
 
 log = logging.getLogger(__name__)
 
