@@ -26,6 +26,7 @@ files (identical tokenizers of many checkpoints are one entry).
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import itertools
 from collections.abc import Callable, Hashable
@@ -35,6 +36,7 @@ from typing import TypeVar
 from torch import nn
 
 from xstilts.caching import LRU, enabled, megabytes
+from xstilts.tasks.base import file_fingerprint
 
 T = TypeVar("T")
 M = TypeVar("M", bound=nn.Module)
@@ -57,6 +59,20 @@ def source_key(path: str, revision: str | None, trust_remote_code: bool) -> Hash
         return ("hub", path, revision, trust_remote_code)
     stats = tuple((str(f.relative_to(p)), *_stat(f)) for f in _files(p))
     return ("dir", str(p.resolve()), revision, trust_remote_code, stats)
+
+
+@functools.lru_cache(maxsize=16)
+def model_fingerprint(path_or_id: str, revision: str | None) -> str:
+    """Hash of every file of a local model directory; hub ids are named with their revision
+    (a stage key input: ``pipeline/stages.py``, ``pipeline/plan.py``)."""
+    p = Path(path_or_id)
+    if not p.is_dir():
+        return f"hub:{path_or_id}@{revision or 'main'}"
+    h = hashlib.sha256()
+    for f in sorted(x for x in p.rglob("*") if x.is_file() and not x.name.startswith(".")):
+        h.update(str(f.relative_to(p)).encode())
+        h.update(file_fingerprint(f).encode())
+    return "dir:" + h.hexdigest()
 
 
 def _stat(f: Path) -> tuple[int, int]:
