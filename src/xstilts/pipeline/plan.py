@@ -20,6 +20,7 @@ from xstilts.config import (
 )
 from xstilts.config_check import check_run_config
 from xstilts.errors import ConfigError
+from xstilts.modeling.cache import model_fingerprint
 from xstilts.modeling.model import (
     resolve_model_path,
 )
@@ -27,7 +28,6 @@ from xstilts.pipeline.data import PhaseData, eval_data, eval_languages, phase_da
 from xstilts.pipeline.stages import (
     Stage,
     StageJob,  # noqa: F401
-    model_fingerprint,
 )
 from xstilts.tasks.base import HeadKind, LoadedSplit, TaskSpec, get_task
 
