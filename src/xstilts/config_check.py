@@ -8,7 +8,7 @@ where it came from (``file:line`` or the command-line override) and the dotted f
 
 Every numeric field of every config dataclass has a rule in ``RULES`` (a test enforces it).
 Checks that need the data (labels, files, languages with files) stay in ``pipeline.plan`` and
-``pipeline.data``. Imports: only the config modules and the task tables.
+``pipeline.data``. Imports: only the config modules and the task specs.
 
 The field-level rules (``RULES``, ``_Check``, names and paths) are in ``config_rules``; this
 module checks what spans fields: models, tasks and phases, adaptation, execution, grids. It
