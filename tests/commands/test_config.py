@@ -9,8 +9,8 @@ from xstilts.config import (
     apply_overrides,
     dump_config,
     from_dict,
-    load_config,
 )
+from xstilts.config_check import load_config
 from xstilts.errors import ConfigError
 
 BASE = {"name": "x", "model": {"name_or_path": "m"}, "target": {"task": "xnli"}}

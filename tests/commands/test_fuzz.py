@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from _fuzz_seeds import alarm  # noqa: E402
 
 from xstilts import config as config_mod
+from xstilts.config_check import load_config
 from xstilts.errors import ConfigError
 
 FUZZ = settings(
@@ -203,7 +204,7 @@ def test_the_bases_are_valid(tmp_path):
 
     (tmp_path / "run.yaml").write_text(yaml.safe_dump(_run_base()))
     (tmp_path / "grid.yaml").write_text(yaml.safe_dump(_grid_base()))
-    config_mod.load_config(tmp_path / "run.yaml")
+    load_config(tmp_path / "run.yaml")
     load_grid(tmp_path / "grid.yaml")
 
 
@@ -215,7 +216,7 @@ def test_run_config_is_valid_or_one_config_error(text):
         path.write_text(text, encoding="utf-8")
         try:
             with alarm(10, "load_config"):
-                cfg = config_mod.load_config(path)
+                cfg = load_config(path)
         except ConfigError as e:
             event("refused")
             _one_line(e)
@@ -224,7 +225,7 @@ def test_run_config_is_valid_or_one_config_error(text):
             assert isinstance(cfg, config_mod.RunConfig)
             # a config that passed can be dumped and read back to the same config
             path.write_text(config_mod.dump_config(cfg), encoding="utf-8")
-            assert config_mod.load_config(path) == cfg
+            assert load_config(path) == cfg
 
 
 @FUZZ
@@ -237,7 +238,7 @@ def test_overrides_are_valid_or_one_config_error(raw, key, value):
         path.write_text(yaml.safe_dump(_run_base()), encoding="utf-8")
         try:
             with alarm(10, "load_config"):
-                config_mod.load_config(path, [item])
+                load_config(path, [item])
         except ConfigError as e:
             _one_line(e)
 
@@ -311,7 +312,7 @@ def test_control_character_in_yaml_is_one_line(tmp_path, capsys):
     with_override = tmp_path / "run.yaml"
     with_override.write_text(yaml.safe_dump(_run_base()), encoding="utf-8")
     try:
-        config_mod.load_config(with_override, ["seeds=[1"])
+        load_config(with_override, ["seeds=[1"])
     except ConfigError as e:
         _one_line(e)
     else:
@@ -332,5 +333,5 @@ def test_line_breaks_in_a_key_stay_escaped(tmp_path, capsys):
     assert f"{path}:2: unknown key 'a\\nb\\x85c\\u2028d'" in err, err
     assert not out.exists()
     with pytest.raises(ConfigError) as e:
-        config_mod.load_config(path)
+        load_config(path)
     _one_line(e.value)

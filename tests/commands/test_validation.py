@@ -17,7 +17,8 @@ import yaml
 
 from xstilts import config as config_mod
 from xstilts.cli import main
-from xstilts.config_check import RULES
+from xstilts.config_check import load_config
+from xstilts.config_rules import RULES
 from xstilts.errors import TrainingError
 
 
@@ -412,7 +413,7 @@ def test_defaults_pass_and_shipped_configs_load():
         if path.name.startswith("grid-"):
             load_grid(path)
         else:
-            config_mod.load_config(path)
+            load_config(path)
     check_run_config(
         config_mod.RunConfig(
             name="d", model=config_mod.ModelConfig("m"), target=config_mod.TargetConfig("xnli")

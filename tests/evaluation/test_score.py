@@ -1,4 +1,4 @@
-"""Golden tests for `xstilts score` (evaluation/score.py): evaluate.py's JSON from folders.
+"""Golden tests for `xstilts score` (results/score.py): evaluate.py's JSON from folders.
 
 The tests write the official layout themselves. Unless a test varies a language, every language of
 a task gets the same files, so a task's language average equals the per-file value derived by
@@ -13,7 +13,7 @@ import pytest
 
 from xstilts.cli import main
 from xstilts.errors import DataError
-from xstilts.evaluation.score import score_folders
+from xstilts.results.score import score_folders
 from xstilts.tasks.languages import XTREME, XTREME_R
 
 # --- per-file contents and their hand-derived scores ---------------------------------------

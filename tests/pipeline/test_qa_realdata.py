@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from xstilts.config import load_config
+from xstilts.config_check import load_config
 from xstilts.features.qa import SpanExtraction
 from xstilts.pipeline import run as run_mod
 from xstilts.tasks.base import get_task, load_split

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from xstilts.config import RunConfig, from_dict, load_config
+from xstilts.config import RunConfig, from_dict
+from xstilts.config_check import load_config
 from xstilts.pipeline import run as run_mod
 from xstilts.pipeline.data import eval_languages, resolve_path
 from xstilts.tasks.base import get_task

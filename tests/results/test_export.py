@@ -13,7 +13,7 @@ import pytest
 
 from xstilts.cli import main
 from xstilts.errors import DataError
-from xstilts.evaluation.score import PARTIAL_KEY, score_folders
+from xstilts.results.score import PARTIAL_KEY, score_folders
 from xstilts.results.xtreme_layout import export_xtreme
 
 E, N, C = "entailment", "neutral", "contradiction"

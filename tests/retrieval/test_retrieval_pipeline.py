@@ -191,7 +191,7 @@ def test_lareqa_dual_encoder_train_and_pooled_eval(tiny_model, demo_data, tmp_pa
 
 
 def test_mewslix_train_and_chunked_pool(tiny_model, demo_data, tmp_path, monkeypatch):
-    from xstilts.retrieval import dual
+    from xstilts.pipeline import evaluate_dual as dual
 
     monkeypatch.setattr(dual, "CHUNK", 16)  # several chunks into the memmap
     root = write_mewslix(demo_data, tmp_path / "data")

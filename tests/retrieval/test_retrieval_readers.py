@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from xstilts.errors import DataError
-from xstilts.retrieval.sentences import sentence_breaks
 from xstilts.tasks.base import get_task, load_split
 from xstilts.tasks.readers import retrieval as rd
+from xstilts.tasks.readers.sentences import sentence_breaks
 
 
 def test_tatoeba_pairs_and_iso3_file_names(tmp_path: Path):

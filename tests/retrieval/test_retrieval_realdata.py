@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from xstilts.config import load_config
+from xstilts.config_check import load_config
 from xstilts.pipeline import run as run_mod
 from xstilts.tasks.base import get_task, load_split
 from xstilts.tasks.languages import XTREME_R

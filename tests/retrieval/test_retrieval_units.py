@@ -14,9 +14,9 @@ from xstilts.features.base import family_for
 from xstilts.modeling.model import HeadInfo, MultiTaskModel, load_encoder
 from xstilts.retrieval import encode as encode_mod
 from xstilts.retrieval.encode import EmbeddingCache, Encoder, length_batches
-from xstilts.retrieval.examples import DualPair
 from xstilts.retrieval.layers import default_layer, resolve
 from xstilts.tasks.base import HeadKind
+from xstilts.tasks.readers.retrieval_examples import DualPair
 
 TEXTS = [
     "Anna bought 3 red bags in Berlin.",
@@ -162,8 +162,8 @@ def test_dual_encoder_batch_loss_and_decode(tiny_model):
 
 
 def test_sentence_family_decodes_tatoeba_both_ways(tiny_model):
-    from xstilts.retrieval.examples import TatoebaPair
     from xstilts.tasks.base import get_task
+    from xstilts.tasks.readers.retrieval_examples import TatoebaPair
     from xstilts.training.loop import predict
 
     encoder, tokenizer = load_encoder(str(tiny_model))

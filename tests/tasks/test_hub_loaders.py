@@ -311,7 +311,7 @@ def test_prepare_from_hub_writes_revisions(use_mirror, tmp_path, capsys):
 def test_config_pins_a_revision(tmp_path, monkeypatch):
     """``hub.revisions`` in a run config is the revision asked for (here offline, so the miss
     names it)."""
-    from xstilts.config import load_config
+    from xstilts.config_check import load_config
     from xstilts.pipeline.plan import plan_run
 
     monkeypatch.delenv(hub_source.MIRROR_ENV, raising=False)

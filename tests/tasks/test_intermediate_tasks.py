@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from xstilts.config import load_config
+from xstilts.config_check import load_config
 from xstilts.errors import DataError
 from xstilts.pipeline.data import phase_data
 from xstilts.tasks.base import get_task, load_split

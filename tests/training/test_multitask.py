@@ -5,10 +5,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from xstilts.config import RunConfig, from_dict
+from xstilts.config import RunConfig, Sampler, from_dict
 from xstilts.errors import ConfigError
 from xstilts.pipeline.run import plan_run, run
-from xstilts.training.samplers import Sampler, interleave, task_probabilities
+from xstilts.training.samplers import interleave, task_probabilities
 
 
 def test_task_probabilities_closed_form():

@@ -31,7 +31,7 @@ import torch
 from tqdm.auto import tqdm
 
 from xstilts import runtime
-from xstilts.config import ModelSelection, Precision, TrainConfig
+from xstilts.config import ModelSelection, Precision, Sampler, TrainConfig
 from xstilts.errors import ConfigError, TrainingError
 from xstilts.features.base import Family, Features, eval_batches, train_batches
 from xstilts.modeling.model import MultiTaskModel, save_checkpoint
@@ -39,7 +39,7 @@ from xstilts.runtime import device as runtime_device
 from xstilts.runtime import to_cpu, to_device
 from xstilts.tracking import NULL, Tracker
 from xstilts.training.progress import TrainMonitor
-from xstilts.training.samplers import Sampler, interleave, task_probabilities
+from xstilts.training.samplers import interleave, task_probabilities
 
 
 @dataclass

@@ -17,44 +17,33 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from xstilts.config import EvalConfig, LayerSelection, ModelConfig, RetrievalConfig
 from xstilts.errors import ConfigError, DataError
+from xstilts.pipeline import evaluate_dual as dual
 from xstilts.retrieval import bucc
 from xstilts.retrieval.encode import Encoder, num_hidden_layers
 from xstilts.retrieval.layers import Representation, resolve
 from xstilts.retrieval.search import nearest, normalize
-from xstilts.tasks.base import HeadKind, LoadedSplit, TaskSpec, file_fingerprint, load_split
+from xstilts.retrieval.types import Aux, Outcome, ScoredRow
+from xstilts.tasks.base import (
+    HeadKind,
+    LoadedSplit,
+    RetrievalEval,
+    TaskSpec,
+    file_fingerprint,
+    load_split,
+)
 
 
-@dataclass
-class ScoredRow:
-    language: str
-    metric: str
-    value: float
-    n_examples: int
-    protocol: dict = field(default_factory=dict)
-
-
-@dataclass
-class Outcome:
-    rows: list[ScoredRow]
-    predictions: dict[str, list[dict]]  # file name -> per-example records
-    info: dict = field(default_factory=dict)
-
-
-@dataclass
-class Aux:
-    """Data an evaluation needs beyond the evaluated split, found at planning time."""
-
-    dev: dict[str, LoadedSplit] = field(default_factory=dict)  # BUCC sample split per language
-    candidates: Path | None = None  # Mewsli-X candidate entity file
-    candidate_ids: list[str] = field(default_factory=list)
-    fingerprint: dict = field(default_factory=dict)  # goes into the stage key
+def mode(spec: TaskSpec) -> RetrievalEval:
+    """How ``spec`` is evaluated: its ``retrieval`` field, else its head kind's default."""
+    if spec.retrieval is not None:
+        return spec.retrieval
+    return RetrievalEval.POOLED if spec.head is HeadKind.DUAL_ENCODER else RetrievalEval.NEAREST
 
 
 # --------------------------------------------------------------------------- planning
@@ -99,7 +88,7 @@ def prepare(
         n = getattr(config, "num_hidden_layers", None)
         if n is not None:
             resolve(ev.retrieval, model.name_or_path, spec.name, int(n))
-    if spec.name == "bucc2018" and ev.split == "test":
+    if mode(spec) is RetrievalEval.MINING and ev.split == "test":
         for lang, test in evaluation.items():
             explicit = ev.paths.get(lang)
             path = _bucc_dev_path(Path(test.source)) if explicit else None
@@ -107,10 +96,8 @@ def prepare(
                 spec, "dev", lang, data_dir=data_dir, path=path, max_examples=ev.max_examples
             )
         aux.fingerprint["bucc_dev"] = {lang: d.fingerprint for lang, d in aux.dev.items()}
-    if spec.name == "mewslix":
-        from xstilts.retrieval.dual import mewslix_candidates
-
-        aux.candidates, aux.candidate_ids = mewslix_candidates(
+    if mode(spec) is RetrievalEval.CANDIDATE_FILE:
+        aux.candidates, aux.candidate_ids = dual.mewslix_candidates(
             evaluation, data_dir, ev.retrieval.max_candidates
         )
         aux.fingerprint["candidates"] = (
@@ -148,14 +135,13 @@ def evaluate(
     aux: Aux,
     echo: Callable[[str], None] = print,
 ) -> Outcome:
-    if spec.head is HeadKind.DUAL_ENCODER:
-        from xstilts.retrieval import dual
-
-        if spec.name == "mewslix":
-            return dual.evaluate_mewslix(spec, evaluation, encoder, aux=aux, split=split, echo=echo)
+    how = mode(spec)
+    if how is RetrievalEval.CANDIDATE_FILE:
+        return dual.evaluate_mewslix(spec, evaluation, encoder, aux=aux, split=split, echo=echo)
+    if how is RetrievalEval.POOLED:
         return dual.evaluate_pooled(spec, evaluation, encoder, split=split, echo=echo)
     rep = resolve(rc, model_name, spec.name, num_hidden_layers(encoder.model))
-    if spec.name == "bucc2018":
+    if how is RetrievalEval.MINING:
         return _bucc(spec, evaluation, encoder, rep, rc, aux=aux, split=split, echo=echo)
     return _tatoeba(spec, evaluation, encoder, rep, split=split, echo=echo)
 

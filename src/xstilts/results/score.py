@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from xstilts.errors import DataError
+from xstilts.errors import ConfigError, DataError
 from xstilts.evaluation.metrics import accuracy
 from xstilts.evaluation.qa import mlqa_em_f1, read_qa_predictions, read_squad_questions, squad_em_f1
 from xstilts.evaluation.retrieval_metrics import (
@@ -36,6 +36,8 @@ from xstilts.evaluation.retrieval_metrics import (
     read_mewslix,
 )
 from xstilts.evaluation.tagging import pos_accuracy, read_tag_file, span_f1
+from xstilts.results.store import with_filename
+from xstilts.tasks.base import XtremeFormat, get_task
 from xstilts.tasks.languages import TABLES, Benchmark
 
 log = logging.getLogger(__name__)
@@ -56,21 +58,37 @@ GROUPS: dict[Benchmark, dict[str, tuple[str, ...]]] = {
         "multi_choice": ("xcopa",),
     },
 }
-QA_TASKS = frozenset({"xquad", "mlqa", "tydiqa"})
 # evaluate.py lists LAReQA for XTREME-R with no languages and no reader: it cannot be scored
+# (its spec has no ``xtreme_format``; a test keeps the two in step)
 UNSCORABLE = frozenset({"lareqa"})
 XTREME_R_AVERAGE_KEY = "xstilts_xtreme_r_average"
 EXTRAS_KEY = "xstilts_extras"
 PARTIAL_KEY = "xstilts_partial"  # --partial: task -> languages without a file (never in groups)
 
 
+# file suffixes of each format's ``test-{lang}`` files, the official one first
+SUFFIXES: dict[XtremeFormat, tuple[str, ...]] = {
+    XtremeFormat.SQUAD: ("json",),
+    XtremeFormat.MLQA: ("json",),
+    XtremeFormat.RANKED: ("json",),
+    # evaluate.py reads jsonl; one label per line is an xstilts extra
+    XtremeFormat.CHOICES: ("jsonl", "tsv"),
+}
+QA_FORMATS = frozenset({XtremeFormat.SQUAD, XtremeFormat.MLQA})  # avg_metric = (EM + F1) / 2
+
+
+def task_format(task: str) -> XtremeFormat | None:
+    """The official file format of ``task`` (its spec's ``xtreme_format``); None: not a
+    registered task, or one evaluate.py does not score."""
+    try:
+        return get_task(task).xtreme_format
+    except ConfigError:
+        return None
+
+
 def suffixes(task: str) -> tuple[str, ...]:
     """File suffixes of a task's ``test-{lang}`` files, the official one first."""
-    if task in QA_TASKS or task == "mewslix":
-        return ("json",)
-    if task == "xcopa":
-        return ("jsonl", "tsv")  # evaluate.py reads jsonl; one label per line is an xstilts extra
-    return ("tsv",)
+    return SUFFIXES.get(task_format(task), ("tsv",))
 
 
 @dataclass
@@ -118,7 +136,7 @@ def _blank_lines(values: list[str], path: Path, issues: _Issues) -> None:
 def _line_labels(
     pred_path: Path, label_path: Path, task: str, lang: str, issues: _Issues
 ) -> dict[str, float]:
-    """pawsx / xnli / tatoeba (and xcopa in the one-label-per-line form): exact-match accuracy."""
+    """pawsx / xnli / tatoeba (labels, or sentence indices): exact-match accuracy."""
     preds = read_lines(pred_path)
     labels = read_lines(label_path)
     if len(preds) != len(labels):
@@ -131,7 +149,7 @@ def _line_labels(
         raise DataError(label_path, "no labels")
     _blank_lines(preds, pred_path, issues)
     _blank_lines(labels, label_path, issues)
-    if task == "tatoeba":
+    if task_format(task) is XtremeFormat.INDICES:
         # indices are compared as strings, as evaluate.py does ("05" != "5"), but must be indices
         for path, values in ((pred_path, preds), (label_path, labels)):
             for i, v in enumerate(values, start=1):
@@ -235,7 +253,7 @@ def _qa(pred_path: Path, label_path: Path, task: str, lang: str, issues: _Issues
         issues(pred_path, f"{len(extra)} predicted id(s) not in {label_path}, e.g. {extra[0]}")
     refs = [list(q.answers) for q in questions]
     preds = [predictions.get(q.qid) for q in questions]
-    if task == "mlqa":
+    if task_format(task) is XtremeFormat.MLQA:
         return mlqa_em_f1(refs, preds, language=lang)
     return squad_em_f1(refs, preds, language=lang)
 
@@ -272,28 +290,39 @@ def _mewslix(pred_path: Path, label_path: Path, task: str, lang: str, issues: _I
 
 
 _Scorer = Callable[[Path, Path, str, str, _Issues], dict[str, float]]
-SCORERS: dict[str, _Scorer] = {
-    "pawsx": _line_labels,
-    "xnli": _line_labels,
-    "tatoeba": _line_labels,
-    "xcopa": _xcopa,
-    "panx": _tags,
-    "udpos": _tags,
-    "bucc2018": _bucc,
-    "xquad": _qa,
-    "tydiqa": _qa,
-    "mlqa": _qa,
-    "mewslix": _mewslix,
+# one scorer per official file format; a task's format is its spec's ``xtreme_format``
+SCORERS: dict[XtremeFormat, _Scorer] = {
+    XtremeFormat.LABELS: _line_labels,
+    XtremeFormat.INDICES: _line_labels,
+    XtremeFormat.CHOICES: _xcopa,
+    XtremeFormat.TAGS: _tags,
+    XtremeFormat.POS_TAGS: _tags,
+    XtremeFormat.PAIRS: _bucc,
+    XtremeFormat.SQUAD: _qa,
+    XtremeFormat.MLQA: _qa,
+    XtremeFormat.RANKED: _mewslix,
 }
+
+
+def scorer(task: str) -> _Scorer | None:
+    """The scorer of ``task``'s official files (None: a task evaluate.py does not score)."""
+    fmt = task_format(task)
+    return SCORERS[fmt] if fmt is not None else None
 
 
 def score_file(
     task: str, language: str, predictions: str | Path, labels: str | Path, *, strict: bool = False
 ) -> dict[str, float]:
     """One language file of one task, scored as ``score_folders`` scores it (no averages)."""
-    if task not in SCORERS:
+    score = scorer(task)
+    if score is None:
         raise DataError(Path(predictions), f"no scorer for task {task!r}")
-    return SCORERS[task](Path(predictions), Path(labels), task, language, _Issues(strict))
+    return score(Path(predictions), Path(labels), task, language, _Issues(strict))
+
+
+def scored_tasks(scores: dict) -> list[str]:
+    """The task entries of a ``score_folders`` result (not groups, averages or extras)."""
+    return [k for k in scores if isinstance(scores[k], dict) and scorer(k) is not None]
 
 
 def _has_pair(pred_dir: Path, label_dir: Path, task: str, lang: str) -> bool:
@@ -307,7 +336,7 @@ def _subdirs(folder: Path, what: str) -> list[str]:
 
 
 def _avg_metric(task: str, score: dict) -> float | None:
-    if task in QA_TASKS:
+    if task_format(task) in QA_FORMATS:
         return (score["avg_exact_match"] + score["avg_f1"]) / 2
     for key in ("avg_f1", "avg_accuracy", "avg_map@20"):
         if key in score:
@@ -383,12 +412,12 @@ def score_folders(
             pred_path = _find(pred_dir, task, lang)
             label_path = _find(label_dir, task, lang)
             try:
-                result = SCORERS[task](pred_path, label_path, task, lang, issues)
+                result = scorer(task)(pred_path, label_path, task, lang, issues)
             except ValueError as e:
                 raise DataError(pred_path, f"cannot score against {label_path}: {e}") from None
             for metric, value in result.items():
                 score.setdefault(metric, {})[lang] = value
-            if extras and task == "udpos":
+            if extras and task_format(task) is XtremeFormat.POS_TAGS:
                 gold, pred = _read_tags(pred_path, label_path)
                 accs[lang] = pos_accuracy(gold, pred)["accuracy"]
         for metric in list(score):
@@ -422,7 +451,6 @@ def score_folders(
 
 def write_scores(scores: dict, output: str | Path) -> Path:
     """Write ``scores`` as ``evaluate.py`` does (``json.dump(..., indent=2)``), atomically."""
-    from xstilts.results.store import with_filename
 
     out = Path(output)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -18,6 +18,7 @@ from pathlib import Path
 from xstilts.errors import DataError
 from xstilts.retrieval.encode import Encoder
 from xstilts.retrieval.search import topk
+from xstilts.retrieval.types import Aux, Outcome, ScoredRow
 from xstilts.tasks.base import LoadedSplit, TaskSpec
 from xstilts.tasks.readers.retrieval import iter_mewslix_entities
 
@@ -29,8 +30,6 @@ REPRESENTATION = "dual encoder: mean of the last layer, L2-normalised (trained t
 def evaluate_pooled(
     spec: TaskSpec, evaluation: dict[str, LoadedSplit], enc: Encoder, *, split, echo
 ):
-    from xstilts.retrieval.evaluate import Outcome, ScoredRow
-
     pools, seen = [], set()
     for data in evaluation.values():
         pool = data.examples[0].pool
@@ -121,12 +120,10 @@ def evaluate_mewslix(
     evaluation: dict[str, LoadedSplit],
     enc: Encoder,
     *,
-    aux,
+    aux: Aux,
     split: str,
     echo: Callable[[str], None],
 ):
-    from xstilts.retrieval.evaluate import Outcome, ScoredRow
-
     ids = aux.candidate_ids
     echo(f"       encoding {len(ids)} candidate entities from {aux.candidates}")
     limit = len(ids)
