@@ -1,6 +1,6 @@
 """Null (and planted-effect) XNLI-like results with known variance components, written as a
 results directory or a long CSV for the calibration benchmark (``calibration.py``) and its
-fast test (``tests/test_calibration.py``).
+fast test (``tests/analysis/test_calibration.py``).
 
 Model of one draw, on the accuracy (probability) scale, for languages l, systems s, seeds k:
 

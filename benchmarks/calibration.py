@@ -149,7 +149,7 @@ def run_tables(draw: Draw, kind: Input):
     """Only the variance and decomposition tables, by the functions ``analyze`` calls for them
     (``variance.compare_variance``, ``decomposition.decomposition_table``) on the draw's scores
     — what a CSV gives — and, for a directory, its per-example statistics (the directory is
-    re-scored exactly: tests/test_calibration.py). ~20× faster than the whole ``analyze``, for
+    re-scored exactly: tests/analysis/test_calibration.py). ~20× faster than the whole ``analyze``, for
     the many draws a type-I error near 5 % needs; the other tables are empty (n/a)."""
     from types import SimpleNamespace
 

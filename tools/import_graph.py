@@ -8,7 +8,7 @@ inside functions (a lazy import is still a dependency), absolute (``xstilts.x``)
     python tools/import_graph.py            # edges, then the cycles
     python tools/import_graph.py --modules  # module-level edges (xstilts.a.b -> xstilts.c)
 
-``tests/test_import_layers.py`` loads this file and checks the graph against the layers.
+``tests/architecture/test_import_layers.py`` loads this file and checks the graph against the layers.
 """
 
 from __future__ import annotations

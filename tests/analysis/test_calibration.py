@@ -9,7 +9,7 @@ languages, Bernoulli outcomes on parallel examples) go through the functions ``a
 on a CSV (``deltas.deltas_from_cells`` without per-example data, ``decomposition.
 decomposition_table``), read by the benchmark's own ``measure``. The Pitman–Morgan, median and
 SD-ratio tests of ``variance.compare_variance`` are calibrated in
-``tests/test_analysis_calibration.py`` and not repeated here.
+``tests/analysis/test_analysis_calibration.py`` and not repeated here.
 """
 
 from __future__ import annotations
@@ -107,7 +107,7 @@ def test_true_components_are_what_the_mean_squares_estimate(sim):
 
 def _anova_components(y):
     """ANOVA estimates truncated at 0: what REML equals on balanced data when positive
-    (tests/test_analysis_decomposition.py); the intervals do not use them."""
+    (tests/analysis/test_analysis_decomposition.py); the intervals do not use them."""
     from xstilts.analysis.decomposition import mean_squares
 
     sl, ss, sr = mean_squares(y).anova()

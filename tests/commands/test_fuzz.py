@@ -4,8 +4,8 @@ unknown keys, repeated YAML keys, hostile names and paths), is either a valid co
 ``ConfigError`` line; through the CLI (``grid plan``) exit code 0 or 2 with one stderr line,
 never a traceback, and nothing written for a refused grid.
 
-The readers' fuzzing is in tests/test_fuzz_readers.py, kill -9 at random points in
-tests/test_grid_crash.py."""
+The readers' fuzzing is in tests/commands/test_fuzz_readers.py, kill -9 at random points in
+tests/grid/test_grid_crash.py."""
 
 from __future__ import annotations
 

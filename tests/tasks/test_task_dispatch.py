@@ -15,7 +15,7 @@ from xstilts.tasks import base
 from xstilts.tasks.base import HeadKind, RetrievalEval, XtremeFormat, all_tasks, get_task
 from xstilts.tasks.languages import TABLES
 
-SRC = Path(__file__).resolve().parents[1] / "src" / "xstilts"
+SRC = Path(__file__).resolve().parents[2] / "src" / "xstilts"
 DISPATCHERS = [
     "pipeline/evaluate_retrieval.py",
     "pipeline/evaluate_dual.py",
