@@ -1,6 +1,6 @@
 """Null (and planted-effect) XNLI-like results with known variance components, written as a
 results directory or a long CSV for the calibration benchmark (``calibration.py``) and its
-fast test (``tests/test_calibration.py``).
+fast test (``tests/analysis/test_calibration.py``).
 
 Model of one draw, on the accuracy (probability) scale, for languages l, systems s, seeds k:
 
@@ -412,3 +412,39 @@ def _mean_bernoulli_var(mean_p: float, sd_difficulty: float) -> float:
     x, w = _nodes(80)
     p = st.norm.cdf(st.norm.ppf(mean_p) * math.sqrt(1 + sd_difficulty**2) + sd_difficulty * x)
     return float(np.sum(w * p * (1 - p)))
+
+
+def score_frame(draw: Draw):
+    """The draw's seed-level scores as ``load_results`` gives them for a long CSV: task,
+    language, system, seed, score (points)."""
+    import pandas as pd
+
+    d = draw.design
+    rows = [
+        (d.task, lang, system, k, float(draw.scores[system][k, li]))
+        for system in d.systems
+        for k in range(d.seeds)
+        for li, lang in enumerate(draw.languages)
+    ]
+    return pd.DataFrame(rows, columns=["task", "language", "system", "seed", "score"])
+
+
+def cell_source(draw: Draw):
+    """The per-example statistics of a (task, language) for given seeds, as ``deltas.
+    cell_stats`` reads them from the draw's written predictions (XNLI: correct or not per
+    example; ids ``<language>-<i>``, parallel across languages, as ``write_results_dir``)."""
+    from xstilts.analysis.deltas import CellStats
+    from xstilts.analysis.rescoring import ACCURACY
+
+    d = draw.design
+    if d.task != TASK:
+        raise ValueError("per-example statistics of the simulator: XNLI only")
+    correct = {s: (draw.preds[s] == draw.gold[None, None, :]).astype(float) for s in d.systems}
+    index = {x: j for j, x in enumerate(draw.languages)}
+
+    def source(task: str, language: str, seeds) -> CellStats:
+        stats = {s: correct[s][:, index[language], :, None] for s in seeds}  # [r, n, 1]
+        ids = [f"{language}-{k + 1}" for k in range(d.n_examples)]
+        return CellStats(stats, ACCURACY, d.n_examples, "", ids)
+
+    return source

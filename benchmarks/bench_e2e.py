@@ -60,13 +60,13 @@ from xstilts.config import (
 )
 from xstilts.data.demo import DEMO_LANGUAGES, write_demo_data
 from xstilts.features.base import family_for
+from xstilts.modeling.cache import model_fingerprint
 from xstilts.modeling.model import resolve_model_path
 from xstilts.pipeline import evaluate as evaluate_mod
 from xstilts.pipeline import model_start as model_start_mod
 from xstilts.pipeline import phases as phases_mod
 from xstilts.pipeline import run as run_mod
 from xstilts.pipeline.data import load_ref, resolve_path
-from xstilts.pipeline.stages import model_fingerprint
 from xstilts.tasks.base import HeadKind, get_task, load_split
 from xstilts.tasks.languages import XTREME, Benchmark
 from xstilts.training import loop

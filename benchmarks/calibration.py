@@ -59,6 +59,7 @@ from enum import Enum  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 from scipy.optimize import brentq  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -73,9 +74,11 @@ from _measure import (  # noqa: E402
 from _simulate import (  # noqa: E402
     Design,
     Draw,
+    cell_source,
     design_se_avg,
     empirical_se_avg,
     panx_design,
+    score_frame,
     score_of,
     simulate,
     write_long_csv,
@@ -142,8 +145,37 @@ def cached_typology() -> Iterator[None]:
         gains.typology = original
 
 
-def run_analysis(draw: Draw, kind: Input, workdir: Path, *, n_boot: int, seed: int):
-    """Write ``draw`` as ``kind`` under ``workdir``, load and analyse it as the report does."""
+def run_tables(draw: Draw, kind: Input):
+    """Only the variance and decomposition tables, by the functions ``analyze`` calls for them
+    (``variance.compare_variance``, ``decomposition.decomposition_table``) on the draw's scores
+    — what a CSV gives — and, for a directory, its per-example statistics (the directory is
+    re-scored exactly: tests/analysis/test_calibration.py). ~20× faster than the whole ``analyze``, for
+    the many draws a type-I error near 5 % needs; the other tables are empty (n/a)."""
+    from types import SimpleNamespace
+
+    from xstilts.analysis.decomposition import decomposition_table
+    from xstilts.analysis.variance import compare_variance
+
+    frame = score_frame(draw)
+    base = draw.design.baseline
+    empty = pd.DataFrame(columns=["system", "language", "p", "p_holm", "ci_lo", "ci_hi"])
+    return SimpleNamespace(
+        averages=empty, deltas=empty, score_ci=empty, mde=None,
+        variance=compare_variance(frame, baseline=base),
+        decomposition=decomposition_table(
+            frame, baseline=base,
+            examples=cell_source(draw) if Input(kind) is Input.DIR else None,
+        ),
+    )  # fmt: skip
+
+
+def run_analysis(
+    draw: Draw, kind: Input, workdir: Path, *, n_boot: int, seed: int, tables_only: bool = False
+):
+    """Write ``draw`` as ``kind`` under ``workdir``, load and analyse it as the report does
+    (``tables_only``: ``run_tables``)."""
+    if tables_only:
+        return run_tables(draw, kind)
     workdir.mkdir(parents=True, exist_ok=True)
     try:
         if Input(kind) is Input.DIR:
@@ -185,6 +217,7 @@ def one_draw(
     i: int,
     n_boot: int,
     workdir: Path,
+    tables_only: bool = False,
 ) -> dict[str, float]:
     """Draw ``i`` of a condition: its own generator ``[seed, *stream, i]``, so the figures do
     not depend on ``--jobs`` or on which other scenarios run."""
@@ -193,7 +226,9 @@ def one_draw(
         raise RuntimeError(f"{draw.clipped} probabilities outside [0.005, 0.995]: "
                            "the design's components are too large")  # fmt: skip
     tag = "-".join(map(str, (*stream, i)))
-    analysis = run_analysis(draw, kind, workdir / f"draw-{tag}", n_boot=n_boot, seed=seed + i)
+    analysis = run_analysis(
+        draw, kind, workdir / f"draw-{tag}", n_boot=n_boot, seed=seed + i, tables_only=tables_only
+    )
     return measure(analysis, draw)
 
 
@@ -208,10 +243,14 @@ def run_condition(
     workdir: Path,
     pool: Executor | None = None,
     progress: Callable[[str], None] | None = None,
+    tables_only: bool = False,
 ) -> tuple[list[dict[str, float]], float]:
     """``n_draws`` simulated data sets through ``analyze``; per-draw measurements."""
     t0 = time.perf_counter()
-    args = [(design, scenario.kind, seed, stream, i, n_boot, workdir) for i in range(n_draws)]
+    args = [
+        (design, scenario.kind, seed, stream, i, n_boot, workdir, tables_only)
+        for i in range(n_draws)
+    ]
     if pool is None:
         it = (one_draw(*a) for a in args)
     else:
@@ -246,6 +285,7 @@ def run_scenario(
     workdir: Path,
     pool: Executor | None = None,
     progress: Callable[[str], None] | None = None,
+    tables_only: bool = False,
 ) -> ScenarioResult:
     sc = SCENARIOS[key]
     design = dataclasses.replace(base, seeds=sc.seeds, effect=0.0)
@@ -262,7 +302,7 @@ def run_scenario(
     say(f"{sc.name}: null, {draws} draws")
     null, secs = run_condition(design, sc, draws, seed=seed, stream=(*stream, 0),
                                n_boot=n_boot, workdir=workdir, pool=pool,
-                               progress=progress)  # fmt: skip
+                               progress=progress, tables_only=tables_only)  # fmt: skip
     n_lang = int(np.nanmedian([m["n_languages"] for m in null]))
     if sc.task == "panx":  # span F1 is a ratio: the SE from the simulator's own null draws
         se = empirical_se_avg(design, n_lang, seed=seed)
@@ -280,7 +320,7 @@ def run_scenario(
         say(f"{sc.name}: {k:g}× MDE = {k * mde:.2f} points, {power_draws} draws")
         ms, secs = run_condition(eff, sc, power_draws, seed=seed, stream=(*stream, j),
                                  n_boot=n_boot, workdir=workdir, pool=pool,
-                                 progress=progress)  # fmt: skip
+                                 progress=progress, tables_only=tables_only)  # fmt: skip
         conditions.append(Condition(f"{k:g}× MDE", k, ms, secs))
     return ScenarioResult(sc, design, mde, se, df, conditions)
 
@@ -450,6 +490,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=1,
         help="processes running draws (1; the figures do not depend on it)",
     )
+    ap.add_argument(
+        "--tables-only", action="store_true",
+        help="only the variance and decomposition tables, by the functions analyze calls for "
+        "them (run_tables: ~20x faster; the other rows n/a), for many null draws",
+    )  # fmt: skip
     ap.add_argument("--markdown", type=Path, help="also write the tables to this file")
     ap.add_argument("--workdir", type=Path, help="where draws are written (a temporary "
                     "directory by default; /dev/shm when it exists)")  # fmt: skip
@@ -503,7 +548,8 @@ def main(argv: list[str] | None = None) -> list[ScenarioResult]:
                 run_scenario(key, design, draws=a.draws, power_draws=power_draws,
                              multiples=multiples, seed=a.seed, n_boot=a.n_boot,
                              workdir=Path(tmp), pool=pool,
-                             progress=lambda m: print(m, flush=True))
+                             progress=lambda m: print(m, flush=True),
+                             tables_only=a.tables_only)
             )  # fmt: skip
             if a.markdown:  # the scenarios finished so far, in case a later one is stopped
                 _write(a.markdown, markdown(results, raw, design, a.n_boot))

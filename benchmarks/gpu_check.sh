@@ -14,10 +14,10 @@ print("torch", torch.__version__, "cuda", torch.cuda.is_available(),
       torch.cuda.get_device_name(0) if torch.cuda.is_available() else "-")
 PY
 python3 -m pytest -q -p no:cacheprovider \
-  tests/test_runtime.py tests/test_pipeline.py tests/test_qa_pipeline.py \
-  tests/test_retrieval_pipeline.py tests/test_tagging_pipeline.py tests/test_choice_pipeline.py \
-  tests/test_selection.py tests/test_multitask.py tests/test_mlm.py \
-  tests/test_intermediate_tasks_pipeline.py
+  tests/training/test_runtime.py tests/pipeline/test_pipeline.py tests/pipeline/test_qa_pipeline.py \
+  tests/retrieval/test_retrieval_pipeline.py tests/pipeline/test_tagging_pipeline.py tests/pipeline/test_choice_pipeline.py \
+  tests/training/test_selection.py tests/training/test_multitask.py tests/training/test_mlm.py \
+  tests/pipeline/test_intermediate_tasks_pipeline.py
 rc=$?
 python3 - <<'PY'
 # MiniLM-L6 shape (random weights: speed does not depend on them), batch 32 x 128 tokens

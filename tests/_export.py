@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from xstilts.evaluation.score import score_file
+from xstilts.results.score import score_file
 from xstilts.results.store import load_rows
 
 

@@ -1,4 +1,4 @@
-"""Small valid files, one per registered local reader format, that tests/test_fuzz_readers.py
+"""Small valid files, one per registered local reader format, that tests/commands/test_fuzz_readers.py
 mutates (no tests here). Each seed: (task, format name, file name, language, split, content,
 siblings {file name: content}) with the files written side by side."""
 

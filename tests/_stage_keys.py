@@ -1,7 +1,7 @@
 """Every stage key of the CPU study's grids and of a few configs, as planned (nothing runs).
 
 A refactoring of the planner or of the stage code must leave every key as it was: a changed
-key silently re-runs a finished study. ``tests/test_stage_keys.py`` re-plans these and
+key silently re-runs a finished study. ``tests/pipeline/test_stage_keys.py`` re-plans these and
 compares with ``tests/data/stage_keys.json``, written by this module at a known-good commit:
 
     XSTILTS_SHARED_DATA=/path/to/shared/data PYTHONPATH=src python tests/_stage_keys.py

@@ -5,7 +5,7 @@ tokenizer and encoder, rebuild a checkpoint's encoder from its config and re-tok
 dev and test sets. The caches behind ``xstilts.modeling.cache`` and ``xstilts.features.cache``
 keep those in memory. They are invisible to results: what they hand out is a fresh copy (or,
 for tokenizers, an object reset to its state as loaded), never something a stage could change
-for the next one; ``tests/test_grid_caches.py`` checks that a grid run gives byte-identical
+for the next one; ``tests/grid/test_grid_caches.py`` checks that a grid run gives byte-identical
 rows, predictions and checkpoints with the caches on and off.
 
 ``XSTILTS_CACHE=0`` turns every cache off (read at each use, so it also reaches worker

@@ -18,7 +18,7 @@ from xstilts.errors import XStiltsError
 def _cmd_run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from xstilts.config import load_config
+    from xstilts.config_check import load_config
     from xstilts.pipeline.run import run
     from xstilts.results.tables import format_table, language_table
 

@@ -13,7 +13,6 @@ import types
 import typing
 from dataclasses import dataclass, field
 from enum import Enum
-from pathlib import Path
 from typing import Any
 
 import yaml
@@ -28,7 +27,14 @@ from xstilts.config_yaml import (  # noqa: F401 (re-exported: config readers imp
 )
 from xstilts.errors import ConfigError
 from xstilts.tasks.languages import Benchmark
-from xstilts.training.samplers import Sampler
+
+
+class Sampler(str, Enum):
+    """Which task's batch comes next in multi-task training (``training/samplers.py``)."""
+
+    PROPORTIONAL = "proportional"
+    UNIFORM = "uniform"
+    TEMPERATURE = "temperature"
 
 
 class ModelSelection(str, Enum):
@@ -368,6 +374,16 @@ class RaySettings:
 
 
 @dataclass(frozen=True)
+class ClaimSettings:
+    """How stage claims are kept and taken over (``pipeline/stages.py``); built from
+    ``Execution`` (``Execution.claims``), not a config section of its own."""
+
+    heartbeat_s: float = 10.0  # seconds between mtime refreshes of a held claim
+    stale_after_s: float = 120.0  # a claim not refreshed for this long is taken over
+    poll_s: float = 1.0  # seconds between checks while waiting for another worker's claim
+
+
+@dataclass(frozen=True)
 class Execution:
     executor: Executor = Executor.LOCAL
     workers: int = 1  # processes executor: local worker processes
@@ -383,11 +399,7 @@ class Execution:
     ray: RaySettings = RaySettings()
 
     @property
-    def claims(
-        self,
-    ):  # -> pipeline.stages.ClaimSettings (imported late: config imports no pipeline)
-        from xstilts.pipeline.stages import ClaimSettings
-
+    def claims(self) -> ClaimSettings:
         return ClaimSettings(self.heartbeat_s, self.stale_after_s, min(self.poll_s, 1.0))
 
 
@@ -479,17 +491,6 @@ def to_dict(obj: Any) -> Any:
     if isinstance(obj, dict):
         return {k: to_dict(v) for k, v in obj.items()}
     return obj
-
-
-def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConfig:
-    """Read a run config YAML, apply overrides and validate it (types, ranges, names, task
-    combinations: ``config_check``) before anything is read or written."""
-    from xstilts.config_check import check_run_config  # it imports this module
-
-    data, source = read_yaml_source(path, overrides)
-    cfg = from_dict(RunConfig, data, source=source)
-    check_run_config(cfg, source)
-    return cfg
 
 
 def dump_config(cfg: RunConfig) -> str:

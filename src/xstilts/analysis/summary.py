@@ -17,7 +17,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from xstilts.evaluation.score import GROUPS, UNSCORABLE
+from xstilts.results.score import GROUPS, UNSCORABLE
 from xstilts.tasks.languages import TABLES, Benchmark
 
 

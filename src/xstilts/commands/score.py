@@ -8,8 +8,8 @@ from xstilts.tasks.languages import Benchmark
 
 
 def _cmd_score(args: argparse.Namespace) -> int:
-    from xstilts.evaluation.score import SCORERS, score_folders, summary_lines, write_scores
     from xstilts.results.destinations import check_output_file
+    from xstilts.results.score import score_folders, scored_tasks, summary_lines, write_scores
 
     check_output_file(args.output)  # before scoring: a new file or an earlier score file
     scores = score_folders(
@@ -23,7 +23,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
     out = write_scores(scores, args.output)
     for line in summary_lines(scores):
         print(line)
-    tasks = [k for k in scores if k in SCORERS]
+    tasks = scored_tasks(scores)
     print(f"scored {len(tasks)} task(s) on {args.benchmark}: {out}")
     return 0
 

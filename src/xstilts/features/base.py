@@ -124,7 +124,7 @@ def _load() -> None:
     import xstilts.features as pkg
 
     for mod in pkgutil.iter_modules(pkg.__path__):
-        if mod.name not in ("base", "cache") and not mod.name.startswith("_"):
+        if mod.name not in ("base", "cache", "tokenizers") and not mod.name.startswith("_"):
             importlib.import_module(f"xstilts.features.{mod.name}")
     _loaded = True
 

@@ -12,7 +12,8 @@ hands out copies.
   into new tensors) without another stage seeing it.
 * **Keyed by content.** The examples by a hash of their pickle (equal examples, e.g. the same
   dev slice cut again, hit; different ones never do), the tokenizer by the fingerprint of its
-  source from ``xstilts.modeling.cache`` (features are only cached for tokenizers from there).
+  source from ``xstilts.features.tokenizers`` (features are only cached for tokenizers from
+  there).
 * **Tokenizer state replayed.** Tokenising leaves the fast tokenizer's truncation setting
   behind, and ``save_pretrained`` writes it into a checkpoint's ``tokenizer.json``; a hit puts
   the tokenizer into the state the original ``encode`` left, so checkpoints stay byte-identical.
@@ -29,7 +30,7 @@ from typing import Any
 
 from xstilts.caching import LRU, enabled, megabytes
 from xstilts.features.base import Family, Features
-from xstilts.modeling.cache import backend_state, set_backend_state, tokenizer_fingerprint
+from xstilts.features.tokenizers import backend_state, set_backend_state, tokenizer_fingerprint
 
 FEATURE_CACHE_ENV = "XSTILTS_FEATURE_CACHE_MB"
 FEATURE_CACHE_MB = 256

@@ -2,7 +2,7 @@
 
 ``RETRIEVAL`` (Tatoeba, BUCC): rows are sentences; the head pools chosen layers; Tatoeba's
 decode is nearest-neighbour search both ways. The pipeline evaluates these tasks through
-:mod:`xstilts.retrieval.evaluate` (layer choice, caching, BUCC's two splits); this family is
+:mod:`xstilts.pipeline.evaluate_retrieval` (layer choice, caching, BUCC's two splits); this family is
 the same computation for one example list, e.g. for ``training.loop.predict``.
 
 ``DUAL_ENCODER`` (LAReQA, Mewsli-X): a row is a (query, answer) pair. A batch holds its
@@ -22,9 +22,9 @@ import torch
 from xstilts.errors import ConfigError
 from xstilts.features.base import Family, register_family
 from xstilts.retrieval.encode import collate_rows, tokenize
-from xstilts.retrieval.examples import BuccSentence, DualPair, TatoebaPair
 from xstilts.retrieval.search import nearest, normalize, topk
 from xstilts.tasks.base import HeadKind
+from xstilts.tasks.readers.retrieval_examples import BuccSentence, DualPair, TatoebaPair
 
 TOP_K = 20  # ranked answers kept per query (mAP@20, MAP@20)
 IGNORE = -100  # label of an in-batch answer that is neither the positive nor a negative
@@ -67,7 +67,7 @@ class SentenceRetrieval(Family):
         if not examples or not isinstance(examples[0], TatoebaPair):
             raise ConfigError(
                 "BUCC is mined over a whole corpus with a threshold from its sample split: "
-                "evaluate it with xstilts.retrieval.evaluate, not per example"
+                "evaluate it with xstilts.pipeline.evaluate_retrieval, not per example"
             )
         n = len(examples)
         vecs = normalize(np.stack(outputs))  # [2n, hidden]

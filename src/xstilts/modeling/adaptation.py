@@ -197,7 +197,7 @@ def _adapter_state(model: torch.nn.Module, names: list[str]) -> dict[str, torch.
 
 @functools.lru_cache(maxsize=8)
 def _fingerprint(path: str, revision: str | None) -> str:
-    from xstilts.pipeline.stages import model_fingerprint
+    from xstilts.modeling.cache import model_fingerprint
 
     return model_fingerprint(path, revision)
 

@@ -4,7 +4,8 @@ Every stage used to load the pretrained tokenizer and encoder from disk, and to 
 checkpoint's encoder from its config (a random initialisation, overwritten at once by the
 checkpoint's weights) and reload its tokenizer. Here:
 
-* **Tokenizers** are loaded once per source and shared. A fast tokenizer's only state that
+* **Tokenizers** (``xstilts.features.tokenizers``, keyed here) are loaded once per source
+  and shared. A fast tokenizer's only state that
   changes with use is the truncation and padding setting of its backend, which every call
   sets anew and ``save_pretrained`` writes into ``tokenizer.json``; it is reset to its state
   as loaded at every hand-out, so each stage sees what a fresh load would give. Nothing in
@@ -25,16 +26,17 @@ files (identical tokenizers of many checkpoints are one entry).
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import itertools
-import weakref
 from collections.abc import Callable, Hashable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from torch import nn
 
 from xstilts.caching import LRU, enabled, megabytes
+from xstilts.tasks.base import file_fingerprint
 
 T = TypeVar("T")
 M = TypeVar("M", bound=nn.Module)
@@ -42,12 +44,8 @@ M = TypeVar("M", bound=nn.Module)
 MODEL_CACHE_ENV = "XSTILTS_MODEL_CACHE_MB"
 MODEL_CACHE_MB = 64
 
-_TOKENIZERS = LRU("tokenizers", max_entries=4)
 _MODULES = LRU("modules", max_entries=4)
 _LAYOUTS = LRU("checkpoint layouts", max_entries=16)
-# tokenizer object -> fingerprint of its source: lets the features cache key on a tokenizer
-# without hashing its vocabulary at every stage (weak: an evicted tokenizer is forgotten)
-_FINGERPRINTS: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
 
 
 def _files(d: Path) -> list[Path]:
@@ -63,6 +61,20 @@ def source_key(path: str, revision: str | None, trust_remote_code: bool) -> Hash
     return ("dir", str(p.resolve()), revision, trust_remote_code, stats)
 
 
+@functools.lru_cache(maxsize=16)
+def model_fingerprint(path_or_id: str, revision: str | None) -> str:
+    """Hash of every file of a local model directory; hub ids are named with their revision
+    (a stage key input: ``pipeline/stages.py``, ``pipeline/plan.py``)."""
+    p = Path(path_or_id)
+    if not p.is_dir():
+        return f"hub:{path_or_id}@{revision or 'main'}"
+    h = hashlib.sha256()
+    for f in sorted(x for x in p.rglob("*") if x.is_file() and not x.name.startswith(".")):
+        h.update(str(f.relative_to(p)).encode())
+        h.update(file_fingerprint(f).encode())
+    return "dir:" + h.hexdigest()
+
+
 def _stat(f: Path) -> tuple[int, int]:
     st = f.stat()
     return st.st_size, st.st_mtime_ns
@@ -76,63 +88,6 @@ def content_key(d: Path, kind: str) -> Hashable:
         h.update(f.read_bytes())
         h.update(b"\0")
     return ("content", kind, h.hexdigest())
-
-
-def _fingerprint(key: Hashable) -> str:
-    return hashlib.sha256(repr(key).encode()).hexdigest()
-
-
-# --------------------------------------------------------------------------- tokenizers
-
-
-def backend_state(tokenizer: Any) -> tuple[Any, Any] | None:
-    """The truncation and padding setting of a fast tokenizer's backend (None for slow ones):
-    the only tokenizer state that calls change."""
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    if backend is None:
-        return None
-    return backend.truncation, backend.padding
-
-
-def set_backend_state(tokenizer: Any, state: tuple[Any, Any] | None) -> None:
-    """Put a fast tokenizer's backend back into ``state`` (from ``backend_state``)."""
-    if state is None:
-        return
-    backend = tokenizer.backend_tokenizer
-    truncation, padding = state
-    if backend.truncation != truncation:
-        if truncation is None:
-            backend.no_truncation()
-        else:
-            backend.enable_truncation(**truncation)
-    if backend.padding != padding:
-        if padding is None:
-            backend.no_padding()
-        else:
-            backend.enable_padding(**padding)
-
-
-def tokenizer(key: Hashable | None, load: Callable[[], T]) -> T:
-    """The tokenizer of ``key``, loaded by ``load()`` once; reset to its state as loaded."""
-    if key is None or not enabled():
-        return load()
-    hit = _TOKENIZERS.get(key)
-    if hit is not None:
-        tok, state = hit
-        set_backend_state(tok, state)
-        return tok
-    tok = load()
-    _TOKENIZERS.put(key, (tok, backend_state(tok)))
-    _FINGERPRINTS[tok] = _fingerprint(key)
-    return tok
-
-
-def tokenizer_fingerprint(tok: Any) -> str | None:
-    """What identifies a cached tokenizer's behaviour (None: not from this cache, unknown)."""
-    try:
-        return _FINGERPRINTS.get(tok)
-    except TypeError:  # unhashable or not weak-referenceable
-        return None
 
 
 # --------------------------------------------------------------------------- modules

@@ -18,6 +18,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from xstilts.errors import ConfigError, DataError, XStiltsError
+from xstilts.features import tokenizers
 from xstilts.modeling import cache, hf_format
 from xstilts.modeling.heads import build_head
 from xstilts.modeling.model_card import model_card
@@ -124,7 +125,8 @@ def load_encoder(
 ):
     """Pretrained encoder and tokenizer from a hub id, local directory or alias.
 
-    Both come through the in-process caches (``xstilts.modeling.cache``): a small encoder is
+    Both come through the in-process caches (``xstilts.modeling.cache``,
+    ``xstilts.features.tokenizers``): a small encoder is
     a fresh deep copy of the one loaded first, the tokenizer is shared and reset to its state
     as loaded."""
     from transformers import AutoModel, AutoTokenizer
@@ -132,7 +134,7 @@ def load_encoder(
     path = resolve_model_path(name_or_path)
     key = cache.source_key(path, revision, trust_remote_code) if cache.enabled() else None
     try:
-        tokenizer = cache.tokenizer(
+        tokenizer = tokenizers.tokenizer(
             key,
             lambda: AutoTokenizer.from_pretrained(
                 path, revision=revision, trust_remote_code=trust_remote_code
@@ -272,7 +274,7 @@ def load_checkpoint(ckpt_dir: Path, *, dropout: float = 0.1, tokenizer: bool = T
     model.load_state_dict(_load_weights(ckpt_dir, info), strict=True)
     tok = None
     if tokenizer:
-        tok = cache.tokenizer(
+        tok = tokenizers.tokenizer(
             hf_format.tokenizer_key(ckpt_dir, info) if on else None,
             lambda: AutoTokenizer.from_pretrained(hf_format.tokenizer_dir(ckpt_dir)),
         )

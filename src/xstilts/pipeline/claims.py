@@ -20,9 +20,10 @@ import socket
 import threading
 import time
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from xstilts.config import ClaimSettings
 
 if TYPE_CHECKING:
     from xstilts.pipeline.stages import Stage
@@ -64,13 +65,6 @@ def pid_alive(pid: int, start: str | None = None) -> bool:
 
 
 # --------------------------------------------------------------------------- claims
-
-
-@dataclass(frozen=True)
-class ClaimSettings:
-    heartbeat_s: float = 10.0  # seconds between mtime refreshes of a held claim
-    stale_after_s: float = 120.0  # a claim not refreshed for this long is taken over
-    poll_s: float = 1.0  # seconds between checks while waiting for another worker's claim
 
 
 DEFAULT_CLAIMS = ClaimSettings()

@@ -110,7 +110,7 @@ def _zero_shot_inputs(
     if ev.precision is not Precision.FP32:
         inputs["precision"] = ev.precision.value
     if is_retrieval(spec):
-        from xstilts.retrieval.evaluate import stage_inputs
+        from xstilts.pipeline.evaluate_retrieval import stage_inputs
 
         inputs["retrieval"] = stage_inputs(spec, ev.retrieval, plan.retrieval_aux)
         if not spec.trainable and tgt is not None:
@@ -382,8 +382,8 @@ def _retrieval_rows(
 ) -> list[ResultRow]:
     """Rows of a retrieval target: every language at once through ``xstilts.retrieval``
     (pooled candidates, BUCC's sample split, layer sweeps, the embedding cache)."""
+    from xstilts.pipeline.evaluate_retrieval import evaluate
     from xstilts.retrieval.encode import EmbeddingCache, Encoder
-    from xstilts.retrieval.evaluate import evaluate
 
     cfg, spec, ev = plan.cfg, plan.target_spec, plan.cfg.target.evaluation
     rc = ev.retrieval

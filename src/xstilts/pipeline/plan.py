@@ -20,12 +20,12 @@ from xstilts.config import (
 )
 from xstilts.config_check import check_run_config
 from xstilts.errors import ConfigError
+from xstilts.modeling.cache import model_fingerprint
 from xstilts.modeling.model import (
     resolve_model_path,
 )
 from xstilts.pipeline.data import PhaseData, eval_data, eval_languages, phase_data
 from xstilts.pipeline.keys import is_retrieval
-from xstilts.pipeline.stages import model_fingerprint
 from xstilts.tasks.base import LoadedSplit, TaskSpec, get_task
 
 
@@ -49,7 +49,7 @@ class Plan:
     missing: dict[str, str] = dataclasses.field(default_factory=dict)  # language -> why absent
     # untrained target evaluated on another task's target-trained encoder (target.encoder_from)
     encoder_source: PhaseData | None = None
-    retrieval_aux: Any = None  # retrieval.evaluate.Aux: data beyond the evaluated split
+    retrieval_aux: Any = None  # retrieval.types.Aux: data beyond the evaluated split
     # another task scored with the target's model (``target.also_evaluate``): the head it uses
     head_name: str | None = None
     also: list[Plan] = dataclasses.field(default_factory=list)  # one plan per such task
@@ -113,7 +113,7 @@ def _plan_run(cfg: RunConfig, *, data_dir: Path | None, out_dir: Path) -> Plan:
     model_path = resolve_model_path(cfg.model.name_or_path)
     retrieval_aux = None
     if is_retrieval(target_spec):
-        from xstilts.retrieval.evaluate import prepare
+        from xstilts.pipeline.evaluate_retrieval import prepare
 
         retrieval_aux = prepare(target_spec, ev, evaluation, data_dir, model=cfg.model)
     _check_translation_leaks(target_spec, ev.split, target, inter, encoder_source, data_dir)

@@ -21,7 +21,6 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +47,6 @@ from xstilts.results.integrity import (
     record_files,
 )
 from xstilts.results.store import atomic_write_text, sync_tree, with_filename
-from xstilts.tasks.base import file_fingerprint
 
 STAGE_FILE = "stage.json"
 TMP_PREFIX = ".tmp-"
@@ -59,19 +57,6 @@ CHECKPOINT_WEIGHTS = "model.safetensors"
 def stage_key(inputs: dict[str, Any]) -> str:
     blob = json.dumps(inputs, sort_keys=True, default=str, ensure_ascii=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-@lru_cache(maxsize=16)
-def model_fingerprint(path_or_id: str, revision: str | None) -> str:
-    """Hash of every file of a local model directory; hub ids are named with their revision."""
-    p = Path(path_or_id)
-    if not p.is_dir():
-        return f"hub:{path_or_id}@{revision or 'main'}"
-    h = hashlib.sha256()
-    for f in sorted(x for x in p.rglob("*") if x.is_file() and not x.name.startswith(".")):
-        h.update(str(f.relative_to(p)).encode())
-        h.update(file_fingerprint(f).encode())
-    return "dir:" + h.hexdigest()
 
 
 class StageKind(StrEnum):

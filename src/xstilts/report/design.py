@@ -9,8 +9,8 @@ import pandas as pd
 
 from xstilts.analysis.analyze import Analysis
 from xstilts.analysis.same_data import flagged
-from xstilts.evaluation.score import GROUPS
 from xstilts.report.document import Bullets, Document, Heading, Para, Table, fmt
+from xstilts.results.score import GROUPS
 from xstilts.tasks.languages import TABLES
 
 MARK = "†same data"  # after a system name

@@ -41,7 +41,9 @@ from pathlib import Path
 
 from xstilts.errors import ConfigError, XStiltsError
 from xstilts.results.integrity import read_record
+from xstilts.results.score import task_format
 from xstilts.results.store import read_predictions, rows_files, with_filename
+from xstilts.tasks.base import XtremeFormat
 
 log = logging.getLogger(__name__)
 
@@ -104,28 +106,29 @@ def _bucc(gold: bool) -> Callable[[list[dict]], str]:
 _TAGS = _Format(
     "tsv", lambda rs: _tags([r["pred"] for r in rs]), lambda rs: _tags([r["gold"] for r in rs])
 )
-FORMATS: dict[str, _Format] = {
-    "xnli": _Format("tsv", _label_lines("pred"), _label_lines("gold")),
-    "pawsx": _Format("tsv", _label_lines("pred"), _label_lines("gold")),
-    "xcopa": _Format("jsonl", _xcopa("pred"), _xcopa("gold")),
-    "udpos": _TAGS,
-    "panx": _TAGS,
+_QA = _Format(
+    "json",
+    lambda rs: _json({r["guid"]: r["pred"] for r in rs}),
+    _squad,
+    lambda r: bool(r.get("gold")) and any(t.strip() for t in r["gold"]),
+)
+# one writer per official file format; a task's format is its spec's ``xtreme_format``
+FORMATS: dict[XtremeFormat, _Format] = {
+    XtremeFormat.LABELS: _Format("tsv", _label_lines("pred"), _label_lines("gold")),
+    XtremeFormat.CHOICES: _Format("jsonl", _xcopa("pred"), _xcopa("gold")),
+    XtremeFormat.TAGS: _TAGS,
+    XtremeFormat.POS_TAGS: _TAGS,
     # the official Tatoeba direction: each English sentence's nearest non-English sentence
-    "tatoeba": _Format("tsv", _label_lines("en2xx"), _label_lines("gold")),
-    "bucc2018": _Format("tsv", _bucc(gold=False), _bucc(gold=True), lambda r: "gold" in r),
-    "mewslix": _Format(
+    XtremeFormat.INDICES: _Format("tsv", _label_lines("en2xx"), _label_lines("gold")),
+    XtremeFormat.PAIRS: _Format("tsv", _bucc(gold=False), _bucc(gold=True), lambda r: "gold" in r),
+    XtremeFormat.RANKED: _Format(
         "json",
         lambda rs: _json({r["guid"]: list(r["pred"][:TOP_K_MEWSLIX]) for r in rs}),
         lambda rs: _json({r["guid"]: [r["gold"]] for r in rs}),
     ),
+    XtremeFormat.SQUAD: _QA,
+    XtremeFormat.MLQA: _QA,
 }
-for _qa in ("xquad", "mlqa", "tydiqa"):
-    FORMATS[_qa] = _Format(
-        "json",
-        lambda rs: _json({r["guid"]: r["pred"] for r in rs}),
-        _squad,
-        lambda r: bool(r.get("gold")) and any(t.strip() for t in r["gold"]),
-    )
 
 
 @dataclass
@@ -180,7 +183,7 @@ def _plan(root: Path) -> tuple[list[dict], list[dict]]:
                 "stage_key": row["stage_key"],
                 "source": str(pred_file.relative_to(root)),
             }
-            (entries if task in FORMATS else skipped).append(info)
+            (entries if task_format(task) is not None else skipped).append(info)
     return entries, skipped
 
 
@@ -316,7 +319,7 @@ def export_xtreme(
     written: list[str] = []
     try:
         for e in entries:
-            fmt = FORMATS[e["task"]]
+            fmt = FORMATS[task_format(e["task"])]
             records = [r for _, r in read_predictions(root / e["source"])]
             name = f"test-{e['language']}.{fmt.suffix}"
             texts = {"predictions": fmt.pred(records)}

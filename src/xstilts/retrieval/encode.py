@@ -24,7 +24,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from xstilts.features.base import pad_rows
 from xstilts.runtime import device as runtime_device
 from xstilts.runtime import model_device, to_device
 
@@ -76,6 +75,13 @@ def length_batches(lengths: np.ndarray, batch_tokens: int, max_rows: int = 512) 
     return batches
 
 
+def _pad(rows: Sequence[Sequence[int]], value: int) -> torch.Tensor:
+    """``[len(rows), longest]`` long tensor of ``rows`` right-padded with ``value`` (the same
+    as ``features.base.pad_rows`` to the longest row; retrieval sits below ``features``)."""
+    tensors = [torch.as_tensor(list(r), dtype=torch.long) for r in rows]
+    return torch.nn.utils.rnn.pad_sequence(tensors, batch_first=True, padding_value=value)
+
+
 def collate_rows(
     ids: Sequence[Sequence[int]],
     tti: Sequence[Sequence[int]] | None,
@@ -87,11 +93,11 @@ def collate_rows(
     width = max(len(r) for r in rows)
     lens = torch.tensor([len(r) for r in rows])
     batch = {
-        "input_ids": pad_rows(rows, width, pad_id),  # [batch, width]
+        "input_ids": _pad(rows, pad_id),  # [batch, width]
         "attention_mask": (torch.arange(width)[None, :] < lens[:, None]).long(),
     }
     if tti is not None:
-        batch["token_type_ids"] = pad_rows([tti[i] for i in index], width, 0)
+        batch["token_type_ids"] = _pad([tti[i] for i in index], 0)
     return batch
 
 

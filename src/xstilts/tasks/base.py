@@ -38,6 +38,36 @@ class HeadKind(str, Enum):
     MASKED_LM = "masked_lm"
 
 
+class RetrievalEval(str, Enum):
+    """How a retrieval task is evaluated; ``pipeline/evaluate_retrieval.py`` dispatches on it
+    (None on a spec: ``NEAREST`` for an untrained head, ``POOLED`` for a dual encoder)."""
+
+    # aligned sentence pairs, nearest neighbour both ways (Tatoeba)
+    NEAREST = "nearest"
+    # margin-based mining of a comparable corpus, threshold chosen on the dev (sample) split
+    # read beside the evaluated one (BUCC 2018)
+    MINING = "mining"
+    # every language's questions against the candidates of all languages pooled (LAReQA)
+    POOLED = "pooled"
+    # mentions against a separate candidate file found beside them (Mewsli-X)
+    CANDIDATE_FILE = "candidate_file"
+
+
+class XtremeFormat(str, Enum):
+    """The official ``test-{lang}`` file format of a task in an XTREME / XTREME-R submission:
+    what ``xstilts score`` reads (``results/score.py``) and ``xstilts export`` writes."""
+
+    LABELS = "labels"  # one label per line (.tsv), accuracy
+    INDICES = "indices"  # one sentence index per line (.tsv), accuracy
+    CHOICES = "choices"  # {"label": 0|1} per line (.jsonl; one label per line also read)
+    TAGS = "tags"  # one tag per line, sentences split by a blank line (.tsv), span F1
+    POS_TAGS = "pos_tags"  # as TAGS; ``--extras`` adds token accuracy
+    SQUAD = "squad"  # {question id: answer} (.json), SQuAD EM / F1
+    MLQA = "mlqa"  # as SQUAD, with MLQA's answer normalisation
+    PAIRS = "pairs"  # ``src\ttrg`` id pairs (.tsv), F1 (BUCC)
+    RANKED = "ranked"  # {example id: ranked entity ids} (.json), MAP@20 (Mewsli-X)
+
+
 # (path, language, split) -> examples
 Reader = Callable[[Path, str, str], list]
 # (refs, preds, *, language) -> {metric: value}
@@ -111,6 +141,10 @@ class TaskSpec:
     primary_metric: str = "accuracy"
     # where to get the data when it has no hub source (shown by ``tasks -v``, ``data prepare``)
     obtain: str = ""
+    # retrieval tasks: which evaluation (None: the head kind's default, see RetrievalEval)
+    retrieval: RetrievalEval | None = None
+    # its official submission file format (None: not scored by xtreme's evaluate.py)
+    xtreme_format: XtremeFormat | None = None
 
     @property
     def english_source(self) -> str:

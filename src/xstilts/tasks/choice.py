@@ -25,6 +25,7 @@ from xstilts.tasks.base import (
     HubFormat,
     LocalFormat,
     TaskSpec,
+    XtremeFormat,
     get_task,
     load_split,
     register,
@@ -182,6 +183,7 @@ register(
         labels=COPA_LABELS,
         version="1",
         metric=accuracy,
+        xtreme_format=XtremeFormat.CHOICES,
         splits={"dev": XCOPA_LANGUAGES, "test": XCOPA_LANGUAGES},
         local=(
             LocalFormat(

@@ -8,7 +8,7 @@ hub dataset; language lists come from ``languages.py``.
 from __future__ import annotations
 
 from xstilts.evaluation.metrics import accuracy
-from xstilts.tasks.base import HeadKind, HubFormat, LocalFormat, TaskSpec, register
+from xstilts.tasks.base import HeadKind, HubFormat, LocalFormat, TaskSpec, XtremeFormat, register
 from xstilts.tasks.languages import XTREME, XTREME_R
 from xstilts.tasks.readers import glue, nli
 from xstilts.tasks.readers.translate_train import read_translate_train_tsv
@@ -235,6 +235,7 @@ register(
         labels=NLI3,
         version="1",
         metric=accuracy,
+        xtreme_format=XtremeFormat.LABELS,
         splits={
             "dev": XTREME["xnli"],
             "test": XTREME["xnli"],
@@ -273,6 +274,7 @@ register(
         labels=nli.PAWSX_LABELS,
         version="1",
         metric=accuracy,
+        xtreme_format=XtremeFormat.LABELS,
         splits={
             "train": EN,
             "dev": XTREME["pawsx"],

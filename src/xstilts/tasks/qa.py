@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import functools
 
-from xstilts.tasks.base import HeadKind, HubFormat, LocalFormat, TaskSpec, register
+from xstilts.tasks.base import HeadKind, HubFormat, LocalFormat, TaskSpec, XtremeFormat, register
 from xstilts.tasks.languages import XTREME
 from xstilts.tasks.readers import qa
 
@@ -145,6 +145,7 @@ register(
         labels=(),
         version="1",
         metric=squad_metric,
+        xtreme_format=XtremeFormat.SQUAD,
         splits={"test": XQUAD_LANGUAGES},
         local=(LocalFormat("squad-json", ("xquad/xquad.{lang}.json", "xquad.{lang}.json"), _read),),
         hub=_hub(
@@ -170,6 +171,7 @@ register(
         labels=(),
         version="1",
         metric=mlqa_metric,
+        xtreme_format=XtremeFormat.MLQA,
         splits={"dev": XTREME["mlqa"], "test": XTREME["mlqa"]},
         local=(
             LocalFormat(
@@ -199,6 +201,7 @@ register(
         labels=(),
         version="1",
         metric=squad_metric,
+        xtreme_format=XtremeFormat.SQUAD,
         splits={"train": EN, "dev": XTREME["tydiqa"]},
         local=(
             LocalFormat(

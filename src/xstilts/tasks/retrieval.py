@@ -1,7 +1,7 @@
 """Retrieval tasks: Tatoeba and BUCC 2018 (untrained: an encoder layer compared by cosine),
 LAReQA and Mewsli-X (a dual encoder trained on English pairs).
 
-Evaluation of all four goes through :mod:`xstilts.retrieval.evaluate` (the pipeline hands it
+Evaluation of all four goes through :mod:`xstilts.pipeline.evaluate_retrieval` (the pipeline hands it
 every language at once: LAReQA pools the candidates of all languages, BUCC reads its sample
 split to choose a threshold, a layer sweep scores every layer in one pass).
 """
@@ -13,7 +13,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from xstilts.tasks.base import HeadKind, HubFormat, LocalFormat, TaskSpec, register
+from xstilts.tasks.base import (
+    HeadKind,
+    HubFormat,
+    LocalFormat,
+    RetrievalEval,
+    TaskSpec,
+    XtremeFormat,
+    register,
+)
 from xstilts.tasks.languages import XTREME, XTREME_R
 from xstilts.tasks.readers import retrieval as rd
 
@@ -113,6 +121,8 @@ register(
         labels=(),
         version="1",
         metric=_tatoeba_metric,
+        xtreme_format=XtremeFormat.INDICES,
+        retrieval=RetrievalEval.NEAREST,
         splits={"test": TATOEBA_LANGUAGES},
         local=(
             RetrievalFormat(
@@ -152,6 +162,8 @@ register(
         labels=(),
         version="1",
         metric=_bucc_metric,
+        xtreme_format=XtremeFormat.PAIRS,
+        retrieval=RetrievalEval.MINING,
         # as XTREME: the shared task's sample split is dev, its training split is test
         splits={"dev": XTREME["bucc2018"], "test": XTREME["bucc2018"]},
         local=(
@@ -197,6 +209,7 @@ register(
         labels=(),
         version="1",
         metric=_map20_metric,
+        retrieval=RetrievalEval.POOLED,
         splits={"train": EN, "test": XTREME_R["lareqa"]},
         local=(
             RetrievalFormat(
@@ -240,6 +253,8 @@ register(
         labels=(),
         version="1",
         metric=_mewslix_metric,
+        xtreme_format=XtremeFormat.RANKED,
+        retrieval=RetrievalEval.CANDIDATE_FILE,
         splits={
             "train": EN,
             "wikipedia_dev": EN,

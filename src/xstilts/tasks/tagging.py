@@ -20,7 +20,15 @@ from pathlib import Path
 
 from xstilts.errors import DataError
 from xstilts.evaluation.tagging import span_f1
-from xstilts.tasks.base import HeadKind, HubFormat, LocalFormat, TaskSpec, get_task, register
+from xstilts.tasks.base import (
+    HeadKind,
+    HubFormat,
+    LocalFormat,
+    TaskSpec,
+    XtremeFormat,
+    get_task,
+    register,
+)
 from xstilts.tasks.languages import XTREME_R
 from xstilts.tasks.readers.conllu import read_conllu
 from xstilts.tasks.readers.tagging import (
@@ -87,6 +95,7 @@ register(
         labels=UPOS_TAGS,
         version="1",
         metric=span_f1,
+        xtreme_format=XtremeFormat.POS_TAGS,
         splits={"train": EN, "dev": XTREME_R["udpos"], "test": XTREME_R["udpos"]},
         local=(
             _UDPOS_TSV,
@@ -123,6 +132,7 @@ register(
         labels=PANX_TAGS,
         version="1",
         metric=span_f1,
+        xtreme_format=XtremeFormat.TAGS,
         splits={"train": EN, "dev": XTREME_R["panx"], "test": XTREME_R["panx"]},
         local=(
             LocalFormat(

@@ -30,7 +30,7 @@ import torch
 from tqdm.auto import tqdm
 
 from xstilts import runtime
-from xstilts.config import ModelSelection, Precision, TrainConfig
+from xstilts.config import ModelSelection, Precision, Sampler, TrainConfig
 from xstilts.errors import TrainingError
 from xstilts.features.base import Family, Features, eval_batches, train_batches
 from xstilts.modeling.model import MultiTaskModel, save_checkpoint
@@ -45,7 +45,7 @@ from xstilts.training.accel import (  # noqa: F401  (the first two: re-exported)
 )
 from xstilts.training.checkpoints import Checkpoints
 from xstilts.training.progress import TrainMonitor
-from xstilts.training.samplers import Sampler, interleave, task_probabilities
+from xstilts.training.samplers import interleave, task_probabilities
 
 
 @dataclass

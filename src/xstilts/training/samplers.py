@@ -8,15 +8,10 @@ mixing with a cap). Probabilities: ``proportional`` p_i ∝ n_i, ``uniform`` p_i
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from enum import Enum
 
 import numpy as np
 
-
-class Sampler(str, Enum):
-    PROPORTIONAL = "proportional"
-    UNIFORM = "uniform"
-    TEMPERATURE = "temperature"
+from xstilts.config import Sampler
 
 
 def task_probabilities(

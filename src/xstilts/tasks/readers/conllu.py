@@ -20,7 +20,7 @@ in one of two tokenisations:
   and the article both attach to the same noun (a tie, ``ADP`` outranks ``DET``), but ``DET``
   when the preposition hangs lower, e.g. ``fixed`` under the word before it (``además del``);
   checked sentence by sentence against XTREME's ``test-{es,fr,el}.tsv`` and ``{train,dev,
-  test}-en.tsv`` (see ``tests/test_tagging_readers.py``).
+  test}-en.tsv`` (see ``tests/tasks/test_tagging_readers.py``).
 * ``syntactic``: the syntactic words (``de``, ``el``) with their own tags; the range line is
   skipped.
 

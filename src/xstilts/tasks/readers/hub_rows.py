@@ -15,10 +15,10 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from xstilts.errors import DataError
-from xstilts.retrieval.examples import TatoebaPair
 from xstilts.tasks.readers.choice import ChoiceExample, read_copa_jsonl, read_siqa_jsonl
 from xstilts.tasks.readers.hub import load_hub_dataset
 from xstilts.tasks.readers.qa import QAExample, examples_from_squad_rows
+from xstilts.tasks.readers.retrieval_examples import TatoebaPair
 
 # TyDiQA-GoldP ids start with the language's English name ("arabic-2387335860751143628-1")
 TYDIQA_NAMES: dict[str, str] = {

@@ -25,10 +25,10 @@ PATTERN = "hub/{task}/{split}-{lang}.jsonl"
 
 
 def _types() -> dict[str, type]:
-    from xstilts.retrieval.examples import BuccSentence, TatoebaPair
     from xstilts.tasks.examples import PairExample
     from xstilts.tasks.readers.choice import ChoiceExample
     from xstilts.tasks.readers.qa import QAExample
+    from xstilts.tasks.readers.retrieval_examples import BuccSentence, TatoebaPair
     from xstilts.tasks.readers.tagging import TaggedExample
 
     return {

@@ -22,7 +22,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from xstilts.errors import DataError
-from xstilts.retrieval.examples import (
+from xstilts.tasks.readers.files import iter_jsonl, physical_lines, read_json, read_text
+from xstilts.tasks.readers.retrieval_examples import (
     BuccSentence,
     Candidate,
     CandidatePool,
@@ -31,8 +32,7 @@ from xstilts.retrieval.examples import (
     RetrievalQuestion,
     TatoebaPair,
 )
-from xstilts.retrieval.sentences import sentence_breaks
-from xstilts.tasks.readers.files import iter_jsonl, physical_lines, read_json, read_text
+from xstilts.tasks.readers.sentences import sentence_breaks
 
 log = logging.getLogger(__name__)
 
