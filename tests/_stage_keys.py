@@ -143,7 +143,7 @@ def _demo_configs(demo: Path, tmp: Path) -> dict:
 
 def stage_keys(data_dir: Path) -> dict:
     """Kind and key of every planned stage, per grid / config (plans read the data)."""
-    from xstilts.config import load_config
+    from xstilts.config_check import load_config
     from xstilts.data.demo import write_demo_data
 
     result: dict = {"grids": {}, "runs": {}}
