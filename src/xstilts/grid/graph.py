@@ -21,6 +21,7 @@ import pandas as pd
 from xstilts.config import MLMMode, RunConfig
 from xstilts.errors import ConfigError
 from xstilts.grid.spec import Cell, GridSpec, with_source_language
+from xstilts.modeling.adaptation import is_peft
 from xstilts.pipeline.run import (
     Plan,
     StageJob,
@@ -176,26 +177,44 @@ def _cell_jobs(spec: GridSpec, inter_plan: Plan, tgt_plan: Plan, cell: Cell, ech
     if languages:  # MAD-X: the tasks' adapters stack on the fallback language's
         jobs += languages.values()
         base = languages[inter_plan.cfg.intermediate.language_adapters.fallback].stage
-    if cell.system:
+    if cell.system:  # (it reads the base: a dependency, for the order of workers)
         jobs.append(_after(intermediate_job(inter_plan, cell.system, seed_i, echo, base=base),
-                           base if languages else None))  # fmt: skip
+                           base))  # fmt: skip
         inter = jobs[-1].stage
     tgt = inter or base  # untrained targets are evaluated straight from the encoder
     if tgt_plan.target_spec.trainable:
         job = target_job(tgt_plan, inter, cell.system_name, cell.seed, echo, base=base)
-        jobs.append(_after(job, base if languages and not inter else None))
+        jobs.append(_after(job, None if inter else base))
         tgt = jobs[-1].stage
     elif tgt_plan.encoder_source is not None:
-        jobs.append(
-            encoder_source_job(tgt_plan, inter, cell.system_name, cell.seed, echo, base=base)
-        )
+        job = encoder_source_job(tgt_plan, inter, cell.system_name, cell.seed, echo, base=base)
+        jobs.append(_after(job, None if inter else base))
         tgt = jobs[-1].stage
     swapped = {lang: j.stage for lang, j in languages.items()}
+    # read by the zero-shot stages too: the language adapters they swap in, the full
+    # checkpoints under adapter checkpoints (never tidied before those are done)
+    read = (*swapped.values(), *_under_adapters(inter_plan, tgt_plan, base, inter, bool(swapped)))
     for p in (tgt_plan, *tgt_plan.also):  # also: tasks scored with the same model (MLQA)
         job = zero_shot_job(p, tgt, cell.system_name, cell.seed, echo, languages=swapped)
-        # the language adapters are read when swapped in: a dependency (never tidied before)
-        jobs.append(_after(job, *swapped.values()))
+        jobs.append(_after(job, *read))
     return jobs
+
+
+def _under_adapters(
+    inter_plan: Plan, tgt_plan: Plan, base: Stage | None, inter: Stage | None, madx: bool
+) -> tuple[Stage, ...]:
+    """The fully fine-tuned stages whose checkpoints an adapter checkpoint of this cell is
+    rebuilt from (a masked-LM base, a full intermediate under a LoRA target): the zero-shot
+    stage reads them too, so ``delete_checkpoints`` keeps them until it is done. Without
+    adapter phases, none (the target checkpoint is whole)."""
+    inter_peft = inter is not None and is_peft(inter_plan.cfg.intermediate.adaptation)
+    target_peft = tgt_plan.target_spec.trainable and is_peft(tgt_plan.cfg.target.adaptation)
+    if not (inter_peft or target_peft):
+        return ()
+    full = [] if madx or base is None else [base]  # a language adapter is an adapter
+    if inter is not None and not inter_peft:
+        full.append(inter)
+    return tuple(full)
 
 
 def _language_adapter_jobs(plan: Plan, seed: int, echo) -> dict[str, StageJob]:
