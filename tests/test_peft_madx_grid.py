@@ -170,6 +170,9 @@ def test_language_adapter_stages_shared_and_swapped_in_a_grid(tiny_model, madx_d
         ({"targets": [{"task": "demo_nli", "adaptation": STACK},
                       {"task": "tatoeba", "evaluation": {"languages": ["de"]}}]},
          "targets[1].task"),
+        ({"targets": [{"task": "demo_nli", "adaptation": STACK,
+                       "data": {"train": {"task": "demo_nli", "language": "de"}}}]},
+         "targets[0].data.train.language"),
     ],
 )  # fmt: skip
 def test_grid_language_adapter_rules(tiny_model, madx_data, change, field):
@@ -185,3 +188,18 @@ def test_estimate_counts_one_language_adapter_per_language(tiny_model, madx_data
     raw["intermediate"]["language_adapters"]["max_examples"] = 50
     est = estimate(parse_grid(raw))
     assert est.kinds["mlm"].stages == 2 and est.kinds["mlm"].examples == 100
+
+
+def test_run_target_trains_in_the_fallback_language(tiny_model, madx_data):
+    """``xstilts run`` has the rule too: the target adapter sits on the fallback's language
+    adapter, so training data in another language is refused (not silently mismatched)."""
+    from xstilts.config_check import check_run_config
+
+    raw = _grid(tiny_model, madx_data)
+    target = {k: v for k, v in raw["targets"][0].items() if k != "name"}
+    run = {"name": "r", "model": {"name_or_path": str(tiny_model)},
+           "intermediate": raw["intermediate"], "seeds": [0]}  # fmt: skip
+    check_run_config(from_dict(RunConfig, {**run, "target": target}))
+    target["data"] = {"train": {"task": "demo_nli", "language": "de"}}
+    with pytest.raises(ConfigError, match=re.escape("field 'target.data.train.language'")):
+        check_run_config(from_dict(RunConfig, {**run, "target": target}))

@@ -437,7 +437,7 @@ def check_language_adapters(cfg: RunConfig, c: _Check) -> None:
     if cfg.intermediate.language_adapters is None:
         return
     check_language_adapter_phases(cfg.intermediate, c)
-    check_language_adapter_target(cfg.target, "target", c)
+    check_language_adapter_target(cfg.target, "target", c, cfg.intermediate.language_adapters)
 
 
 def check_language_adapter_phases(inter: IntermediateConfig, c: _Check) -> None:
@@ -457,9 +457,20 @@ def check_language_adapter_phases(inter: IntermediateConfig, c: _Check) -> None:
         c.fail("intermediate.adaptation.method", "must be lora with language_adapters")
 
 
-def check_language_adapter_target(target: TargetConfig, prefix: str, c: _Check) -> None:
+def check_language_adapter_target(
+    target: TargetConfig, prefix: str, c: _Check, la: LanguageAdaptersConfig
+) -> None:
     """MAD-X rules of one target (``prefix``: ``target``, or ``targets[i]`` of a grid)."""
     spec = get_task(target.task)
+    train = target.data.train
+    language = train.language if train is not None else "en"  # the task's English source
+    if spec.trainable and language != la.fallback:
+        # the target adapter is trained stacked on the fallback's language adapter
+        c.fail(
+            f"{prefix}.data.train.language",
+            f"the target is trained on the fallback language's adapter ('{la.fallback}'), "
+            f"so its training data must be in '{la.fallback}', got '{language}'",
+        )
     if spec.head in (HeadKind.RETRIEVAL, HeadKind.DUAL_ENCODER):
         c.fail(
             f"{prefix}.task",
@@ -546,7 +557,7 @@ def check_grid(spec: Any, source: str | Source) -> None:
     if la is not None:  # MAD-X: the language-adapter stages are grid stages (grid/graph.py)
         check_language_adapter_phases(spec.intermediate, c)
         for i, t in enumerate(spec.targets):
-            check_language_adapter_target(t.config, f"targets[{i}]", c)
+            check_language_adapter_target(t.config, f"targets[{i}]", c, la)
         others = [s for s in spec.source_languages if s != la.fallback]
         if others:
             # the target adapter is trained stacked on the fallback's language adapter, as
