@@ -130,20 +130,3 @@ def test_language_adapter_rules(tiny_model, demo_data, tmp_path):
     with pytest.raises(ConfigError, match="compose stack"):
         plan_run(_cfg(tiny_model, demo_data, corpora, **merge), data_dir=demo_data,
                  out_dir=tmp_path)  # fmt: skip
-
-
-def test_grids_refuse_language_adapters(tiny_model, demo_data, tmp_path):
-    from xstilts.grid.spec import parse_grid
-
-    raw = {
-        "name": "g",
-        "models": [{"name": "tiny", "name_or_path": str(tiny_model)}],
-        "data_dir": str(demo_data),
-        "intermediate": {
-            "systems": [[]],
-            "language_adapters": {"corpora": {"en": str(_corpus(demo_data, "en", tmp_path))}},
-        },
-        "targets": [{"task": "demo_nli", "adaptation": {**LORA, "compose": "stack"}}],
-    }
-    with pytest.raises(ConfigError, match="intermediate.language_adapters"):
-        parse_grid(raw)
