@@ -18,7 +18,7 @@ from xstilts.grid.spec import parse_grid
 
 pytest.importorskip("peft")
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "peft.md"
+DOC = Path(__file__).resolve().parents[2] / "docs" / "peft.md"
 TESTED = "<!-- tested: tests/test_peft_docs.py"
 
 
