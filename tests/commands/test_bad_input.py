@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_validation import _raw
+from _configs import run_raw as _raw
 
 from xstilts.cli import main
 

@@ -16,33 +16,12 @@ import shutil
 from pathlib import Path
 
 import pytest
-import yaml
+from _configs import write_config
 
 from xstilts.cli import main
 from xstilts.pipeline.stages import Stage, build_stage
 from xstilts.results import integrity
 from xstilts.results.store import atomic_write_text
-
-TRAIN = {"epochs": 1, "batch_size": 16, "lr": 1e-3, "eval_batch_size": 64}
-
-
-def write_config(path: Path, model: Path, data: Path, **over) -> Path:
-    raw = {
-        "name": "integ",
-        "model": {"name_or_path": str(model), "max_length": 32},
-        "data_dir": str(data),
-        "threads": 1,
-        "intermediate": {"systems": [["demo_inter"]], "training": TRAIN},
-        "target": {
-            "task": "demo_nli",
-            "training": {**TRAIN, "eval_every": 5},
-            "evaluation": {"max_examples": 20},
-        },
-        "seeds": [0],
-    }
-    raw.update(over)
-    path.write_text(yaml.safe_dump(raw))
-    return path
 
 
 def one_line(err: str, *needles: str) -> str:
