@@ -10,8 +10,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import pytest
+from _analysis_tree import write_tree
 from scipy import stats as st
-from test_analysis_fixtures import write_tree
 
 from xstilts.analysis import Options, analyze, load_results
 from xstilts.analysis.decomposition import (

@@ -40,7 +40,7 @@ def test_run_config_examples_pass_every_rule():
 
 
 def test_grid_example_parses_and_plans(tiny_model, demo_data, tmp_path):
-    from test_tagging_pipeline import write_panx_fixture
+    from _pipelines import write_panx_fixture
 
     _, raw = _blocks()
     spec = parse_grid(raw, source="docs/peft.md")  # every rule, as written

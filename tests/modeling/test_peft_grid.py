@@ -13,8 +13,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_choice_pipeline import mc_data  # noqa: F401 (fixture)
-from test_qa_pipeline import qa_data  # noqa: F401 (fixture)
 
 from xstilts.grid import run_grid
 from xstilts.grid.graph import grid_rows, run_config
@@ -71,10 +69,10 @@ def _keep_torch_threads():
 
 
 @pytest.fixture(scope="module")
-def family_data(demo_data, qa_data, mc_data, tmp_path_factory) -> Path:  # noqa: F811
+def family_data(demo_data, qa_data, mc_data, tmp_path_factory) -> Path:
     """Every family's tiny files in one data directory."""
+    from _pipelines import write_panx_fixture
     from _retrieval_fixtures import write_squad_train, write_tatoeba, write_xquad_r
-    from test_tagging_pipeline import write_panx_fixture
 
     d = tmp_path_factory.mktemp("peft-grid") / "data"
     shutil.copytree(demo_data, d)

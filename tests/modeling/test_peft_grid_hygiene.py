@@ -62,7 +62,7 @@ def test_language_adapters_kept_until_every_zero_shot_swapped_them_in(
 ):
     """MAD-X with ``delete_checkpoints``: the language-adapter stages are read by every
     zero-shot stage (swapped in), so they are deleted only after the last one."""
-    from test_peft_madx import _corpus
+    from _pipelines import write_corpus as _corpus
 
     from xstilts.modeling.adaptation import ADAPTERS_FILE
     from xstilts.pipeline.stages import ADAPTER_WEIGHTS

@@ -9,7 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from test_integrity import one_line, rerun, stage_dir, write_config
+from _configs import one_line, rerun, stage_dir, write_config
 
 from xstilts.cli import main
 

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+from _pipelines import write_corpus as _corpus
 
 from xstilts.config import RunConfig, from_dict
 from xstilts.errors import ConfigError
@@ -17,19 +18,6 @@ from xstilts.pipeline.plan import plan_run
 pytest.importorskip("peft")
 
 LORA = {"method": "lora", "rank": 4, "alpha": 8, "dropout": 0.0}
-
-
-def _corpus(demo_data: Path, lang: str, out: Path) -> Path:
-    """Plain text of one language: the demo sentences of that language's files."""
-    lines = [
-        field
-        for f in sorted(demo_data.rglob(f"*-{lang}.tsv"))
-        for line in f.read_text(encoding="utf-8").splitlines()
-        for field in line.split("\t")[:2]
-    ]
-    path = out / f"corpus-{lang}.txt"
-    path.write_text("\n".join(lines[:120]) + "\n", encoding="utf-8")
-    return path
 
 
 def _cfg(model: Path, data: Path, corpora: dict, **target_over) -> RunConfig:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_peft_madx import _corpus
+from _pipelines import write_corpus as _corpus
 
 from xstilts.config import RunConfig, from_dict
 from xstilts.errors import ConfigError
@@ -38,7 +38,7 @@ def _keep_torch_threads():
 
 @pytest.fixture(scope="module")
 def madx_data(demo_data, tmp_path_factory) -> Path:
-    from test_tagging_pipeline import write_panx_fixture
+    from _pipelines import write_panx_fixture
 
     d = tmp_path_factory.mktemp("madx-grid") / "data"
     shutil.copytree(demo_data, d)
