@@ -206,7 +206,8 @@ def main(argv: list[str] | None = None) -> dict:
                   max_length=bp.MAX_LENGTH, label_to_id=bp.LABEL_TO_ID), prec, 0, 2)  # fmt: skip
 
     runs: dict[str, list[dict]] = {"fp32": [], "bf16": []}
-    acc: dict[str, dict[str, list[float]]] = {"fp32": {}, "bf16": {}}
+    # precision of training (fp32 / bf16), or fp32 training scored with bf16 inference
+    acc: dict[str, dict[str, list[float]]] = {"fp32": {}, "bf16": {}, "fp32_bf16_inference": {}}
     agree, total = 0, 0
     for seed in args.seeds:
         for prec in (Precision.FP32, Precision.BF16):
@@ -229,6 +230,10 @@ def main(argv: list[str] | None = None) -> dict:
                     )  # fmt: skip
                     agree += int((out16.argmax(-1) == pred).sum())
                     total += len(pred)
+                    acc16 = float((out16.argmax(-1) == gold[lg]).mean())
+                    acc["fp32_bf16_inference"].setdefault(lg, []).append(acc16)
+            mean_acc = np.mean([a[-1] for a in acc[prec.value].values()])
+            print(f"seed {seed} {prec.value}: mean accuracy {100 * mean_acc:.2f}", flush=True)
             del model
 
     ds = bp.hf_dataset(data.train, tokenizer, pad_to_max=False)
@@ -245,8 +250,13 @@ def main(argv: list[str] | None = None) -> dict:
     for lg in data.eval:
         a32, a16 = np.asarray(acc["fp32"][lg]), np.asarray(acc["bf16"][lg])
         per_lang[lg] = _paired(a16, a32)
+    per_lang_inference = {
+        lg: _paired(np.asarray(acc["fp32_bf16_inference"][lg]), np.asarray(acc["fp32"][lg]))
+        for lg in data.eval
+    }
     mean32 = np.mean([acc["fp32"][lg] for lg in data.eval], axis=0)  # [seeds]
     mean16 = np.mean([acc["bf16"][lg] for lg in data.eval], axis=0)
+    mean_inf16 = np.mean([acc["fp32_bf16_inference"][lg] for lg in data.eval], axis=0)
     res = {
         "machine": bp.machine_info(),
         "load_average_start": load_start,
@@ -268,8 +278,15 @@ def main(argv: list[str] | None = None) -> dict:
         "trainer_runs": trainer_runs,
         "delta_accuracy": per_lang,
         "delta_accuracy_mean": _paired(mean16, mean32),
+        # bf16 inference - fp32 inference of the same fp32-trained models
+        "delta_accuracy_inference": per_lang_inference,
+        "delta_accuracy_inference_mean": _paired(mean_inf16, mean32),
         "accuracy": acc,  # precision -> language -> [seeds]
-        "mean_accuracy": {"fp32": mean32.tolist(), "bf16": mean16.tolist()},
+        "mean_accuracy": {
+            "fp32": mean32.tolist(),
+            "bf16": mean16.tolist(),
+            "fp32_bf16_inference": mean_inf16.tolist(),
+        },
         "bf16_inference_agreement": agree / total,
         "bf16_inference_pairs": total,
     }
@@ -323,6 +340,12 @@ def _report(res: dict) -> None:
           f"bf16 {[round(100 * x, 2) for x in m['bf16']]}")  # fmt: skip
     print("accuracy bf16 - fp32 (points; mean over seeds, paired-t 95% CI):")
     for lg, d in {**res["delta_accuracy"], "mean": res["delta_accuracy_mean"]}.items():
+        print(
+            f"  {lg:5} {100 * d['delta']:+6.2f}  [{100 * d['low']:+6.2f}, {100 * d['high']:+6.2f}]"
+        )
+    print("accuracy of bf16 inference - fp32 inference, fp32-trained models (points, paired-t):")
+    inf = {**res["delta_accuracy_inference"], "mean": res["delta_accuracy_inference_mean"]}
+    for lg, d in inf.items():
         print(
             f"  {lg:5} {100 * d['delta']:+6.2f}  [{100 * d['low']:+6.2f}, {100 * d['high']:+6.2f}]"
         )
