@@ -230,3 +230,43 @@ def test_deepspeed_plugin_from_the_launch_config(monkeypatch):
     ds = plugin.deepspeed_config
     assert ds["zero_optimization"]["stage"] == 2
     assert (ds["train_micro_batch_size_per_gpu"], ds["gradient_accumulation_steps"]) == (8, 3)
+
+
+# --------------------------------------------------------------------------- Slurm jobs
+
+
+def test_slurm_multi_gpu_job_launches_with_the_accelerate_config(tmp_path):
+    from accelerate.commands.launch import _validate_launch_command, launch_command_parser
+
+    from xstilts.config import Execution, SlurmSettings
+    from xstilts.config_check import check_execution
+    from xstilts.grid import remote
+
+    fsdp = ACCELERATE_CONFIGS / "fsdp.yaml"
+    cmd = remote.launch_command(4, tmp_path / "t.pkl", str(fsdp))
+    i = cmd.index("accelerate.commands.launch")
+    assert cmd[i + 1 : i + 5] == ["--config_file", str(fsdp), "--num_processes", "4"]
+    # accelerate's own parser reads that command line: FSDP from the file, 4 processes (the
+    # stage's GPUs) from the command line over the file's count
+    args, _, _ = _validate_launch_command(launch_command_parser().parse_args(cmd[i + 1 :]))
+    assert args.use_fsdp and args.num_processes == 4 and str(args.fsdp_version) == "2"
+    assert "--config_file" not in remote.launch_command(4, tmp_path / "t.pkl")  # default: DDP
+
+    ok = Execution(slurm=SlurmSettings(accelerate_config=str(fsdp)))
+    check_execution(ok, "grid.yaml")
+    bad = Execution(slurm=SlurmSettings(accelerate_config=str(tmp_path / "nope.yaml")))
+    with pytest.raises(ConfigError, match="execution.slurm.accelerate_config.*no such file"):
+        check_execution(bad, "grid.yaml")
+
+
+@pytest.mark.parametrize("name", ["ddp.yaml", "fsdp.yaml", "deepspeed_zero2.yaml"])
+def test_example_accelerate_configs_parse(name):
+    """Each example file is a config ``accelerate launch`` accepts, with the strategy it names."""
+    from accelerate.commands.launch import _validate_launch_command, launch_command_parser
+
+    args = launch_command_parser().parse_args(
+        ["--config_file", str(ACCELERATE_CONFIGS / name), "x.py"]
+    )
+    args, _, _ = _validate_launch_command(args)
+    assert (args.use_fsdp, args.use_deepspeed) == (name == "fsdp.yaml", name.startswith("deep"))
+    assert args.num_processes == 4 and args.mixed_precision == "no"

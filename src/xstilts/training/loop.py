@@ -296,6 +296,8 @@ def train(
                     labels = batch.pop("labels")
                     logits = net(pt.head_name, **batch)
                     loss = pt.family.loss(logits, labels) / loss_div
+            if deepspeed:  # its engine steps (clips, zeroes) at the boundaries it is told
+                acc.gradient_state._set_sync_gradients((micro + 1) % cfg.grad_accum == 0)
             acc.backward(loss)  # fp16: scaled
             result.examples_seen += len(idx)
             micro += 1
