@@ -270,3 +270,36 @@ def test_example_accelerate_configs_parse(name):
     args, _, _ = _validate_launch_command(args)
     assert (args.use_fsdp, args.use_deepspeed) == (name == "fsdp.yaml", name.startswith("deep"))
     assert args.num_processes == 4 and args.mixed_precision == "no"
+
+
+# --------------------------------------------------------------------------- gathering
+
+
+class _Gathered:
+    """Stands for an Accelerator whose ``get_state_dict`` returns a gathered state."""
+
+    def __init__(self, state: dict) -> None:
+        self.state = state
+
+    def get_state_dict(self, net):
+        return self.state
+
+
+def test_sync_copy_loads_the_gathered_weights_and_refuses_a_partial_gather():
+    torch.manual_seed(0)
+    emb = torch.nn.Embedding(5, 3)
+    view = torch.nn.ModuleDict({"emb": emb, "dec": torch.nn.Linear(3, 5, bias=False)})
+    view["dec"].weight = emb.weight  # tied, as a masked-LM decoder to the embeddings
+    trained = {"emb.weight": torch.randn(5, 3)}  # the tie gathered once, under its first name
+    sharding.sync_copy(_Gathered(trained), None, view)
+    assert torch.equal(view["dec"].weight, trained["emb.weight"])
+    sharding.sync_copy(_Gathered(trained), None, None)  # other ranks: take part, keep nothing
+    lin = torch.nn.Linear(3, 2)
+    with pytest.raises(RuntimeError, match="missing \\['bias'\\]"):
+        sharding.sync_copy(_Gathered({"weight": torch.zeros(2, 3)}), None, lin)
+
+
+def test_grad_norm_as_a_plain_tensor():
+    assert sharding.grad_norm_tensor(None) is None
+    assert float(sharding.grad_norm_tensor(2.5)) == 2.5  # DeepSpeed's float
+    assert float(sharding.grad_norm_tensor(torch.tensor(1.5))) == 1.5
