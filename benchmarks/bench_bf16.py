@@ -13,7 +13,8 @@ XNLI test of the 15 languages, gold labels from the recovered labels file):
    paired t interval (``scipy.stats.ttest_rel``: the seed is the pairing unit, the same batches
    and initial head in both precisions).
 3. bf16 inference (``evaluation.precision: bf16``) of the fp32-trained models: argmax agreement
-   with their fp32 inference over every scored pair (seeds x languages x pairs).
+   with their fp32 inference over every scored pair (seeds x languages x pairs), and per
+   language the accuracy difference bf16 inference - fp32 inference over the seeds (paired t).
 4. HF ``Trainer`` with ``bf16=True`` at its best (dynamic padding, length-grouped sampling, the
    same model, data, optimiser and steps), median of ``--trainer-repeats`` runs: tokens/s ratio
    xstilts bf16 / Trainer bf16.
