@@ -71,6 +71,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--threads", type=int, default=1, help="torch threads (1: steadiest when shared)"
     )
     p.add_argument("--json", type=Path, help="also write the figures here")
+    p.add_argument(
+        "--combine",
+        type=Path,
+        nargs="+",
+        help="only summarise these --json files of earlier runs (e.g. one seed each)",
+    )
     return p.parse_args(argv)
 
 
@@ -179,6 +185,12 @@ def _labels(examples) -> np.ndarray:
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
+    if args.combine:
+        res = combine(args.combine)
+        _report(res)
+        if args.json:
+            args.json.write_text(json.dumps(res, indent=2))
+        return res
     if args.threads:
         torch.set_num_threads(args.threads)
     from transformers import AutoTokenizer
@@ -244,27 +256,48 @@ def main(argv: list[str] | None = None) -> dict:
     if not trainer_runs:  # --trainer-repeats 0: accuracy only
         trainer_runs = [{"seconds": float("nan"), "cpu_seconds": float("nan"), "tokens": 0}]
 
-    def rate(rs: list[dict], clock: str = "seconds") -> float:
-        return statistics.median(r["tokens"] / r[clock] for r in rs)
-
-    per_lang = {}
-    for lg in data.eval:
-        a32, a16 = np.asarray(acc["fp32"][lg]), np.asarray(acc["bf16"][lg])
-        per_lang[lg] = _paired(a16, a32)
-    per_lang_inference = {
-        lg: _paired(np.asarray(acc["fp32_bf16_inference"][lg]), np.asarray(acc["fp32"][lg]))
-        for lg in data.eval
-    }
-    mean32 = np.mean([acc["fp32"][lg] for lg in data.eval], axis=0)  # [seeds]
-    mean16 = np.mean([acc["bf16"][lg] for lg in data.eval], axis=0)
-    mean_inf16 = np.mean([acc["fp32_bf16_inference"][lg] for lg in data.eval], axis=0)
-    res = {
+    meta = {
         "machine": bp.machine_info(),
         "load_average_start": load_start,
         "load_average_end": os.getloadavg(),
         "steps": args.steps,
         "seeds": args.seeds,
         "n_eval_per_language": args.n_eval,
+    }
+    res = summarize(meta, runs, trainer_runs, acc, agree, total)
+    _report(res)
+    if args.json:
+        args.json.write_text(json.dumps(res, indent=2))
+    return res
+
+
+def summarize(
+    meta: dict,
+    runs: dict[str, list[dict]],
+    trainer_runs: list[dict],
+    acc: dict[str, dict[str, list[float]]],
+    agree: int,
+    total: int,
+) -> dict:
+    """The figures of ``runs`` (precision -> one run per seed), ``acc`` (precision or
+    ``fp32_bf16_inference`` -> language -> [seeds]) and the argmax agreement counts."""
+
+    def rate(rs: list[dict], clock: str = "seconds") -> float:
+        return statistics.median(r["tokens"] / r[clock] for r in rs)
+
+    langs = list(acc["fp32"])
+    per_lang = {
+        lg: _paired(np.asarray(acc["bf16"][lg]), np.asarray(acc["fp32"][lg])) for lg in langs
+    }
+    per_lang_inference = {
+        lg: _paired(np.asarray(acc["fp32_bf16_inference"][lg]), np.asarray(acc["fp32"][lg]))
+        for lg in langs
+    }
+    mean32 = np.mean([acc["fp32"][lg] for lg in langs], axis=0)  # [seeds]
+    mean16 = np.mean([acc["bf16"][lg] for lg in langs], axis=0)
+    mean_inf16 = np.mean([acc["fp32_bf16_inference"][lg] for lg in langs], axis=0)
+    return {
+        **meta,
         "train_tokens_per_s": {k: rate(v) for k, v in runs.items()},
         "trainer_bf16_tokens_per_s": rate(trainer_runs),
         "bf16_over_fp32": rate(runs["bf16"]) / rate(runs["fp32"]),
@@ -291,10 +324,35 @@ def main(argv: list[str] | None = None) -> dict:
         "bf16_inference_agreement": agree / total,
         "bf16_inference_pairs": total,
     }
-    _report(res)
-    if args.json:
-        args.json.write_text(json.dumps(res, indent=2))
-    return res
+
+
+def combine(paths: list[Path]) -> dict:
+    """One summary of several runs of this script (e.g. one per seed, run side by side on a
+    shared machine): their runs and per-seed accuracies side by side, in file order."""
+    parts = [json.loads(Path(p).read_text()) for p in paths]
+    runs = {k: [r for part in parts for r in part["runs"][k]] for k in ("fp32", "bf16")}
+    trainer = [r for part in parts for r in part["trainer_runs"] if r["tokens"]]
+    if not trainer:
+        trainer = [{"seconds": float("nan"), "cpu_seconds": float("nan"), "tokens": 0}]
+    acc = {
+        k: {
+            lg: [a for part in parts for a in part["accuracy"][k][lg]]
+            for lg in parts[0]["accuracy"][k]
+        }
+        for k in parts[0]["accuracy"]
+    }
+    agree = sum(round(p["bf16_inference_agreement"] * p["bf16_inference_pairs"]) for p in parts)
+    total = sum(p["bf16_inference_pairs"] for p in parts)
+    meta = {
+        "machine": parts[0]["machine"],
+        "load_average_start": [p["load_average_start"] for p in parts],
+        "load_average_end": [p["load_average_end"] for p in parts],
+        "steps": parts[0]["steps"],
+        "seeds": [s for p in parts for s in p["seeds"]],
+        "n_eval_per_language": parts[0]["n_eval_per_language"],
+        "combined_from": [str(p) for p in paths],
+    }
+    return summarize(meta, runs, trainer, acc, agree, total)
 
 
 def _paired(a16: np.ndarray, a32: np.ndarray) -> dict:
