@@ -313,13 +313,18 @@ def check_execution(ex: Execution, source: str | Source) -> None:
         )
     s = ex.slurm
     # these become ``#SBATCH`` lines of the generated job script: one line each
-    for name in ("partition", "cluster", "account", "qos", "log_dir"):
+    for name in ("partition", "cluster", "account", "qos", "log_dir", "accelerate_config"):
         value = getattr(s, name)
         if value is not None and not _printable(value):
             c.fail(f"execution.slurm.{name}", f"must be printable (one line), got {value!r}")
     for k, v in s.additional.items():
         if not (_printable(k) and _printable(str(v))):
             c.fail(f"execution.slurm.additional.{k}", f"must be printable (one line), got {v!r}")
+    if s.accelerate_config is not None and not Path(s.accelerate_config).is_file():
+        c.fail(
+            "execution.slurm.accelerate_config",
+            f"no such file: {s.accelerate_config} (e.g. configs/accelerate/fsdp.yaml)",
+        )
 
 
 def check_grid(spec: Any, source: str | Source) -> None:

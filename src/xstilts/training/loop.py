@@ -7,9 +7,9 @@ encoder, one head per task.
 
 One ``accelerate`` ``Accelerator`` per phase does the arithmetic around the step: mixed
 precision (``training.precision``: bf16 autocast, fp16 autocast with a gradient scaler) and,
-under a launch, the DistributedDataParallel wrapping (``accelerate launch``'s own config may
-choose DDP; FSDP and DeepSpeed are not supported: the weights-equal-one-process property below
-is DDP's).
+under a launch, the wrapping that ``accelerate launch``'s own config chooses: DDP, FSDP or
+DeepSpeed ZeRO (on GPUs; ``training/sharding.py``). Under the sharded two, process 0 evaluates
+and saves an unsharded copy into which every process gathers the weights at each evaluation.
 
 Data-parallel (``runtime.world() > 1``, under ``accelerate launch`` / ``torchrun``): every
 process draws the same batch plan and takes its share of each batch; DDP averages the
@@ -20,7 +20,6 @@ batch. The evaluations and checkpoints are rank 0's alone (the others write noth
 from __future__ import annotations
 
 import math
-import os
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -38,6 +37,7 @@ from xstilts.modeling.model import MultiTaskModel, save_checkpoint
 from xstilts.runtime import device as runtime_device
 from xstilts.runtime import to_cpu, to_device
 from xstilts.tracking import NULL, Tracker
+from xstilts.training import sharding
 from xstilts.training.progress import TrainMonitor
 from xstilts.training.samplers import interleave, task_probabilities
 
@@ -180,13 +180,19 @@ def train(
     dev = runtime_device()
     model.to(dev)  # before the optimizer is built: it holds the parameters it was given
     world, main = runtime.world(), runtime.is_main()
-    acc = accelerator(cfg.precision, dev)
+    acc = accelerator(cfg.precision, dev, cfg)
+    # FSDP / DeepSpeed: no process holds the whole model while it trains; process 0 evaluates
+    # and saves ``view``, an unsharded copy the weights are gathered into (training/sharding.py)
+    sharded = sharding.is_sharded(acc)
+    deepspeed = sharded and sharding.is_deepspeed(acc)
+    view = sharding.eval_copy(model, main) if sharded else model
     if cfg.gradient_checkpointing:
         _checkpointing(model.encoder, True)
-    net = acc.prepare_model(model, device_placement=False)  # DDP under a launch
-    # prepare_model also wraps model.forward in autocast; without it the training step turns
-    # autocast on itself, and dev evaluations between steps run in fp32, as in an fp32 phase
-    acc.unwrap_model(net, keep_fp32_wrapper=False)
+    if not sharded:
+        net = acc.prepare_model(model, device_placement=False)  # DDP under a launch
+        # prepare_model also wraps model.forward in autocast; without it the training step
+        # turns autocast on itself, and dev evaluations between steps run in fp32
+        acc.unwrap_model(net, keep_fp32_wrapper=False)
     if world > 1:
         _reseed_per_rank(seed)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
@@ -217,8 +223,6 @@ def train(
         lr=cfg.lr,
         fused=fused or None,
     )
-    # fp16: its step unscales the gradients and skips steps whose gradients overflowed
-    optim = acc.prepare_optimizer(optim, device_placement=False)
     warmup = int(cfg.warmup_ratio * total_updates)
 
     def lr_lambda(step: int) -> float:
@@ -226,7 +230,22 @@ def train(
             return (step + 1) / max(1, warmup)
         return max(0.0, (total_updates - step) / max(1, total_updates - warmup))
 
-    sched = torch.optim.lr_scheduler.LambdaLR(optim, lr_lambda)
+    if deepspeed:
+        # DeepSpeed's engine owns the optimizer and schedule (it steps both at each
+        # accumulation boundary, inside backward); the loop's step() calls are no-ops there
+        sched = torch.optim.lr_scheduler.LambdaLR(optim, lr_lambda)
+        net, optim, sched = acc.prepare(model, optim, sched)
+    else:
+        if sharded:  # FSDP swaps the optimizer's parameters for their shards
+            net, optim = acc.prepare(model, optim)
+            acc.unwrap_model(net, keep_fp32_wrapper=False)
+        else:
+            # fp16: its step unscales the gradients and skips steps whose gradients overflowed
+            optim = acc.prepare_optimizer(optim, device_placement=False)
+        # not accelerate's scheduler: it steps once per process (a per-process batch size)
+        sched = torch.optim.lr_scheduler.LambdaLR(optim, lr_lambda)
+    # DeepSpeed divides the loss by its gradient_accumulation_steps (= grad_accum) itself
+    loss_div = 1 if deepspeed else cfg.grad_accum
 
     def task_epoch(t: PhaseTask) -> list[np.ndarray]:
         return train_batches(
@@ -271,18 +290,26 @@ def train(
             pt = tasks[ti]
             with acc.autocast():
                 if world > 1:
-                    loss = _shard_loss(net, pt, idx, pad_id, dev) / cfg.grad_accum
+                    loss = _shard_loss(net, pt, idx, pad_id, dev) / loss_div
                 else:
                     batch = to_device(pt.family.collate(pt.train, idx, pad_id), dev)
                     labels = batch.pop("labels")
                     logits = net(pt.head_name, **batch)
-                    loss = pt.family.loss(logits, labels) / cfg.grad_accum
+                    loss = pt.family.loss(logits, labels) / loss_div
+            if deepspeed:  # its engine steps (clips, zeroes) at the boundaries it is told
+                acc.gradient_state._set_sync_gradients((micro + 1) % cfg.grad_accum == 0)
             acc.backward(loss)  # fp16: scaled
             result.examples_seen += len(idx)
             micro += 1
             if micro % cfg.grad_accum:
                 continue
-            grad_norm = acc.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+            # the prepared model's parameters: FSDP clips its shards with a global norm;
+            # DeepSpeed clipped in its step and reports the norm
+            grad_norm = acc.clip_grad_norm_(net.parameters(), cfg.max_grad_norm)
+            if sharded:
+                grad_norm = sharding.grad_norm_tensor(grad_norm)
+                if grad_norm is None:
+                    grad_norm = torch.zeros(())
             # One sync per optimizer step. The gradient norm is the same on every process
             # (after DDP's all-reduce), so all of them stop together; the loss is this
             # process's own and is checked only when it trains alone. Under fp16 an overflowed
@@ -298,21 +325,23 @@ def train(
             step += 1
             pbar.update(1)
             if main:
-                loss_value = loss.item() * cfg.grad_accum
+                loss_value = loss.item() * loss_div
                 pbar.set_postfix(loss=f"{loss_value:.3f}")
                 monitor.step(step, loss_value, lr, grad_norm, result.examples_seen)
             at_eval = step % eval_every == 0 or step == total_updates
+            if at_eval and sharded:
+                sharding.sync_copy(acc, net, view)  # every process: a collective gather
             if at_eval and main:  # the other processes' scores and checkpoints would be unused
                 n_history = len(result.history)
-                score = result.last_score = _evaluate(model, tasks, cfg, pad_id, step, result)
+                score = result.last_score = _evaluate(view, tasks, cfg, pad_id, step, result)
                 if on_eval is not None:
-                    result.history.extend(on_eval(step, model))
+                    result.history.extend(on_eval(step, view))
                 monitor.evaluated(step, result.history[n_history:])
                 if score is not None and (result.best_score is None or score > result.best_score):
                     result.best_score, result.best_step = score, step
-                    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                    best_state = {k: v.detach().clone() for k, v in view.state_dict().items()}
                 if cfg.selection is ModelSelection.AVERAGE:
-                    state = model.state_dict()
+                    state = view.state_dict()
                     if avg_state is None:
                         avg_state = {k: v.detach().double().clone() for k, v in state.items()}
                     else:
@@ -321,7 +350,7 @@ def train(
                     n_avg += 1
                 if keep_periodic:
                     save_checkpoint(
-                        model,
+                        view,
                         tokenizer,
                         out_dir / f"step-{step}",
                         {**checkpoint_meta, "step": step},
@@ -344,26 +373,24 @@ def train(
         _checkpointing(model.encoder, False)
     if not main:
         return result  # its stage directory is a throwaway (pipeline/parallel.py)
-    save_checkpoint(model, tokenizer, out_dir / "last", {**checkpoint_meta, "step": step})
+    save_checkpoint(view, tokenizer, out_dir / "last", {**checkpoint_meta, "step": step})
     if avg_state is not None:
-        last_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        model.load_state_dict(
-            {k: (v / n_avg).to(last_state[k].dtype) for k, v in avg_state.items()}
-        )
+        last_state = {k: v.detach().clone() for k, v in view.state_dict().items()}
+        view.load_state_dict({k: (v / n_avg).to(last_state[k].dtype) for k, v in avg_state.items()})
         save_checkpoint(
-            model, tokenizer, out_dir / "average", {**checkpoint_meta, "averaged_steps": n_avg}
+            view, tokenizer, out_dir / "average", {**checkpoint_meta, "averaged_steps": n_avg}
         )
-        model.load_state_dict(last_state)
+        view.load_state_dict(last_state)
     if best_state is not None:
-        last_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        model.load_state_dict(best_state)
+        last_state = {k: v.detach().clone() for k, v in view.state_dict().items()}
+        view.load_state_dict(best_state)
         save_checkpoint(
-            model,
+            view,
             tokenizer,
             out_dir / "best",
             {**checkpoint_meta, "step": result.best_step, "dev_score": result.best_score},
         )
-        model.load_state_dict(last_state)
+        view.load_state_dict(last_state)
     return result
 
 
@@ -400,8 +427,10 @@ def check_precision(precision: Precision, dev: torch.device) -> None:
         raise ConfigError(f"training.precision bf16: {dev} has no bf16; use fp16 or fp32")
 
 
-def accelerator(precision: Precision, dev: torch.device):
-    """A fresh ``Accelerator`` for one phase on ``dev`` (``precision`` checked first).
+def accelerator(precision: Precision, dev: torch.device, cfg: TrainConfig | None = None):
+    """A fresh ``Accelerator`` for one phase on ``dev`` (``precision`` checked first), with the
+    strategy of ``accelerate launch``'s config (DDP, FSDP, DeepSpeed: ``training/sharding.py``;
+    DeepSpeed needs ``cfg``, whose batch keys it is given).
 
     accelerate keeps its state in a process-wide singleton that refuses a second mixed
     precision; a grid process trains one phase after another, possibly in different
@@ -412,19 +441,20 @@ def accelerator(precision: Precision, dev: torch.device):
     from accelerate.utils import DistributedDataParallelKwargs
 
     check_precision(precision, dev)
-    for var, what in (("ACCELERATE_USE_FSDP", "FSDP"), ("ACCELERATE_USE_DEEPSPEED", "DeepSpeed")):
-        if os.environ.get(var, "").lower() in ("1", "true"):
-            # the loop's loss weighting and process 0's whole-model checkpoints assume DDP
-            raise ConfigError(
-                f"accelerate launch with {what} (${var}): xstilts trains data parallel with DDP "
-                "only; launch without an FSDP/DeepSpeed config"
-            )
+    strategy = sharding.launch_strategy()
+    sharding.check_strategy(strategy, dev)
+    plugin = None
+    if strategy is sharding.Strategy.DEEPSPEED:
+        if cfg is None:
+            raise ValueError("a DeepSpeed launch needs the phase's TrainConfig")
+        plugin = sharding.deepspeed_plugin(cfg, runtime.world())
     AcceleratorState._reset_state(reset_partial_state=False)
     GradientState._reset_state()
     mixed = {Precision.FP32: "no", Precision.BF16: "bf16", Precision.FP16: "fp16"}[precision]
     return Accelerator(
         cpu=dev.type == "cpu",
         mixed_precision=mixed,
+        deepspeed_plugin=plugin,
         device_placement=False,  # the model is on runtime.device() (--device), batches too
         # a multi-task model has a head per task and a batch uses one: the others get no grad
         kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
