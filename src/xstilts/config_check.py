@@ -28,6 +28,7 @@ from xstilts.config import (
     EvalConfig,
     Execution,
     IntermediateConfig,
+    LanguageAdaptersConfig,
     MLMMode,
     ModelConfig,
     ModelSelection,

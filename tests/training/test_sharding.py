@@ -18,7 +18,10 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from test_parallel import LAUNCH_ENV, _raw, _stage_dirs, _weights
+from _parallel import LAUNCH_ENV
+from _parallel import ddp_raw as _raw
+from _parallel import stage_dirs as _stage_dirs
+from _parallel import weights as _weights
 
 from xstilts import runtime
 from xstilts.cli import main
@@ -29,7 +32,7 @@ from xstilts.results.store import ROWS_FILE
 from xstilts.training import sharding
 from xstilts.training.loop import accelerator
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 ACCELERATE_CONFIGS = ROOT / "configs" / "accelerate"
 STRATEGY_ENV = ("ACCELERATE_USE_FSDP", "ACCELERATE_USE_DEEPSPEED")
 
@@ -149,7 +152,7 @@ def test_deepspeed_without_the_package_refused(monkeypatch):
 
 
 def test_fsdp_launch_on_the_cpu_is_one_line_exit_2(tiny_model, demo_data, tmp_path, capsys):
-    from test_parallel import _raw as raw_cfg
+    from _parallel import ddp_raw as raw_cfg
 
     cfg_path = tmp_path / "cfg.yaml"
     cfg_path.write_text(yaml.safe_dump(raw_cfg(tiny_model, demo_data)))
