@@ -13,7 +13,8 @@ XNLI test of the 15 languages, gold labels from the recovered labels file):
    paired t interval (``scipy.stats.ttest_rel``: the seed is the pairing unit, the same batches
    and initial head in both precisions).
 3. bf16 inference (``evaluation.precision: bf16``) of the fp32-trained models: argmax agreement
-   with their fp32 inference over every scored pair (seeds x languages x pairs).
+   with their fp32 inference over every scored pair (seeds x languages x pairs), and per
+   language the accuracy difference bf16 inference - fp32 inference over the seeds (paired t).
 4. HF ``Trainer`` with ``bf16=True`` at its best (dynamic padding, length-grouped sampling, the
    same model, data, optimiser and steps), median of ``--trainer-repeats`` runs: tokens/s ratio
    xstilts bf16 / Trainer bf16.
@@ -70,6 +71,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--threads", type=int, default=1, help="torch threads (1: steadiest when shared)"
     )
     p.add_argument("--json", type=Path, help="also write the figures here")
+    p.add_argument(
+        "--combine",
+        type=Path,
+        nargs="+",
+        help="only summarise these --json files of earlier runs (e.g. one seed each)",
+    )
     return p.parse_args(argv)
 
 
@@ -178,6 +185,12 @@ def _labels(examples) -> np.ndarray:
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
+    if args.combine:
+        res = combine(args.combine)
+        _report(res)
+        if args.json:
+            args.json.write_text(json.dumps(res, indent=2))
+        return res
     if args.threads:
         torch.set_num_threads(args.threads)
     from transformers import AutoTokenizer
@@ -206,7 +219,8 @@ def main(argv: list[str] | None = None) -> dict:
                   max_length=bp.MAX_LENGTH, label_to_id=bp.LABEL_TO_ID), prec, 0, 2)  # fmt: skip
 
     runs: dict[str, list[dict]] = {"fp32": [], "bf16": []}
-    acc: dict[str, dict[str, list[float]]] = {"fp32": {}, "bf16": {}}
+    # precision of training (fp32 / bf16), or fp32 training scored with bf16 inference
+    acc: dict[str, dict[str, list[float]]] = {"fp32": {}, "bf16": {}, "fp32_bf16_inference": {}}
     agree, total = 0, 0
     for seed in args.seeds:
         for prec in (Precision.FP32, Precision.BF16):
@@ -229,6 +243,10 @@ def main(argv: list[str] | None = None) -> dict:
                     )  # fmt: skip
                     agree += int((out16.argmax(-1) == pred).sum())
                     total += len(pred)
+                    acc16 = float((out16.argmax(-1) == gold[lg]).mean())
+                    acc["fp32_bf16_inference"].setdefault(lg, []).append(acc16)
+            mean_acc = np.mean([a[-1] for a in acc[prec.value].values()])
+            print(f"seed {seed} {prec.value}: mean accuracy {100 * mean_acc:.2f}", flush=True)
             del model
 
     ds = bp.hf_dataset(data.train, tokenizer, pad_to_max=False)
@@ -238,22 +256,48 @@ def main(argv: list[str] | None = None) -> dict:
     if not trainer_runs:  # --trainer-repeats 0: accuracy only
         trainer_runs = [{"seconds": float("nan"), "cpu_seconds": float("nan"), "tokens": 0}]
 
-    def rate(rs: list[dict], clock: str = "seconds") -> float:
-        return statistics.median(r["tokens"] / r[clock] for r in rs)
-
-    per_lang = {}
-    for lg in data.eval:
-        a32, a16 = np.asarray(acc["fp32"][lg]), np.asarray(acc["bf16"][lg])
-        per_lang[lg] = _paired(a16, a32)
-    mean32 = np.mean([acc["fp32"][lg] for lg in data.eval], axis=0)  # [seeds]
-    mean16 = np.mean([acc["bf16"][lg] for lg in data.eval], axis=0)
-    res = {
+    meta = {
         "machine": bp.machine_info(),
         "load_average_start": load_start,
         "load_average_end": os.getloadavg(),
         "steps": args.steps,
         "seeds": args.seeds,
         "n_eval_per_language": args.n_eval,
+    }
+    res = summarize(meta, runs, trainer_runs, acc, agree, total)
+    _report(res)
+    if args.json:
+        args.json.write_text(json.dumps(res, indent=2))
+    return res
+
+
+def summarize(
+    meta: dict,
+    runs: dict[str, list[dict]],
+    trainer_runs: list[dict],
+    acc: dict[str, dict[str, list[float]]],
+    agree: int,
+    total: int,
+) -> dict:
+    """The figures of ``runs`` (precision -> one run per seed), ``acc`` (precision or
+    ``fp32_bf16_inference`` -> language -> [seeds]) and the argmax agreement counts."""
+
+    def rate(rs: list[dict], clock: str = "seconds") -> float:
+        return statistics.median(r["tokens"] / r[clock] for r in rs)
+
+    langs = list(acc["fp32"])
+    per_lang = {
+        lg: _paired(np.asarray(acc["bf16"][lg]), np.asarray(acc["fp32"][lg])) for lg in langs
+    }
+    per_lang_inference = {
+        lg: _paired(np.asarray(acc["fp32_bf16_inference"][lg]), np.asarray(acc["fp32"][lg]))
+        for lg in langs
+    }
+    mean32 = np.mean([acc["fp32"][lg] for lg in langs], axis=0)  # [seeds]
+    mean16 = np.mean([acc["bf16"][lg] for lg in langs], axis=0)
+    mean_inf16 = np.mean([acc["fp32_bf16_inference"][lg] for lg in langs], axis=0)
+    return {
+        **meta,
         "train_tokens_per_s": {k: rate(v) for k, v in runs.items()},
         "trainer_bf16_tokens_per_s": rate(trainer_runs),
         "bf16_over_fp32": rate(runs["bf16"]) / rate(runs["fp32"]),
@@ -268,15 +312,47 @@ def main(argv: list[str] | None = None) -> dict:
         "trainer_runs": trainer_runs,
         "delta_accuracy": per_lang,
         "delta_accuracy_mean": _paired(mean16, mean32),
+        # bf16 inference - fp32 inference of the same fp32-trained models
+        "delta_accuracy_inference": per_lang_inference,
+        "delta_accuracy_inference_mean": _paired(mean_inf16, mean32),
         "accuracy": acc,  # precision -> language -> [seeds]
-        "mean_accuracy": {"fp32": mean32.tolist(), "bf16": mean16.tolist()},
+        "mean_accuracy": {
+            "fp32": mean32.tolist(),
+            "bf16": mean16.tolist(),
+            "fp32_bf16_inference": mean_inf16.tolist(),
+        },
         "bf16_inference_agreement": agree / total,
         "bf16_inference_pairs": total,
     }
-    _report(res)
-    if args.json:
-        args.json.write_text(json.dumps(res, indent=2))
-    return res
+
+
+def combine(paths: list[Path]) -> dict:
+    """One summary of several runs of this script (e.g. one per seed, run side by side on a
+    shared machine): their runs and per-seed accuracies side by side, in file order."""
+    parts = [json.loads(Path(p).read_text()) for p in paths]
+    runs = {k: [r for part in parts for r in part["runs"][k]] for k in ("fp32", "bf16")}
+    trainer = [r for part in parts for r in part["trainer_runs"] if r["tokens"]]
+    if not trainer:
+        trainer = [{"seconds": float("nan"), "cpu_seconds": float("nan"), "tokens": 0}]
+    acc = {
+        k: {
+            lg: [a for part in parts for a in part["accuracy"][k][lg]]
+            for lg in parts[0]["accuracy"][k]
+        }
+        for k in parts[0]["accuracy"]
+    }
+    agree = sum(round(p["bf16_inference_agreement"] * p["bf16_inference_pairs"]) for p in parts)
+    total = sum(p["bf16_inference_pairs"] for p in parts)
+    meta = {
+        "machine": parts[0]["machine"],
+        "load_average_start": [p["load_average_start"] for p in parts],
+        "load_average_end": [p["load_average_end"] for p in parts],
+        "steps": parts[0]["steps"],
+        "seeds": [s for p in parts for s in p["seeds"]],
+        "n_eval_per_language": parts[0]["n_eval_per_language"],
+        "combined_from": [str(p) for p in paths],
+    }
+    return summarize(meta, runs, trainer, acc, agree, total)
 
 
 def _paired(a16: np.ndarray, a32: np.ndarray) -> dict:
@@ -323,6 +399,12 @@ def _report(res: dict) -> None:
           f"bf16 {[round(100 * x, 2) for x in m['bf16']]}")  # fmt: skip
     print("accuracy bf16 - fp32 (points; mean over seeds, paired-t 95% CI):")
     for lg, d in {**res["delta_accuracy"], "mean": res["delta_accuracy_mean"]}.items():
+        print(
+            f"  {lg:5} {100 * d['delta']:+6.2f}  [{100 * d['low']:+6.2f}, {100 * d['high']:+6.2f}]"
+        )
+    print("accuracy of bf16 inference - fp32 inference, fp32-trained models (points, paired-t):")
+    inf = {**res["delta_accuracy_inference"], "mean": res["delta_accuracy_inference_mean"]}
+    for lg, d in inf.items():
         print(
             f"  {lg:5} {100 * d['delta']:+6.2f}  [{100 * d['low']:+6.2f}, {100 * d['high']:+6.2f}]"
         )

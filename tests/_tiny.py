@@ -1,4 +1,11 @@
-"""A tiny BERT encoder and WordPiece tokenizer built in-process (no downloads)."""
+"""Tiny models and tokenizers built in-process (no downloads).
+
+- ``make_tiny_tokenizer``: a lower-casing WordPiece ``BertTokenizerFast`` trained on given texts
+  (the QA feature tests use it alone);
+- ``make_tiny_model``: that tokenizer and a 2-layer, hidden-32 BERT saved as a hub model folder
+  (the ``tiny_model`` fixture);
+- ``make_tiny_xlmr``: an XLM-R-shaped SentencePiece Unigram model folder (``tiny_xlmr``).
+"""
 
 from __future__ import annotations
 
@@ -7,15 +14,19 @@ from pathlib import Path
 import torch
 
 
-def make_tiny_model(out_dir: Path, texts: list[str], *, seed: int = 0) -> Path:
-    """Train a WordPiece vocabulary on ``texts``, build a 2-layer BERT with hidden size 32
-    from a config, and save both like a hub model directory."""
+def make_tiny_tokenizer(
+    texts: list[str], *, vocab_size: int, min_frequency: int = 1, model_max_length: int = 512
+):
+    """A lower-casing (hence accent-stripping) WordPiece vocabulary of at most ``vocab_size``
+    pieces trained on ``texts``, as a ``BertTokenizerFast`` with BERT's special tokens."""
     from tokenizers.implementations import BertWordPieceTokenizer
-    from transformers import BertConfig, BertModel, BertTokenizerFast
+    from transformers import BertTokenizerFast
 
     wp = BertWordPieceTokenizer(lowercase=True)
-    wp.train_from_iterator(texts, vocab_size=600, min_frequency=1, show_progress=False)
-    tok = BertTokenizerFast(tokenizer_object=wp._tokenizer, model_max_length=128)
+    wp.train_from_iterator(
+        texts, vocab_size=vocab_size, min_frequency=min_frequency, show_progress=False
+    )
+    tok = BertTokenizerFast(tokenizer_object=wp._tokenizer, model_max_length=model_max_length)
     tok.add_special_tokens(
         {
             "pad_token": "[PAD]",
@@ -25,6 +36,15 @@ def make_tiny_model(out_dir: Path, texts: list[str], *, seed: int = 0) -> Path:
             "mask_token": "[MASK]",
         }
     )
+    return tok
+
+
+def make_tiny_model(out_dir: Path, texts: list[str], *, seed: int = 0) -> Path:
+    """Train a WordPiece vocabulary on ``texts``, build a 2-layer BERT with hidden size 32
+    from a config, and save both like a hub model directory."""
+    from transformers import BertConfig, BertModel
+
+    tok = make_tiny_tokenizer(texts, vocab_size=600, model_max_length=128)
     torch.manual_seed(seed)
     config = BertConfig(
         vocab_size=len(tok),

@@ -90,9 +90,6 @@ def demo_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory, demo_data: Path) -> Path:
     """A 2-layer, hidden-32 BERT and a WordPiece vocabulary trained in-process on demo text."""
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).parent))
     from _tiny import make_tiny_model
 
     texts = [
@@ -108,9 +105,6 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory, demo_data: Path) -> Pat
 def tiny_xlmr(tmp_path_factory: pytest.TempPathFactory, demo_data: Path) -> Path:
     """A 2-layer, hidden-32 XLM-R with a SentencePiece Unigram vocabulary (pad id 1, no
     token_type_ids) trained in-process on the demo text."""
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).parent))
     from _tiny import make_tiny_xlmr
 
     texts = [
@@ -120,3 +114,19 @@ def tiny_xlmr(tmp_path_factory: pytest.TempPathFactory, demo_data: Path) -> Path
         for field in line.split("\t")[:2]
     ]
     return make_tiny_xlmr(tmp_path_factory.mktemp("tiny-xlmr"), texts)
+
+
+@pytest.fixture(scope="module")
+def mc_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Multiple-choice files (COPA, XCOPA et/zh, the SIQA zip): ``_pipelines.write_mc_data``."""
+    from _pipelines import write_mc_data
+
+    return write_mc_data(tmp_path_factory.mktemp("mc-data"))
+
+
+@pytest.fixture(scope="module")
+def qa_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Extractive-QA files (TyDiQA-GoldP, XQuAD): ``_pipelines.write_qa_data``."""
+    from _pipelines import write_qa_data
+
+    return write_qa_data(tmp_path_factory.mktemp("qa-data"))

@@ -253,6 +253,10 @@ def _main(args: argparse.Namespace) -> int:
 
     if getattr(args, "device", None):
         runtime.use(args.device)  # checked before anything is read or written
+    from xstilts.training.sharding import check_strategy, launch_strategy
+
+    # an FSDP / DeepSpeed launch config that cannot run here: before anything is read
+    check_strategy(launch_strategy(), runtime.device())
     if runtime.world() == 1 or runtime.is_main():
         code = args.func(args)
     else:

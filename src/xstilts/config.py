@@ -358,6 +358,9 @@ class SlurmSettings:
     additional: dict[str, str] = field(default_factory=dict)  # extra ``#SBATCH --key=value``
     max_jobs: int = 64  # jobs in flight at once
     log_dir: str | None = None  # None: ``<output_dir>/grid-logs/<grid name>``
+    # ``accelerate launch --config_file`` of a multi-GPU stage job (None: accelerate's default
+    # config, DDP): configs/accelerate/{ddp,fsdp,deepspeed_zero2}.yaml (docs/grid.md)
+    accelerate_config: str | None = None
     # Per stage kind: "training" (mlm, intermediate and target), or one of mlm, intermediate,
     # target, zero_shot (more specific wins), e.g. {training: {gpus_per_node: 4}, zero_shot:
     # {gpus_per_node: 1, timeout_min: 60}}

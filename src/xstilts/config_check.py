@@ -28,6 +28,7 @@ from xstilts.config import (
     EvalConfig,
     Execution,
     IntermediateConfig,
+    LanguageAdaptersConfig,
     MLMMode,
     ModelConfig,
     ModelSelection,
@@ -217,9 +218,16 @@ def check_run_config(cfg: RunConfig, source: str | Source = "<config>") -> None:
 def check_language_adapters(cfg: RunConfig, c: _Check) -> None:
     """MAD-X: the language adapter must stay a separate module up to the zero-shot swap, so
     every phase after it is a stacked adapter (no merge, no full fine-tuning)."""
-    la = cfg.intermediate.language_adapters
-    if la is None:
+    if cfg.intermediate.language_adapters is None:
         return
+    check_language_adapter_phases(cfg.intermediate, c)
+    check_language_adapter_target(cfg.target, "target", c, cfg.intermediate.language_adapters)
+
+
+def check_language_adapter_phases(inter: IntermediateConfig, c: _Check) -> None:
+    """MAD-X rules of ``intermediate`` (with language adapters)."""
+    la = inter.language_adapters
+    assert la is not None
     key = "intermediate.language_adapters"
     if la.fallback not in la.corpora:
         c.fail(f"{key}.corpora", f"needs a corpus for the fallback language '{la.fallback}'")
@@ -227,19 +235,36 @@ def check_language_adapters(cfg: RunConfig, c: _Check) -> None:
         c.fail(f"{key}.adaptation.method", "a language adapter must be an adapter (lora)")
     if la.training.selection is not ModelSelection.LAST:
         c.fail(f"{key}.training.selection", "must be 'last' (no masked-LM dev set)")
-    if cfg.intermediate.mlm is not None and cfg.intermediate.mlm.mode is MLMMode.BEFORE:
+    if inter.mlm is not None and inter.mlm.mode is MLMMode.BEFORE:
         c.fail(key, "cannot be combined with intermediate.mlm mode 'before' (both are the base)")
-    if any(cfg.intermediate.systems) and cfg.intermediate.adaptation.method is Adaptation.FULL:
+    if any(inter.systems) and inter.adaptation.method is Adaptation.FULL:
         c.fail("intermediate.adaptation.method", "must be lora with language_adapters")
-    spec = get_task(cfg.target.task)
+
+
+def check_language_adapter_target(
+    target: TargetConfig, prefix: str, c: _Check, la: LanguageAdaptersConfig
+) -> None:
+    """MAD-X rules of one target (``prefix``: ``target``, or ``targets[i]`` of a grid)."""
+    spec = get_task(target.task)
+    train = target.data.train
+    language = train.language if train is not None else "en"  # the task's English source
+    if spec.trainable and language != la.fallback:
+        # the target adapter is trained stacked on the fallback's language adapter
+        c.fail(
+            f"{prefix}.data.train.language",
+            f"the target is trained on the fallback language's adapter ('{la.fallback}'), "
+            f"so its training data must be in '{la.fallback}', got '{language}'",
+        )
     if spec.head in (HeadKind.RETRIEVAL, HeadKind.DUAL_ENCODER):
         c.fail(
-            key, f"retrieval target '{spec.name}' pairs two languages: no one adapter to swap in"
+            f"{prefix}.task",
+            f"retrieval target '{spec.name}' pairs two languages: no one language adapter "
+            "to swap in (intermediate.language_adapters)",
         )
-    t = cfg.target.adaptation
+    t = target.adaptation
     if spec.trainable and (t.method is Adaptation.FULL or t.compose is not Compose.STACK):
         c.fail(
-            "target.adaptation",
+            f"{prefix}.adaptation",
             "language_adapters need method lora and compose stack (the language adapter "
             "is swapped at zero-shot time, so it must stay a separate module)",
         )
@@ -289,13 +314,18 @@ def check_execution(ex: Execution, source: str | Source) -> None:
         )
     s = ex.slurm
     # these become ``#SBATCH`` lines of the generated job script: one line each
-    for name in ("partition", "cluster", "account", "qos", "log_dir"):
+    for name in ("partition", "cluster", "account", "qos", "log_dir", "accelerate_config"):
         value = getattr(s, name)
         if value is not None and not _printable(value):
             c.fail(f"execution.slurm.{name}", f"must be printable (one line), got {value!r}")
     for k, v in s.additional.items():
         if not (_printable(k) and _printable(str(v))):
             c.fail(f"execution.slurm.additional.{k}", f"must be printable (one line), got {v!r}")
+    if s.accelerate_config is not None and not Path(s.accelerate_config).is_file():
+        c.fail(
+            "execution.slurm.accelerate_config",
+            f"no such file: {s.accelerate_config} (e.g. configs/accelerate/fsdp.yaml)",
+        )
 
 
 def check_grid(spec: Any, source: str | Source) -> None:
@@ -312,9 +342,22 @@ def check_grid(spec: Any, source: str | Source) -> None:
         _check_model(m.config, f"models[{i}]", c)
     c.fields(spec.intermediate, "intermediate")
     check_intermediate(spec.intermediate, "intermediate", c)
-    if spec.intermediate.language_adapters is not None:
-        # the grid composes its cells' stages itself (grid/graph.py), without these stages
-        c.fail("intermediate.language_adapters", "are run by 'xstilts run' only, not in grids")
+    la = spec.intermediate.language_adapters
+    if la is not None:  # MAD-X: the language-adapter stages are grid stages (grid/graph.py)
+        check_language_adapter_phases(spec.intermediate, c)
+        for i, t in enumerate(spec.targets):
+            check_language_adapter_target(t.config, f"targets[{i}]", c, la)
+        others = [s for s in spec.source_languages if s != la.fallback]
+        if others:
+            # the target adapter is trained stacked on the fallback's language adapter, as
+            # 'xstilts run' does; training on another language's data would want that
+            # language's adapter under it (not built)
+            c.fail(
+                "source_languages",
+                f"with intermediate.language_adapters the target is trained on the fallback "
+                f"language '{la.fallback}' only (its adapter under the task adapter); got "
+                f"{', '.join(others)}",
+            )
     if spec.intermediate_seed is not None:
         c.rule(SEED, spec.intermediate_seed, "intermediate.seed")
     for i, t in enumerate(spec.targets):

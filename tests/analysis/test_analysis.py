@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from test_analysis_fixtures import write_csv, write_tree
+from _analysis_tree import write_csv, write_tree
 
 from xstilts.analysis import Options, analyze, load_results
 from xstilts.analysis.selection import selection_diagnostic
@@ -255,7 +255,7 @@ def test_who_gains_recovers_a_planted_typology_correlation(tmp_path):
 def test_tatoeba_records_rescore_in_the_official_direction(tmp_path):
     # Tatoeba's records hold both directions (en2xx, xx2en) and no 'pred': the report rescored
     # them with the generic reader and stopped ("field 'pred': missing") on a real grid
-    from test_analysis_fixtures import _row
+    from _analysis_tree import result_row as _row
 
     from xstilts.results.store import write_predictions, write_rows
 

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import pytest
+from _analysis_tree import write_tree
 from scipy import stats as st
-from test_analysis_fixtures import write_tree
 
 from xstilts.analysis import Options, analyze, load_results
 from xstilts.analysis.decomposition import (
@@ -344,3 +344,28 @@ def test_analysis_and_report_carry_the_decomposition(tmp_path, monkeypatch):
     assert paths["figures/variance-decomposition.png"].read_bytes().startswith(b"\x89PNG")
     back = pd.read_csv(paths["tables/decomposition.csv"])
     assert list(back.columns) == COLUMNS and len(back) == len(d)
+
+
+def test_cross_language_covariances_of_a_translated_test_set():
+    """Two languages with identical per-example scores (a perfectly parallel test set): the
+    covariance of their sampling errors between two different seeds is the seed-shared part C/n
+    and within one seed the whole V/n of a language; with different keys (separate test sets)
+    both are 0. Checked against numpy's covariances computed directly."""
+    from xstilts.analysis.example_sampling import cross_language, example_parts
+
+    rng = np.random.default_rng(4)
+    n = 200
+    difficulty = rng.normal(size=n)
+    phi = 100.0 * (rng.normal(size=(3, n)) + difficulty > 0)  # [r, n], seeds share difficulty
+    keys = [str(i) for i in range(n)]
+    a, b = example_parts(phi, keys), example_parts(phi.copy(), keys)
+    cross = cross_language([a, b])
+    pairs = [(s, t) for s in range(3) for t in range(3) if s != t]
+    between = np.mean([np.cov(phi[s], phi[t])[0, 1] for s, t in pairs]) / n
+    within = np.mean([np.var(phi[s], ddof=1) for s in range(3)]) / n
+    assert cross.between_seeds == pytest.approx(between, rel=1e-9)
+    assert cross.within_seed == pytest.approx(within, rel=1e-9)
+    assert cross.between_seeds == pytest.approx(a.shared, rel=0.05)  # two estimates of C/n
+    other = example_parts(phi, [f"x{i}" for i in range(n)])
+    assert cross_language([a, other]).between_seeds == 0.0
+    assert cross_language([a, example_parts(phi)]).within_seed == 0.0  # keys unknown

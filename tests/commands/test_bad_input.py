@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_validation import _raw
+from _configs import run_raw as _raw
 
 from xstilts.cli import main
 
@@ -36,90 +36,29 @@ def _fails(capsys, args: list[str], out: Path, *needles: str) -> str:
     return err
 
 
-def test_unknown_config_key(capsys, tmp_path, tiny_model, data):
-    cfg = _config(tmp_path, tiny_model, **{"target.trainig": {}})
-    _fails(
-        capsys,
-        ["run", str(cfg), "--data-dir", str(data)],
-        tmp_path / "out",
-        "cfg.yaml",
-        "target.trainig",
-        "did you mean 'training'",
-    )
+# Damaging the copied demo data (before the config is written); a damage may return config
+# keys that point at what it wrote.
 
 
-def test_override_typo(capsys, tmp_path, tiny_model, data):
-    cfg = _config(tmp_path, tiny_model)
-    _fails(
-        capsys,
-        ["run", str(cfg), "--data-dir", str(data), "target.training.epoch=2"],
-        tmp_path / "out",
-        "target.training.epoch",
-    )
-
-
-def test_unknown_task(capsys, tmp_path, tiny_model, data):
-    cfg = _config(tmp_path, tiny_model, **{"target.task": "xnlii"})
-    _fails(
-        capsys,
-        ["run", str(cfg), "--data-dir", str(data)],
-        tmp_path / "out",
-        "unknown task 'xnlii'",
-        "did you mean 'xnli'",
-    )
-
-
-def test_unknown_language(capsys, tmp_path, tiny_model, data):
-    cfg = _config(tmp_path, tiny_model, **{"target.evaluation": {"languages": ["de", "xx"]}})
-    _fails(capsys, ["run", str(cfg), "--data-dir", str(data)], tmp_path / "out", "no language 'xx'")
-
-
-def test_missing_file(capsys, tmp_path, tiny_model, data):
+def _drop_test_ru(data: Path, tmp_path: Path) -> None:
     (data / "demo-nli" / "test-ru.tsv").unlink()
-    cfg = _config(tmp_path, tiny_model)
-    _fails(
-        capsys,
-        ["run", str(cfg), "--data-dir", str(data)],
-        tmp_path / "out",
-        "demo_nli",
-        "'test'",
-        "'ru'",
-        "test-ru.tsv",
-    )
 
 
-def test_wrong_column_count(capsys, tmp_path, tiny_model, data):
+def _extra_column(data: Path, tmp_path: Path) -> None:
     f = data / "demo-nli" / "test-de.tsv"
     lines = f.read_text(encoding="utf-8").splitlines()
     lines[6] = lines[6].rsplit("\t", 1)[0] + "\textra\tentailment"
     f.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    cfg = _config(tmp_path, tiny_model)
-    _fails(
-        capsys,
-        ["run", str(cfg), "--data-dir", str(data)],
-        tmp_path / "out",
-        "test-de.tsv:7",
-        "columns",
-    )
 
 
-def test_label_outside_label_set(capsys, tmp_path, tiny_model, data):
+def _label_maybe(data: Path, tmp_path: Path) -> None:
     f = data / "demo-nli" / "train-en.tsv"
     lines = f.read_text(encoding="utf-8").splitlines()
     lines[11] = lines[11].rsplit("\t", 1)[0] + "\tmaybe"
     f.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    cfg = _config(tmp_path, tiny_model)
-    _fails(
-        capsys,
-        ["run", str(cfg), "--data-dir", str(data)],
-        tmp_path / "out",
-        "train-en.tsv:12",
-        "label",
-        "'maybe'",
-    )
 
 
-def test_invalid_json(capsys, tmp_path, tiny_model, data):
+def _broken_rte_json(data: Path, tmp_path: Path) -> dict:
     rte = tmp_path / "rte"
     rte.mkdir()
     good = {
@@ -130,37 +69,22 @@ def test_invalid_json(capsys, tmp_path, tiny_model, data):
     }
     (rte / "train.jsonl").write_text(json.dumps(good) + "\n" + '{"premise": "x", "hypothesis": \n')
     (rte / "val.jsonl").write_text(json.dumps(good) + "\n")
-    cfg = _config(
-        tmp_path,
-        tiny_model,
-        **{
-            "intermediate.systems": [["rte"]],
-            "intermediate.data": {
-                "rte": {
-                    "train": {"task": "rte", "path": str(rte / "train.jsonl")},
-                    "dev": {"task": "rte", "split": "dev", "path": str(rte / "val.jsonl")},
-                }
-            },
+    return {
+        "intermediate.systems": [["rte"]],
+        "intermediate.data": {
+            "rte": {
+                "train": {"task": "rte", "path": str(rte / "train.jsonl")},
+                "dev": {"task": "rte", "split": "dev", "path": str(rte / "val.jsonl")},
+            }
         },
-    )
-    _fails(
-        capsys,
-        ["run", str(cfg), "--data-dir", str(data)],
-        tmp_path / "out",
-        "train.jsonl:2",
-        "JSON",
-    )
+    }
 
 
-def test_empty_file(capsys, tmp_path, tiny_model, data):
+def _empty_dev(data: Path, tmp_path: Path) -> None:
     (data / "demo-nli" / "dev-en.tsv").write_text("")
-    cfg = _config(tmp_path, tiny_model)
-    _fails(
-        capsys, ["run", str(cfg), "--data-dir", str(data)], tmp_path / "out", "dev-en.tsv", "empty"
-    )
 
 
-def test_labels_file_that_does_not_align(capsys, tmp_path, tiny_model, data):
+def _misaligned_labels_file(data: Path, tmp_path: Path) -> None:
     # a labels file whose English text is that of other rows (shifted by one)
     en = (data / "demo-nli" / "test-en.tsv").read_text(encoding="utf-8").splitlines()
     rows = ["label\tsentence1_en\tsentence2_en"]
@@ -174,27 +98,51 @@ def test_labels_file_that_does_not_align(capsys, tmp_path, tiny_model, data):
             "\t".join(line.split("\t")[:2]) for line in f.read_text(encoding="utf-8").splitlines()
         ]
         f.write_text("\n".join(stripped) + "\n", encoding="utf-8")
-    cfg = _config(tmp_path, tiny_model, **{"target.evaluation": {"labels_file": "labels.tsv"}})
-    _fails(
-        capsys,
-        ["run", str(cfg), "--data-dir", str(data)],
-        tmp_path / "out",
-        "labels.tsv:2",
-        "sentence1_en",
-        "differ",
-    )
 
 
-def test_training_on_the_evaluated_split_is_refused(capsys, tmp_path, tiny_model, data):
-    cfg = _config(
-        tmp_path, tiny_model, **{"target.data": {"train": {"task": "demo_nli", "split": "test"}}}
-    )
-    _fails(
-        capsys,
-        ["run", str(cfg), "--data-dir", str(data)],
-        tmp_path / "out",
-        "translations of the training data",
-    )
+# (config keys set, damage to the data, extra command-line items, texts the error line names)
+BAD_RUNS = [
+    pytest.param(
+        {"target.trainig": {}}, None, [],
+        ("cfg.yaml", "target.trainig", "did you mean 'training'"), id="unknown-config-key",
+    ),
+    pytest.param(
+        {}, None, ["target.training.epoch=2"], ("target.training.epoch",), id="override-typo"
+    ),
+    pytest.param(
+        {"target.task": "xnlii"}, None, [], ("unknown task 'xnlii'", "did you mean 'xnli'"),
+        id="unknown-task",
+    ),
+    pytest.param(
+        {"target.evaluation": {"languages": ["de", "xx"]}}, None, [], ("no language 'xx'",),
+        id="unknown-language",
+    ),
+    pytest.param(
+        {}, _drop_test_ru, [], ("demo_nli", "'test'", "'ru'", "test-ru.tsv"), id="missing-file"
+    ),
+    pytest.param({}, _extra_column, [], ("test-de.tsv:7", "columns"), id="wrong-column-count"),
+    pytest.param(
+        {}, _label_maybe, [], ("train-en.tsv:12", "label", "'maybe'"),
+        id="label-outside-label-set",
+    ),
+    pytest.param({}, _broken_rte_json, [], ("train.jsonl:2", "JSON"), id="invalid-json"),
+    pytest.param({}, _empty_dev, [], ("dev-en.tsv", "empty"), id="empty-file"),
+    pytest.param(
+        {"target.evaluation": {"labels_file": "labels.tsv"}}, _misaligned_labels_file, [],
+        ("labels.tsv:2", "sentence1_en", "differ"), id="labels-file-that-does-not-align",
+    ),
+    pytest.param(
+        {"target.data": {"train": {"task": "demo_nli", "split": "test"}}}, None, [],
+        ("translations of the training data",), id="training-on-the-evaluated-split",
+    ),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("over, damage, extra, needles", BAD_RUNS)
+def test_bad_run_input(capsys, tmp_path, tiny_model, data, over, damage, extra, needles):
+    more = damage(data, tmp_path) if damage else None
+    cfg = _config(tmp_path, tiny_model, **over, **(more or {}))
+    _fails(capsys, ["run", str(cfg), "--data-dir", str(data), *extra], tmp_path / "out", *needles)
 
 
 def test_missing_config_and_data_dir(capsys, tmp_path, tiny_model):

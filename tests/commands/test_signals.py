@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
-from test_integrity import write_config
+from _configs import write_config
 
 from xstilts.cli import main
 from xstilts.results.store import load_rows

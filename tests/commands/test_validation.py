@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from _configs import run_raw as _raw
 
 from xstilts import config as config_mod
 from xstilts.cli import main
@@ -35,22 +36,6 @@ def _deadline():
     yield
     signal.alarm(0)
     signal.signal(signal.SIGALRM, old)
-
-
-def _raw(tiny_model: Path, **over) -> dict:
-    raw = {
-        "name": "val",
-        "model": {"name_or_path": str(tiny_model), "max_length": 32},
-        "intermediate": {"systems": [[]], "training": {"epochs": 1}},
-        "target": {"task": "demo_nli", "training": {"epochs": 1}},
-    }
-    for key, value in over.items():
-        node = raw
-        *parents, last = key.split(".")
-        for p in parents:
-            node = node.setdefault(p, {})
-        node[last] = value
-    return raw
 
 
 def _write(tmp_path: Path, raw: dict | str, name: str = "cfg.yaml") -> Path:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from _tiny import make_tiny_tokenizer
 
 from xstilts.errors import ConfigError
 from xstilts.features.qa import SpanExtraction, answer_token_span, span_text
@@ -25,22 +26,7 @@ TEXTS = [
 @pytest.fixture(scope="module")
 def tok():
     """A lower-casing (hence accent-stripping) WordPiece tokenizer trained on ``TEXTS``."""
-    from tokenizers.implementations import BertWordPieceTokenizer
-    from transformers import BertTokenizerFast
-
-    wp = BertWordPieceTokenizer(lowercase=True)
-    wp.train_from_iterator(TEXTS, vocab_size=400, min_frequency=1, show_progress=False)
-    t = BertTokenizerFast(tokenizer_object=wp._tokenizer, model_max_length=512)
-    t.add_special_tokens(
-        {
-            "pad_token": "[PAD]",
-            "unk_token": "[UNK]",
-            "cls_token": "[CLS]",
-            "sep_token": "[SEP]",
-            "mask_token": "[MASK]",
-        }
-    )
-    return t
+    return make_tiny_tokenizer(TEXTS, vocab_size=400)
 
 
 def ex(guid, question, context, answer=None, start=None):

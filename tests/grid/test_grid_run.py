@@ -10,6 +10,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+from _configs import TRAIN
+from _configs import grid_raw as _raw
+from _configs import quiet as _quiet
 
 from xstilts.cli import main
 from xstilts.grid import build_graph, grid_rows, run_grid
@@ -19,33 +22,6 @@ from xstilts.pipeline import run as run_mod
 from xstilts.pipeline.stages import checkpoint_dirs, checkpoints_deleted
 from xstilts.tasks import base as task_base
 from xstilts.tasks.demo import _read_target
-
-TRAIN = {"epochs": 1, "batch_size": 16, "lr": 1e-3, "eval_batch_size": 64}
-
-
-@pytest.fixture(autouse=True)
-def _keep_torch_threads():
-    n = torch.get_num_threads()
-    yield
-    torch.set_num_threads(n)
-
-
-def _raw(model: Path, data: Path, **over) -> dict:
-    raw = {
-        "name": "g",
-        "models": [{"name": "tiny", "name_or_path": str(model), "max_length": 32}],
-        "data_dir": str(data),
-        "threads": 1,
-        "intermediate": {"systems": [[], ["demo_inter"]], "training": TRAIN},
-        "targets": [{"task": "demo_nli", "training": TRAIN, "evaluation": {"max_examples": 10}}],
-        "seeds": [1],
-    }
-    raw.update(over)
-    return raw
-
-
-def _quiet(msg: str) -> None:
-    pass
 
 
 def _key(rows: pd.DataFrame) -> pd.DataFrame:

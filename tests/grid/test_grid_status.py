@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 # the grid builders and the torch-threads guard of the grid tests (one definition)
-from test_grid_run import TRAIN, _keep_torch_threads, _quiet, _raw  # noqa: F401
+from _configs import grid_raw as _raw
+from _configs import quiet as _quiet
 
 from xstilts.cli import main
 from xstilts.config import TrackingBackend

@@ -10,8 +10,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_choice_pipeline import mc_data  # noqa: F401 (fixture)
-from test_qa_pipeline import qa_data  # noqa: F401 (fixture)
 
 from xstilts.config import RunConfig, from_dict
 from xstilts.grid import build_graph, run_grid
@@ -40,7 +38,7 @@ def _adapter_only(out: Path) -> None:
 
 
 def _tagging(tiny_model, demo_data, tmp_path):
-    from test_tagging_pipeline import write_panx_fixture
+    from _pipelines import write_panx_fixture
 
     d = tmp_path / "data"
     shutil.copytree(demo_data, d)
@@ -129,7 +127,7 @@ def test_lora_run_then_grid_reuses_every_stage(family, tiny_model, demo_data, tm
     assert set(graph.nodes) <= done
 
 
-def test_lora_qa(tiny_model, qa_data, tmp_path):  # noqa: F811
+def test_lora_qa(tiny_model, qa_data, tmp_path):
     target = {
         "task": "xquad",
         "data": {"train": {"task": "tydiqa", "split": "train"}, "dev_holdout": 8},
@@ -143,7 +141,7 @@ def test_lora_qa(tiny_model, qa_data, tmp_path):  # noqa: F811
     _adapter_only(tmp_path / "run")
 
 
-def test_lora_multiple_choice_after_a_full_intermediate(tiny_model, mc_data, tmp_path):  # noqa: F811
+def test_lora_multiple_choice_after_a_full_intermediate(tiny_model, mc_data, tmp_path):
     """A LoRA target on a fully fine-tuned intermediate: the adapter checkpoint names that
     intermediate checkpoint as its base and is rebuilt from it."""
     target = {"task": "xcopa", "training": TRAIN, "evaluation": {"languages": ["et", "zh"]}}

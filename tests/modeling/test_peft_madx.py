@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+from _pipelines import write_corpus as _corpus
 
 from xstilts.config import RunConfig, from_dict
 from xstilts.errors import ConfigError
@@ -17,19 +18,6 @@ from xstilts.pipeline.plan import plan_run
 pytest.importorskip("peft")
 
 LORA = {"method": "lora", "rank": 4, "alpha": 8, "dropout": 0.0}
-
-
-def _corpus(demo_data: Path, lang: str, out: Path) -> Path:
-    """Plain text of one language: the demo sentences of that language's files."""
-    lines = [
-        field
-        for f in sorted(demo_data.rglob(f"*-{lang}.tsv"))
-        for line in f.read_text(encoding="utf-8").splitlines()
-        for field in line.split("\t")[:2]
-    ]
-    path = out / f"corpus-{lang}.txt"
-    path.write_text("\n".join(lines[:120]) + "\n", encoding="utf-8")
-    return path
 
 
 def _cfg(model: Path, data: Path, corpora: dict, **target_over) -> RunConfig:
@@ -130,20 +118,3 @@ def test_language_adapter_rules(tiny_model, demo_data, tmp_path):
     with pytest.raises(ConfigError, match="compose stack"):
         plan_run(_cfg(tiny_model, demo_data, corpora, **merge), data_dir=demo_data,
                  out_dir=tmp_path)  # fmt: skip
-
-
-def test_grids_refuse_language_adapters(tiny_model, demo_data, tmp_path):
-    from xstilts.grid.spec import parse_grid
-
-    raw = {
-        "name": "g",
-        "models": [{"name": "tiny", "name_or_path": str(tiny_model)}],
-        "data_dir": str(demo_data),
-        "intermediate": {
-            "systems": [[]],
-            "language_adapters": {"corpora": {"en": str(_corpus(demo_data, "en", tmp_path))}},
-        },
-        "targets": [{"task": "demo_nli", "adaptation": {**LORA, "compose": "stack"}}],
-    }
-    with pytest.raises(ConfigError, match="intermediate.language_adapters"):
-        parse_grid(raw)

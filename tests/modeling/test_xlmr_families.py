@@ -11,13 +11,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from _pipelines import choice_cfg, qa_cfg, tagging_cfg, write_panx_fixture
 from _retrieval_fixtures import write_tatoeba
-from test_choice_pipeline import _cfg as choice_cfg
-from test_choice_pipeline import mc_data  # noqa: F401 (fixture)
-from test_qa_pipeline import _cfg as qa_cfg
-from test_qa_pipeline import qa_data  # noqa: F401 (fixture)
-from test_tagging_pipeline import _cfg as tagging_cfg
-from test_tagging_pipeline import write_panx_fixture
 
 from xstilts.config import RunConfig, from_dict
 from xstilts.pipeline import run as run_mod
@@ -90,7 +85,7 @@ def test_tagging_first_subword(tiny_xlmr, demo_data, tmp_path):
     _auto_loads(_target_ckpt(out), "AutoModelForTokenClassification")
 
 
-def test_qa_offsets(tiny_xlmr, qa_data, tmp_path):  # noqa: F811
+def test_qa_offsets(tiny_xlmr, qa_data, tmp_path):
     out = tmp_path / "run"
     evaluation = {"split": "test", "languages": ["en", "de"], "max_examples": 6}
     cfg = qa_cfg(tiny_xlmr, qa_data, "xquad", evaluation)
@@ -105,7 +100,7 @@ def test_qa_offsets(tiny_xlmr, qa_data, tmp_path):  # noqa: F811
     _auto_loads(_target_ckpt(out), "AutoModelForQuestionAnswering")
 
 
-def test_multiple_choice(tiny_xlmr, mc_data, tmp_path):  # noqa: F811
+def test_multiple_choice(tiny_xlmr, mc_data, tmp_path):
     out = tmp_path / "run"
     rows = run_mod.run(choice_cfg(tiny_xlmr, mc_data), data_dir=mc_data, out_dir=out, **QUIET)
     assert set(rows["language"]) == {"et", "zh"} and set(rows["metric"]) == {"accuracy"}

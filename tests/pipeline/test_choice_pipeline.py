@@ -3,94 +3,17 @@
 from __future__ import annotations
 
 import json
-import random
-import zipfile
 from pathlib import Path
 
 import pytest
 from _export import check_export
+from _pipelines import choice_cfg as _cfg
 from safetensors import safe_open
 
 from xstilts.config import RunConfig, from_dict
 from xstilts.errors import ConfigError
 from xstilts.pipeline import run as run_mod
 from xstilts.tasks.choice import check_no_translation_leak
-
-NAMES = ("Anna", "Maria", "Tom", "David", "Leon", "Sofia")
-THINGS = ("bags", "books", "cups", "hats", "chairs", "cars")
-CITIES = ("Berlin", "Paris", "Madrid", "Rome")
-
-
-def _copa_records(n: int, seed: int, lang: str = "en") -> list[dict]:
-    rng = random.Random(seed)
-    out = []
-    for i in range(n):
-        name, thing, city = rng.choice(NAMES), rng.choice(THINGS), rng.choice(CITIES)
-        q = rng.choice(("cause", "effect"))
-        good = (
-            f"{name} wanted {thing} ({seed}.{i})."
-            if q == "cause"
-            else f"{name} had {thing} in {city} ({seed}.{i})."
-        )
-        bad = f"{name} lost {rng.randint(2, 9)} {thing} ({seed}.{i})."
-        label = rng.randint(0, 1)
-        choices = (good, bad) if label == 0 else (bad, good)
-        premise = f"{name} bought {rng.randint(2, 9)} {thing} in {city} ({lang} {seed} {i})."
-        out.append({"premise": premise, "choice1": choices[0], "choice2": choices[1],
-                    "question": q, "label": label, "idx": i})  # fmt: skip
-    return out
-
-
-def _jsonl(path: Path, records: list[dict]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), "utf-8")
-
-
-@pytest.fixture(scope="module")
-def mc_data(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("mc-data")
-    _jsonl(root / "copa-en/train-en.jsonl", _copa_records(24, 1))
-    _jsonl(root / "copa-en/val-en.jsonl", _copa_records(8, 2))
-    for lang in ("et", "zh"):
-        for split, n in (("val", 8), ("test", 10)):
-            _jsonl(root / f"xcopa/data/{lang}/{split}.{lang}.jsonl", _copa_records(n, 3, lang))
-    rng = random.Random(5)
-    siqa, labels = [], []
-    for i in range(30):
-        name = rng.choice(NAMES)
-        siqa.append({"context": f"{name} bought {i} books in Paris.", "question": f"How would {name} feel?",
-                     "answerA": "happy", "answerB": "sad", "answerC": f"like {rng.choice(THINGS)}"})  # fmt: skip
-        labels.append(str(rng.randint(1, 3)))
-    (root / "siqa").mkdir()
-    with zipfile.ZipFile(root / "siqa/socialiqa-train-dev.zip", "w") as z:
-        body = "".join(json.dumps(r) + "\n" for r in siqa)
-        for split, lo, hi in (("train", 0, 24), ("dev", 24, 30)):
-            z.writestr(f"socialiqa-train-dev/{split}.jsonl", "".join(body.splitlines(True)[lo:hi]))
-            z.writestr(f"socialiqa-train-dev/{split}-labels.lst", "\n".join(labels[lo:hi]) + "\n")
-            z.writestr(f"__MACOSX/socialiqa-train-dev/._{split}.jsonl", b"\x00\x05\x16\x07")
-    return root
-
-
-def _cfg(model: Path, data: Path, **evaluation) -> RunConfig:
-    return from_dict(
-        RunConfig,
-        {
-            "name": "xcopa-tiny",
-            "model": {"name_or_path": str(model), "max_length": 48},
-            "data_dir": str(data),
-            "intermediate": {
-                "systems": [["siqa"]],
-                "data": {"siqa": {"train": {"task": "siqa", "max_examples": 20}}},
-                "training": {"epochs": 1, "batch_size": 8, "lr": 1e-3},
-            },
-            "target": {
-                "task": "xcopa",
-                "training": {"epochs": 2, "batch_size": 8, "lr": 1e-3},
-                "evaluation": {"languages": ["et", "zh"], **evaluation},
-            },
-            "seeds": [0],
-        },
-    )
 
 
 def test_siqa_then_copa_then_xcopa(tiny_model, mc_data, tmp_path):

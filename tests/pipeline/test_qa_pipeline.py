@@ -3,99 +3,15 @@
 from __future__ import annotations
 
 import json
-import random
-from pathlib import Path
 
 import pytest
 from _export import check_export
+from _pipelines import qa_cfg as _cfg
+from _pipelines import write_squad
 from safetensors import safe_open
 
-from xstilts.config import RunConfig, from_dict
 from xstilts.pipeline import run as run_mod
 from xstilts.results.store import load_rows
-
-NAMES = ("Anna", "Maria", "Laura", "Tom", "David", "Mark", "Leon", "Sofia")
-CITIES = ("Berlin", "Paris", "Madrid", "Rome", "Moscow", "London", "Vienna", "Prague")
-TEMPLATES = {
-    "en": ("{n} lives in {c}.", "Where does {n} live?"),
-    "de": ("{n} wohnt in {c}.", "Wo wohnt {n}?"),
-    "sw": ("{n} anaishi {c}.", "{n} anaishi wapi?"),
-}
-
-
-def _paragraph(rng: random.Random, lang: str, k: int):
-    """A context of ``k`` "X lives in Y." sentences and one question about one of them."""
-    people = rng.sample(NAMES, k)
-    cities = [rng.choice(CITIES) for _ in people]
-    sent, ask = TEMPLATES[lang]
-    parts, starts = [], []
-    pos = 0
-    for n, c in zip(people, cities):
-        s = sent.format(n=n, c=c)
-        starts.append(pos + s.index(c))
-        parts.append(s)
-        pos += len(s) + 1
-    i = rng.randrange(k)
-    return " ".join(parts), ask.format(n=people[i]), cities[i], starts[i]
-
-
-def write_squad(path: Path, lang: str, n: int, *, seed: int, ids=None, stripped=False) -> Path:
-    rng = random.Random(seed)
-    data = []
-    for q in range(n):
-        context, question, answer, start = _paragraph(rng, lang, rng.randint(3, 8))
-        ans = (
-            {"text": "", "answer_start": 0} if stripped else {"text": answer, "answer_start": start}
-        )
-        qid = ids(q) if ids else f"{lang}-{seed}-{q}"
-        data.append(
-            {
-                "paragraphs": [
-                    {
-                        "context": context,
-                        "qas": [{"id": qid, "question": question, "answers": [ans]}],
-                    }
-                ]
-            }
-        )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"data": data, "version": "1.1"}, ensure_ascii=False), "utf-8")
-    return path
-
-
-@pytest.fixture(scope="module")
-def qa_data(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("qa-data")
-    # XTREME's TyDiQA-GoldP English train repeats ids: re-keyed on reading
-    write_squad(
-        root / "tydiqa-goldp/tydiqa.goldp.en.train.json", "en", 48, seed=1, ids=lambda q: str(q % 5)
-    )
-    write_squad(root / "xquad/xquad.en.json", "en", 14, seed=2)
-    write_squad(root / "xquad/xquad.de.json", "de", 14, seed=3)
-    for lang in ("en", "sw"):  # stripped like the XTREME copies
-        write_squad(
-            root / f"tydiqa-goldp/tydiqa.goldp.{lang}.dev.json", lang, 6, seed=4, stripped=True
-        )
-    return root
-
-
-def _cfg(model: Path, data: Path, target: str, evaluation: dict) -> RunConfig:
-    return from_dict(
-        RunConfig,
-        {
-            "name": f"qa-{target}",
-            "model": {"name_or_path": str(model), "max_length": 48},
-            "data_dir": str(data),
-            "intermediate": {"systems": [[]]},
-            "target": {
-                "task": target,
-                "data": {"train": {"task": "tydiqa", "split": "train"}, "dev_holdout": 8},
-                "training": {"epochs": 2, "batch_size": 8, "lr": 1e-3, "eval_every": 4},
-                "evaluation": evaluation,
-            },
-            "seeds": [0],
-        },
-    )
 
 
 def test_xquad_trained_on_tydiqa_end_to_end(tiny_model, qa_data, tmp_path):

@@ -10,44 +10,11 @@ from pathlib import Path
 
 import pytest
 from _export import check_export
+from _pipelines import tagging_cfg as _cfg
+from _pipelines import write_panx_fixture
+from _pipelines import write_tsv as _write_tsv
 
-from xstilts.config import RunConfig, from_dict
 from xstilts.pipeline import run as run_mod
-
-NAMES = {
-    "en": (["Anna", "Smith"], ["Berlin"], ["the", "man", "lives", "in", "and", "works", "at"]),
-    "de": (["Jonas", "Weber"], ["Hamburg"], ["der", "Mann", "wohnt", "in", "und", "arbeitet", "bei"]),
-    "fr": (["Marie", "Dubois"], ["Paris"], ["le", "homme", "habite", "à", "et", "travaille", "chez"]),
-}  # fmt: skip
-
-
-def _panx_sentence(rng: random.Random, lang: str) -> list[tuple[str, str]]:
-    per, loc, filler = NAMES[lang]
-    out = [(per[0], "B-PER"), (per[1], "I-PER")] if rng.random() < 0.7 else [(per[0], "B-PER")]
-    out += [(w, "O") for w in rng.sample(filler, rng.randint(1, 4))]
-    out += [(loc[0], "B-LOC")]
-    if rng.random() < 0.3:
-        out += [("ACME", "B-ORG"), ("Corp", "I-ORG")]
-    return out + [(".", "O")]
-
-
-def _write_tsv(path: Path, sentences: list[list[tuple[str, str]]]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = "\n".join("".join(f"{w}\t{t}\n" for w, t in s) for s in sentences)
-    path.write_text(text, encoding="utf-8")
-
-
-def write_panx_fixture(root: Path, *, n_train: int = 48, n_test: int = 12) -> None:
-    rng = random.Random(0)
-    _write_tsv(
-        root / "xtreme-panx/train-en.tsv", [_panx_sentence(rng, "en") for _ in range(n_train)]
-    )
-    _write_tsv(root / "xtreme-panx/dev-en.tsv", [_panx_sentence(rng, "en") for _ in range(n_test)])
-    for lang in NAMES:
-        sents = [_panx_sentence(rng, lang) for _ in range(n_test)]
-        # a sentence far longer than max_length (windows) with a word of zero sub-words
-        sents.append([w for _ in range(12) for w in _panx_sentence(rng, lang)] + [("\u200b", "O")])
-        _write_tsv(root / f"xtreme-panx/test-{lang}.tsv", sents)
 
 
 @pytest.fixture
@@ -56,25 +23,6 @@ def data(demo_data: Path, tmp_path: Path) -> Path:
     shutil.copytree(demo_data, d)  # demo_inter: an English classification intermediate task
     write_panx_fixture(d)
     return d
-
-
-def _cfg(model: Path, systems=([], ["demo_inter"]), **target) -> RunConfig:
-    raw = {
-        "name": "tiny-tagging",
-        "model": {"name_or_path": str(model), "max_length": 24},
-        "intermediate": {
-            "systems": list(systems),
-            "training": {"epochs": 1, "batch_size": 16, "lr": 1e-3},
-        },
-        "target": {
-            "task": "panx",
-            "training": {"epochs": 2, "batch_size": 8, "lr": 1e-3, "eval_every": 4},
-            "evaluation": {"split": "test", "languages": ["en", "de", "fr"], "batch_size": 4},
-            **target,
-        },
-        "seeds": [1],
-    }
-    return from_dict(RunConfig, raw)
 
 
 def _predictions(out: Path, task: str, split: str) -> dict[str, list[dict]]:

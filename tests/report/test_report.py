@@ -7,7 +7,7 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
-from test_analysis_fixtures import write_csv, write_tree
+from _analysis_tree import write_csv, write_tree
 
 from xstilts.analysis import Options, analyze, load_results
 from xstilts.analysis.inference import mde_multiplier_t

@@ -13,7 +13,8 @@ import os
 from pathlib import Path
 
 import pytest
-from test_export import RECORDS, _stage
+from _export import RECORDS
+from _export import write_stage as _stage
 
 from xstilts.cli import main
 from xstilts.results.xtreme_layout import LAYOUT, MANIFEST, WRITTEN_BY, export_xtreme

@@ -16,41 +16,12 @@ import shutil
 from pathlib import Path
 
 import pytest
-import yaml
+from _configs import one_line, rerun, stage_dir, write_config
 
 from xstilts.cli import main
 from xstilts.pipeline.stages import Stage, build_stage
 from xstilts.results import integrity
 from xstilts.results.store import atomic_write_text
-
-TRAIN = {"epochs": 1, "batch_size": 16, "lr": 1e-3, "eval_batch_size": 64}
-
-
-def write_config(path: Path, model: Path, data: Path, **over) -> Path:
-    raw = {
-        "name": "integ",
-        "model": {"name_or_path": str(model), "max_length": 32},
-        "data_dir": str(data),
-        "threads": 1,
-        "intermediate": {"systems": [["demo_inter"]], "training": TRAIN},
-        "target": {
-            "task": "demo_nli",
-            "training": {**TRAIN, "eval_every": 5},
-            "evaluation": {"max_examples": 20},
-        },
-        "seeds": [0],
-    }
-    raw.update(over)
-    path.write_text(yaml.safe_dump(raw))
-    return path
-
-
-def one_line(err: str, *needles: str) -> str:
-    lines = [x for x in err.strip().splitlines() if not x.startswith("WARNING")]
-    assert len(lines) == 1 and lines[0].startswith("xstilts: error:"), err
-    for n in needles:
-        assert n in lines[0], (n, err)
-    return lines[0]
 
 
 @pytest.fixture(scope="module")
@@ -66,15 +37,6 @@ def run_copy(base, tmp_path) -> tuple[Path, Path]:
     cfg, run = base
     shutil.copytree(run, tmp_path / "run")
     return cfg, tmp_path / "run"
-
-
-def stage_dir(run: Path, kind: str) -> Path:
-    (d,) = (run / "stages").glob(f"{kind}-*")
-    return d
-
-
-def rerun(cfg: Path, run: Path, *extra: str) -> int:
-    return main(["run", str(cfg), "--output-dir", str(run), *extra])
 
 
 def test_every_published_file_is_recorded_and_verify_is_clean(base, capsys):

@@ -10,6 +10,7 @@ import types
 
 import numpy as np
 import pytest
+from _tiny import make_tiny_tokenizer
 
 from xstilts.errors import DataError
 from xstilts.evaluation.qa import squad_em_f1
@@ -189,17 +190,8 @@ def test_v2_hub_rows(monkeypatch):
 
 @pytest.fixture(scope="module")
 def tok():
-    from tokenizers.implementations import BertWordPieceTokenizer
-    from transformers import BertTokenizerFast
-
-    wp = BertWordPieceTokenizer(lowercase=True)
-    wp.train_from_iterator([C1, C2, "who what when where"], vocab_size=300, show_progress=False)
-    t = BertTokenizerFast(tokenizer_object=wp._tokenizer, model_max_length=512)
-    t.add_special_tokens(
-        {"pad_token": "[PAD]", "unk_token": "[UNK]", "cls_token": "[CLS]",
-         "sep_token": "[SEP]", "mask_token": "[MASK]"}
-    )  # fmt: skip
-    return t
+    # min_frequency 2: BertWordPieceTokenizer's default, which these tests were written on
+    return make_tiny_tokenizer([C1, C2, "who what when where"], vocab_size=300, min_frequency=2)
 
 
 def _examples(tmp_path):

@@ -20,52 +20,25 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from _parallel import LAUNCH_ENV
+from _parallel import ddp_raw as _raw
+from _parallel import stage_dirs as _stage_dirs
+from _parallel import weights as _weights
 
 from xstilts import runtime
 from xstilts.config import RunConfig, from_dict
 from xstilts.errors import ConfigError
 from xstilts.features.base import Family
-from xstilts.modeling.hf_format import read_state
 from xstilts.pipeline import run as run_mod
 from xstilts.pipeline.parallel import check_local
 from xstilts.results.store import ROWS_FILE
 from xstilts.tasks.base import HeadKind
-
-LAUNCH_ENV = ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
 
 
 @pytest.fixture(autouse=True)
 def _single_process(monkeypatch):
     for name in (*LAUNCH_ENV, runtime.ENV):
         monkeypatch.delenv(name, raising=False)
-
-
-def _raw(model: Path, data: Path) -> dict:
-    return {
-        "name": "ddp",
-        # no dropout anywhere (the tiny encoder has none): the processes' weights can agree
-        "model": {"name_or_path": str(model), "max_length": 48, "head_dropout": 0.0},
-        "data_dir": str(data),
-        "intermediate": {
-            # two tasks: one head per task, so each batch leaves the other head without grad
-            "systems": [["demo_inter", "demo_nli"]],
-            "training": {"epochs": 1, "batch_size": 16, "lr": 1e-3, "eval_batch_size": 64},
-        },
-        "target": {
-            # 160 rows in batches of 53: shards of 27 and 26, and a one-row batch whose second
-            # shard is empty; accumulation over 2 batches
-            "task": "demo_nli",
-            "training": {
-                "epochs": 2,
-                "batch_size": 53,
-                "grad_accum": 2,
-                "eval_every": 2,
-                "lr": 1e-3,
-            },
-            "evaluation": {"languages": ["en", "de"]},
-        },
-        "seeds": [3],
-    }
 
 
 def _launch(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
@@ -85,14 +58,6 @@ def _launch(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert not list(scratch.glob("xstilts-rank*"))  # the follower's throwaway stage dirs
     return proc
-
-
-def _stage_dirs(out: Path) -> dict[str, Path]:
-    return {p.name: p for p in (out / "stages").iterdir() if not p.name.startswith(".")}
-
-
-def _weights(stage: Path, ckpt: str) -> dict[str, torch.Tensor]:
-    return read_state(stage / ckpt)
 
 
 def test_two_processes_train_like_one(tiny_model, demo_data, tmp_path, monkeypatch):

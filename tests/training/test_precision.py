@@ -204,12 +204,12 @@ def test_unknown_stage_kind_refused(tiny_model, demo_data):
         check_execution(Execution(slurm=_slurm(training={"gpus_per_node": -1})), "grid.yaml")
 
 
-def test_fsdp_and_deepspeed_launch_configs_refused(monkeypatch):
+def test_fsdp_launch_config_on_the_cpu_refused(monkeypatch):
     from xstilts.training.loop import accelerator
 
     acc = accelerator(Precision.BF16, torch.device("cpu"))
     assert acc.mixed_precision == "bf16"
     assert accelerator(Precision.FP32, torch.device("cpu")).mixed_precision == "no"  # reset
     monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")
-    with pytest.raises(ConfigError, match="DDP only"):
+    with pytest.raises(ConfigError, match="shards only on GPUs"):  # tests/test_sharding.py
         accelerator(Precision.FP32, torch.device("cpu"))

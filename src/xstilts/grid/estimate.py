@@ -265,6 +265,16 @@ def estimate(
             kinds[StageKind.MLM].add(
                 _training({"mlm": (n, 0)}, inter.mlm.training, mcfg.max_length, tput, ckpt)
             )
+        la = inter.language_adapters
+        if la is not None and ("la", cell.model, iseed) not in seen:  # MAD-X: one per language
+            seen.add(("la", cell.model, iseed))
+            for corpus in sorted(la.corpora.values()):
+                if la.max_examples is None:
+                    unknown.add(f"language-adapter corpus {corpus}")
+                kinds["mlm"].add(
+                    _training({"mlm": (la.max_examples, 0)}, la.training, mcfg.max_length, tput,
+                              ckpt)
+                )  # fmt: skip
         if cell.system and ("i", cell.model, cell.system, iseed) not in seen:
             seen.add(("i", cell.model, cell.system, iseed))
             data = {t: _phase_data(t, inter.data.get(t, TaskData()), unknown) for t in cell.system}

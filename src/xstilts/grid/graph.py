@@ -21,11 +21,13 @@ import pandas as pd
 from xstilts.config import MLMMode, RunConfig
 from xstilts.errors import ConfigError
 from xstilts.grid.spec import Cell, GridSpec, with_source_language
+from xstilts.modeling.adaptation import is_peft
 from xstilts.pipeline.run import (
     Plan,
     StageJob,
     encoder_source_job,
     intermediate_job,
+    language_adapter_job,
     mlm_job,
     plan_run,
     target_job,
@@ -175,22 +177,62 @@ def _cell_jobs(spec: GridSpec, inter_plan: Plan, tgt_plan: Plan, cell: Cell, ech
     if mlm is not None and mlm.mode is MLMMode.BEFORE:  # every system, the baseline included
         jobs.append(mlm_job(inter_plan, seed_i, echo))
         base = jobs[-1].stage
-    if cell.system:
-        jobs.append(intermediate_job(inter_plan, cell.system, seed_i, echo, base=base))
+    languages = _language_adapter_jobs(inter_plan, seed_i, echo)
+    if languages:  # MAD-X: the tasks' adapters stack on the fallback language's
+        jobs += languages.values()
+        base = languages[inter_plan.cfg.intermediate.language_adapters.fallback].stage
+    if cell.system:  # (it reads the base: a dependency, for the order of workers)
+        jobs.append(_after(intermediate_job(inter_plan, cell.system, seed_i, echo, base=base),
+                           base))  # fmt: skip
         inter = jobs[-1].stage
     tgt = inter or base  # untrained targets are evaluated straight from the encoder
     if tgt_plan.target_spec.trainable:
-        jobs.append(target_job(tgt_plan, inter, cell.system_name, cell.seed, echo, base=base))
+        job = target_job(tgt_plan, inter, cell.system_name, cell.seed, echo, base=base)
+        jobs.append(_after(job, None if inter else base))
         tgt = jobs[-1].stage
     elif tgt_plan.encoder_source is not None:
-        jobs.append(
-            encoder_source_job(tgt_plan, inter, cell.system_name, cell.seed, echo, base=base)
-        )
+        job = encoder_source_job(tgt_plan, inter, cell.system_name, cell.seed, echo, base=base)
+        jobs.append(_after(job, None if inter else base))
         tgt = jobs[-1].stage
-    jobs.append(zero_shot_job(tgt_plan, tgt, cell.system_name, cell.seed, echo))
-    for also in tgt_plan.also:  # other tasks scored with the same target model (MLQA by XQuAD)
-        jobs.append(zero_shot_job(also, tgt, cell.system_name, cell.seed, echo))
+    swapped = {lang: j.stage for lang, j in languages.items()}
+    # read by the zero-shot stages too: the language adapters they swap in, the full
+    # checkpoints under adapter checkpoints (never tidied before those are done)
+    read = (*swapped.values(), *_under_adapters(inter_plan, tgt_plan, base, inter, bool(swapped)))
+    for p in (tgt_plan, *tgt_plan.also):  # also: tasks scored with the same model (MLQA)
+        job = zero_shot_job(p, tgt, cell.system_name, cell.seed, echo, languages=swapped)
+        jobs.append(_after(job, *read))
     return jobs
+
+
+def _under_adapters(
+    inter_plan: Plan, tgt_plan: Plan, base: Stage | None, inter: Stage | None, madx: bool
+) -> tuple[Stage, ...]:
+    """The fully fine-tuned stages whose checkpoints an adapter checkpoint of this cell is
+    rebuilt from (a masked-LM base, a full intermediate under a LoRA target): the zero-shot
+    stage reads them too, so ``delete_checkpoints`` keeps them until it is done. Without
+    adapter phases, none (the target checkpoint is whole)."""
+    inter_peft = inter is not None and is_peft(inter_plan.cfg.intermediate.adaptation)
+    target_peft = tgt_plan.target_spec.trainable and is_peft(tgt_plan.cfg.target.adaptation)
+    if not (inter_peft or target_peft):
+        return ()
+    full = [] if madx or base is None else [base]  # a language adapter is an adapter
+    if inter is not None and not inter_peft:
+        full.append(inter)
+    return tuple(full)
+
+
+def _language_adapter_jobs(plan: Plan, seed: int, echo) -> dict[str, StageJob]:
+    """MAD-X (``intermediate.language_adapters``): one masked-LM stage per language, keyed by
+    model, language, corpus, training, adaptation and seed (the same stages as ``xstilts
+    run``'s); built from the model's shared intermediate plan, so every system and target of
+    a model (and every seed, with a fixed ``intermediate.seed``) shares them."""
+    return {lang: language_adapter_job(plan, lang, seed, echo) for lang in plan.language_corpora}
+
+
+def _after(job: StageJob, *stages: Stage | None) -> StageJob:
+    """``job`` also depending on ``stages`` (the order and disk hygiene of the grid)."""
+    extra = tuple(s for s in stages if s is not None and s not in job.deps)
+    return replace(job, deps=(*job.deps, *extra)) if extra else job
 
 
 def build_graph(

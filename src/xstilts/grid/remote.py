@@ -145,12 +145,16 @@ def submitit_parameters(settings: SlurmSettings, kind: str, name: str) -> dict[s
     return {k: v for k, v in params.items() if v is not None}
 
 
-def launch_command(processes: int, task_file: Path) -> list[str]:
-    """The command of a multi-GPU stage job: accelerate's launcher over this interpreter."""
+def launch_command(processes: int, task_file: Path, config_file: str | None = None) -> list[str]:
+    """The command of a multi-GPU stage job: accelerate's launcher over this interpreter, with
+    ``config_file`` (``execution.slurm.accelerate_config``: DDP, FSDP, DeepSpeed) if given;
+    the process count is the stage's GPUs whatever that file says."""
+    config = ["--config_file", str(Path(config_file).resolve())] if config_file else []
     return [
         sys.executable,
         "-m",
         "accelerate.commands.launch",
+        *config,
         "--num_processes",
         str(processes),
         "--num_machines",
@@ -199,7 +203,8 @@ class SubmititBackend(_Backend):
         with open(task_file.with_suffix(".tmp"), "wb") as f:
             pickle.dump(task, f)
         os.replace(task_file.with_suffix(".tmp"), task_file)
-        return ex.submit(CommandFunction(launch_command(processes, task_file)))
+        cmd = launch_command(processes, task_file, self.settings.accelerate_config)
+        return ex.submit(CommandFunction(cmd))
 
     def poll(self, job: Any) -> tuple[bool, Any] | None:
         if not job.done():

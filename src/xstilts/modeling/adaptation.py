@@ -289,7 +289,7 @@ def continue_from(
     encoder, tok = build_encoder(
         parent, parent_dir.parent.parent, trust_remote_code=trust_remote_code
     )
-    weights = load_file(str(parent_dir / ADAPTERS_FILE))
+    weights = _read_weights(parent_dir)
     if compose is Compose.MERGE:
         merged_weights = dict(parent.merged_weights)
         for a in parent.adapters:
@@ -347,10 +347,32 @@ def save_peft_checkpoint(model, tokenizer, out_dir: Path, meta: dict) -> None:
     (out_dir / "checkpoint.json").write_text(json.dumps(info, indent=2, sort_keys=True))
 
 
+def _checked_info(ckpt_dir: Path) -> dict:
+    """``checkpoint.json`` of an adapter checkpoint about to be read: a published stage's
+    checkpoint is first checked against the sizes and SHA-256 recorded in its ``stage.json``
+    (``results.integrity``), as full checkpoints are (``modeling.model._checkpoint_info``)."""
+    from xstilts.modeling.model import _checkpoint_info
+
+    return _checkpoint_info(ckpt_dir)
+
+
+def _read_weights(ckpt_dir: Path) -> dict[str, torch.Tensor]:
+    """``adapters.safetensors``; a file that is not safetensors is a damaged checkpoint (one
+    line naming it and the stage to rebuild)."""
+    from safetensors import SafetensorError
+
+    from xstilts.modeling.model import _damaged, load_cause
+
+    try:
+        return load_file(str(ckpt_dir / ADAPTERS_FILE))
+    except (SafetensorError, OSError) as e:
+        raise _damaged(ckpt_dir / ADAPTERS_FILE, load_cause(e)) from None
+
+
 def read_state(ckpt_dir: Path) -> PeftState:
-    info = json.loads((ckpt_dir / "checkpoint.json").read_text())
+    info = _checked_info(ckpt_dir)
     a = info["adaptation"]
-    weights = load_file(str(ckpt_dir / ADAPTERS_FILE))
+    weights = _read_weights(ckpt_dir)
     merged_weights: dict[str, dict[str, torch.Tensor]] = {}
     for k, v in weights.items():
         if k.startswith(_MERGED):
@@ -366,16 +388,12 @@ def load_peft_checkpoint(ckpt_dir: Path, *, dropout: float = 0.1, tokenizer: boo
     from xstilts.modeling.model import HeadInfo, MultiTaskModel
     from xstilts.tasks.base import HeadKind
 
+    state = read_state(ckpt_dir)  # integrity-checked first
     info = json.loads((ckpt_dir / "checkpoint.json").read_text())
-    state = read_state(ckpt_dir)
     encoder, tok = build_encoder(state, ckpt_dir.parent.parent)
     heads = {t: HeadInfo(HeadKind(h["kind"]), tuple(h["labels"])) for t, h in info["heads"].items()}
     model = MultiTaskModel(encoder, heads, dropout)
-    weights = {
-        k: v
-        for k, v in load_file(str(ckpt_dir / ADAPTERS_FILE)).items()
-        if not k.startswith(_MERGED)
-    }
+    weights = {k: v for k, v in _read_weights(ckpt_dir).items() if not k.startswith(_MERGED)}
     owned = _adapter_state(model, [a["name"] for a in state.adapters])
     if set(owned) != set(weights):
         diff = sorted(set(owned) ^ set(weights))
@@ -400,9 +418,10 @@ def merged_state(ckpt_dir: Path) -> dict[str, torch.Tensor]:
 def swap_language(model: torch.nn.Module, ckpt_dir: Path, language: str) -> None:
     """Load the language adapter of checkpoint ``ckpt_dir`` (a language-adapter stage) into
     ``model``'s language-adapter slot, in place; every weight of the slot must be replaced."""
+    _checked_info(ckpt_dir)  # sizes and hashes as published (once per process and file)
     weights = {
         k: v
-        for k, v in load_file(str(ckpt_dir / ADAPTERS_FILE)).items()
+        for k, v in _read_weights(ckpt_dir).items()
         if k.startswith("encoder.") and adapter_of(k) == LANGUAGE_ADAPTER
     }
     slot = [k for k in model.state_dict() if adapter_of(k) == LANGUAGE_ADAPTER]

@@ -56,6 +56,12 @@ class MultiTaskModel(nn.Module):
     # Batch keys the encoder takes; every other key is handed to the head.
     ENCODER_KEYS = ("input_ids", "attention_mask", "token_type_ids")
 
+    @property
+    def _no_split_modules(self) -> list[str] | None:
+        """The encoder's layer classes (``XLMRobertaLayer``, ...): accelerate's FSDP
+        ``TRANSFORMER_BASED_WRAP`` shards each layer as its own unit when it finds them."""
+        return getattr(self.encoder, "_no_split_modules", None)
+
     def forward(self, task: str, **batch) -> torch.Tensor:
         head = self.heads[task]
         inputs = {k: batch.pop(k) for k in self.ENCODER_KEYS if k in batch}

@@ -52,6 +52,9 @@ STAGE_FILE = "stage.json"
 TMP_PREFIX = ".tmp-"
 CHECKPOINTS_DELETED = "checkpoints_deleted.json"
 CHECKPOINT_WEIGHTS = "model.safetensors"
+# an adapter checkpoint's weights (modeling.adaptation.ADAPTERS_FILE; not imported: that
+# module imports this one)
+ADAPTER_WEIGHTS = "adapters.safetensors"
 
 
 def stage_key(inputs: dict[str, Any]) -> str:
@@ -249,11 +252,13 @@ def run_stage(
 
 
 def checkpoint_dirs(stage: Stage) -> list[Path]:
-    """Model checkpoints of a stage (``best/``, ``last/``, ``step-N/``)."""
+    """Model checkpoints of a stage (``best/``, ``last/``, ``step-N/``), full or adapter."""
     if not stage.dir.is_dir():
         return []
     return sorted(
-        p for p in stage.dir.iterdir() if p.is_dir() and (p / CHECKPOINT_WEIGHTS).is_file()
+        p
+        for p in stage.dir.iterdir()
+        if p.is_dir() and any((p / w).is_file() for w in (CHECKPOINT_WEIGHTS, ADAPTER_WEIGHTS))
     )
 
 
