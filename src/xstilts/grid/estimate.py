@@ -271,7 +271,7 @@ def estimate(
             for corpus in sorted(la.corpora.values()):
                 if la.max_examples is None:
                     unknown.add(f"language-adapter corpus {corpus}")
-                kinds["mlm"].add(
+                kinds[StageKind.MLM].add(
                     _training({"mlm": (la.max_examples, 0)}, la.training, mcfg.max_length, tput,
                               ckpt)
                 )  # fmt: skip
