@@ -114,8 +114,7 @@ def _rescore(plan, stage: Path, *, intermediate: bool) -> dict:
     """The stage's ``last`` checkpoint rebuilt from disk and scored on the English dev set
     the stage scored during training."""
     from xstilts.modeling.model import load_checkpoint
-    from xstilts.pipeline.run import _phase_task
-    from xstilts.tasks.base import get_task
+    from xstilts.pipeline.phases import _phase_task
     from xstilts.training.loop import score_dev
 
     model, tok, info = load_checkpoint(stage / "last")
@@ -123,7 +122,7 @@ def _rescore(plan, stage: Path, *, intermediate: bool) -> dict:
     for task in info["tasks"]:
         data = plan.intermediate[task] if intermediate else plan.target
         tc = (plan.cfg.intermediate if intermediate else plan.cfg.target).training
-        pt = _phase_task(data, tok, data.length(48), get_task(task), tc.max_dev_examples)
+        pt = _phase_task(data, tok, tc.max_dev_examples)
         metrics = score_dev(model, pt, batch_size=32, pad_id=tok.pad_token_id)
         out.update({(task, k): v for k, v in metrics.items()})
     return out
