@@ -8,8 +8,10 @@ encoder, one head per task.
 One ``accelerate`` ``Accelerator`` per phase does the arithmetic around the step: mixed
 precision (``training.precision``: bf16 autocast, fp16 autocast with a gradient scaler) and,
 under a launch, the wrapping that ``accelerate launch``'s own config chooses: DDP, FSDP or
-DeepSpeed ZeRO (on GPUs; ``training/sharding.py``). Under the sharded two, process 0 evaluates
-and saves an unsharded copy into which every process gathers the weights at each evaluation.
+DeepSpeed ZeRO (on GPUs; ``training/sharding.py``), set up in ``training/accel.py``. Under the
+sharded two, process 0 evaluates and saves an unsharded copy into which every process gathers
+the weights at each evaluation. What each model-selection mode keeps of the evaluation steps
+(``best/``, ``average/``, ``step-N/``) is ``training/checkpoints.py``'s.
 
 Data-parallel (``runtime.world() > 1``, under ``accelerate launch`` / ``torchrun``): every
 process draws the same batch plan and takes its share of each batch; DDP averages the
