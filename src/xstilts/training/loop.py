@@ -8,8 +8,10 @@ encoder, one head per task.
 One ``accelerate`` ``Accelerator`` per phase does the arithmetic around the step: mixed
 precision (``training.precision``: bf16 autocast, fp16 autocast with a gradient scaler) and,
 under a launch, the wrapping that ``accelerate launch``'s own config chooses: DDP, FSDP or
-DeepSpeed ZeRO (on GPUs; ``training/sharding.py``). Under the sharded two, process 0 evaluates
-and saves an unsharded copy into which every process gathers the weights at each evaluation.
+DeepSpeed ZeRO (on GPUs; ``training/sharding.py``), set up in ``training/accel.py``. Under the
+sharded two, process 0 evaluates and saves an unsharded copy into which every process gathers
+the weights at each evaluation. What each model-selection mode keeps of the evaluation steps
+(``best/``, ``average/``, ``step-N/``) is ``training/checkpoints.py``'s.
 
 Data-parallel (``runtime.world() > 1``, under ``accelerate launch`` / ``torchrun``): every
 process draws the same batch plan and takes its share of each batch; DDP averages the
@@ -31,13 +33,16 @@ from tqdm.auto import tqdm
 
 from xstilts import runtime
 from xstilts.config import ModelSelection, Precision, Sampler, TrainConfig
-from xstilts.errors import ConfigError, TrainingError
+from xstilts.errors import TrainingError
 from xstilts.features.base import Family, Features, eval_batches, train_batches
 from xstilts.modeling.model import MultiTaskModel, save_checkpoint
 from xstilts.runtime import device as runtime_device
 from xstilts.runtime import to_cpu, to_device
 from xstilts.tracking import NULL, Tracker
-from xstilts.training import sharding
+from xstilts.training import accel, sharding
+from xstilts.training.accel import accelerator
+from xstilts.training.accel import check_precision as check_precision  # re-exported
+from xstilts.training.checkpoints import Checkpoints
 from xstilts.training.progress import TrainMonitor
 from xstilts.training.samplers import interleave, task_probabilities
 
@@ -169,7 +174,8 @@ def train(
     sampling: Sampling = Sampling(),
     tracker: Tracker = NULL,
 ) -> TrainResult:
-    """Train ``model`` on ``tasks``; write ``best/`` (if selecting on dev) and ``last/``.
+    """Train ``model`` on ``tasks``; write ``last/`` and the checkpoints of the selection mode
+    (``best/`` when a dev set was scored: ``training/checkpoints.py``).
 
     ``on_eval(step, model)`` may return extra history rows (e.g. target-language dev scores
     at each evaluation step, tagged with the step). ``tracker`` receives the training curve
@@ -180,86 +186,103 @@ def train(
     dev = runtime_device()
     model.to(dev)  # before the optimizer is built: it holds the parameters it was given
     world, main = runtime.world(), runtime.is_main()
-    acc = accelerator(cfg.precision, dev, cfg)
-    # FSDP / DeepSpeed: no process holds the whole model while it trains; process 0 evaluates
-    # and saves ``view``, an unsharded copy the weights are gathered into (training/sharding.py)
-    sharded = sharding.is_sharded(acc)
-    deepspeed = sharded and sharding.is_deepspeed(acc)
-    view = sharding.eval_copy(model, main) if sharded else model
-    if cfg.gradient_checkpointing:
-        _checkpointing(model.encoder, True)
-    if not sharded:
-        net = acc.prepare_model(model, device_placement=False)  # DDP under a launch
-        # prepare_model also wraps model.forward in autocast; without it the training step
-        # turns autocast on itself, and dev evaluations between steps run in fp32
-        acc.unwrap_model(net, keep_fp32_wrapper=False)
-    if world > 1:
-        _reseed_per_rank(seed)
+    # looked up here (not in accel.py): tests/_fsdp_cpu.py replaces loop.accelerator
+    prep = accel.prepare_model(accelerator(cfg.precision, dev, cfg), model, cfg, seed)
+    acc, view = prep.acc, prep.view
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     rng = np.random.default_rng(seed)
-    batches_per_epoch = sum(math.ceil(len(t.train) / cfg.batch_size) for t in tasks)
-    updates_per_epoch = max(1, math.ceil(batches_per_epoch / cfg.grad_accum))
-    total_updates = cfg.max_steps or max(1, math.ceil(cfg.epochs * updates_per_epoch))
-    eval_every = cfg.eval_every or updates_per_epoch
-    has_dev = any(t.dev is not None for t in tasks)
-    if cfg.selection is ModelSelection.BEST_EN_DEV and not has_dev:
+    length = _Length.of(tasks, cfg)
+    if cfg.selection is ModelSelection.BEST_EN_DEV and not any(t.dev is not None for t in tasks):
         raise ValueError("model selection best_en_dev needs an English dev set")
+    accel.prepare_optimizer(prep, model, cfg, length.total)
+    net = prep.net
+    loss_div = prep.loss_div(cfg.grad_accum)
+    epoch_plan = _batch_plans(tasks, cfg, sampling, rng, length.batches_per_epoch)
+    # save_checkpoint is looked up here, so that a test's replacement of it is the one called
+    ckpts = Checkpoints(cfg, save_checkpoint, out_dir, checkpoint_meta)
+    result = TrainResult(steps=0, best_step=None, best_score=None)
+    model.train()
+    step, micro = 0, 0
+    pbar = tqdm(total=length.total, desc=desc, leave=False, disable=None if main else True)
+    monitor = TrainMonitor(desc, length.total, tracker=tracker, enabled=main)
+    while step < length.total:
+        micro_before = micro
+        for ti, idx in epoch_plan():
+            pt = tasks[ti]
+            with acc.autocast():
+                loss = _batch_loss(net, pt, idx, pad_id, dev) / loss_div
+            if prep.deepspeed:  # its engine steps (clips, zeroes) at the boundaries it is told
+                acc.gradient_state._set_sync_gradients((micro + 1) % cfg.grad_accum == 0)
+            acc.backward(loss)  # fp16: scaled
+            result.examples_seen += len(idx)
+            micro += 1
+            if micro % cfg.grad_accum:
+                continue
+            step += 1
+            grad_norm, lr = _update(prep, cfg, loss, step, desc, tasks)
+            pbar.update(1)
+            if main:
+                loss_value = loss.item() * loss_div
+                pbar.set_postfix(loss=f"{loss_value:.3f}")
+                monitor.step(step, loss_value, lr, grad_norm, result.examples_seen)
+            if step % length.eval_every == 0 or step == length.total:
+                if prep.sharded:
+                    sharding.sync_copy(acc, net, view)  # every process: a collective gather
+                if main:  # the other processes' scores and checkpoints would be unused
+                    _evaluation(view, tokenizer, tasks, cfg, pad_id, step, result, on_eval,
+                                monitor, ckpts)  # fmt: skip
+                if world > 1:
+                    # The others wait here (on the CPU) while rank 0 evaluates and writes,
+                    # rather than in the next gradient all-reduce.
+                    runtime.barrier()
+            if step >= length.total:
+                break
+        if micro == micro_before:  # an epoch without a batch would loop forever
+            raise TrainingError(
+                f"no training batch in an epoch of phase '{desc}' (tasks "
+                f"{', '.join(t.task for t in tasks)}: {[len(t.train) for t in tasks]} examples, "
+                f"batch_size {cfg.batch_size}) at step {step} of {length.total}"
+            )
+    pbar.close()
+    result.steps = step
+    if cfg.gradient_checkpointing:
+        accel.set_checkpointing(model.encoder, False)
+    if main:  # the others' stage directory is a throwaway (pipeline/parallel.py)
+        ckpts.finish(view, tokenizer, step)
+    return result
 
-    decay, no_decay = [], []
-    for name, p in model.named_parameters():
-        if not p.requires_grad:  # a frozen encoder under adapters (modeling/adaptation.py)
-            continue
-        (no_decay if p.ndim < 2 or "LayerNorm" in name or "layer_norm" in name else decay).append(p)
-    # The fused kernel is the same AdamW (weights agree to ~1e-7) but its CPU step is ~7x
-    # faster than torch's per-tensor loop (benchmarks/README.md); it needs float params on CPU/CUDA.
-    fused = all(
-        p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in decay + no_decay
-    )
-    optim = torch.optim.AdamW(
-        [
-            {"params": decay, "weight_decay": cfg.weight_decay},
-            {"params": no_decay, "weight_decay": 0.0},
-        ],
-        lr=cfg.lr,
-        fused=fused or None,
-    )
-    warmup = int(cfg.warmup_ratio * total_updates)
 
-    def lr_lambda(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / max(1, warmup)
-        return max(0.0, (total_updates - step) / max(1, total_updates - warmup))
+@dataclass(frozen=True)
+class _Length:
+    """How long a phase trains, in optimizer updates, and how often it evaluates."""
 
-    if deepspeed:
-        # DeepSpeed's engine owns the optimizer and schedule (it steps both at each
-        # accumulation boundary, inside backward); the loop's step() calls are no-ops there
-        sched = torch.optim.lr_scheduler.LambdaLR(optim, lr_lambda)
-        net, optim, sched = acc.prepare(model, optim, sched)
-    else:
-        if sharded:  # FSDP swaps the optimizer's parameters for their shards
-            net, optim = acc.prepare(model, optim)
-            acc.unwrap_model(net, keep_fp32_wrapper=False)
-        else:
-            # fp16: its step unscales the gradients and skips steps whose gradients overflowed
-            optim = acc.prepare_optimizer(optim, device_placement=False)
-        # not accelerate's scheduler: it steps once per process (a per-process batch size)
-        sched = torch.optim.lr_scheduler.LambdaLR(optim, lr_lambda)
-    # DeepSpeed divides the loss by its gradient_accumulation_steps (= grad_accum) itself
-    loss_div = 1 if deepspeed else cfg.grad_accum
+    batches_per_epoch: int
+    total: int  # optimizer updates
+    eval_every: int
+
+    @staticmethod
+    def of(tasks: Sequence[PhaseTask], cfg: TrainConfig) -> _Length:
+        batches = sum(math.ceil(len(t.train) / cfg.batch_size) for t in tasks)
+        per_epoch = max(1, math.ceil(batches / cfg.grad_accum))
+        total = cfg.max_steps or max(1, math.ceil(cfg.epochs * per_epoch))
+        return _Length(batches, total, cfg.eval_every or per_epoch)
+
+
+def _batch_plans(
+    tasks: Sequence[PhaseTask],
+    cfg: TrainConfig,
+    sampling: Sampling,
+    rng: np.random.Generator,
+    batches_per_epoch: int,
+) -> Callable[[], list[tuple[int, np.ndarray]]]:
+    """A function drawing one epoch's batches: (task index, example indices) in order."""
 
     def task_epoch(t: PhaseTask) -> list[np.ndarray]:
         return train_batches(
             t.train.lengths, cfg.batch_size, rng, group_by_length=cfg.group_by_length
         )
 
-    def epoch_plan() -> list[tuple[int, np.ndarray]]:
-        plan = _draw_plan()
-        # Every process draws the plan from its own identically seeded rng; a process that
-        # drew another (other data, other library versions) would train on other batches.
-        runtime.check_same(_plan_digest(plan), "the batch plan")
-        return plan
-
-    def _draw_plan() -> list[tuple[int, np.ndarray]]:
+    def draw() -> list[tuple[int, np.ndarray]]:
         if sampling.kind is Sampler.PROPORTIONAL and sampling.size_cap is None:
             # every batch of every task once per epoch, in random order
             plan = [(ti, b) for ti, t in enumerate(tasks) for b in task_epoch(t)]
@@ -274,124 +297,68 @@ def train(
         epochs = [lambda t=t: task_epoch(t) for t in tasks]
         return interleave(epochs, probs, batches_per_epoch, rng)
 
-    result = TrainResult(steps=0, best_step=None, best_score=None)
-    best_state: dict[str, torch.Tensor] | None = None
-    # running sum of the weights at every evaluation step, for ModelSelection.AVERAGE
-    avg_state: dict[str, torch.Tensor] | None = None
-    n_avg = 0
-    keep_periodic = cfg.keep_periodic or cfg.selection is ModelSelection.ORACLE_TARGET_DEV
-    model.train()
-    step, micro = 0, 0
-    pbar = tqdm(total=total_updates, desc=desc, leave=False, disable=None if main else True)
-    monitor = TrainMonitor(desc, total_updates, tracker=tracker, enabled=main)
-    while step < total_updates:
-        micro_before = micro
-        for ti, idx in epoch_plan():
-            pt = tasks[ti]
-            with acc.autocast():
-                if world > 1:
-                    loss = _shard_loss(net, pt, idx, pad_id, dev) / loss_div
-                else:
-                    batch = to_device(pt.family.collate(pt.train, idx, pad_id), dev)
-                    labels = batch.pop("labels")
-                    logits = net(pt.head_name, **batch)
-                    loss = pt.family.loss(logits, labels) / loss_div
-            if deepspeed:  # its engine steps (clips, zeroes) at the boundaries it is told
-                acc.gradient_state._set_sync_gradients((micro + 1) % cfg.grad_accum == 0)
-            acc.backward(loss)  # fp16: scaled
-            result.examples_seen += len(idx)
-            micro += 1
-            if micro % cfg.grad_accum:
-                continue
-            # the prepared model's parameters: FSDP clips its shards with a global norm;
-            # DeepSpeed clipped in its step and reports the norm
-            grad_norm = acc.clip_grad_norm_(net.parameters(), cfg.max_grad_norm)
-            if sharded:
-                grad_norm = sharding.grad_norm_tensor(grad_norm)
-                if grad_norm is None:
-                    grad_norm = torch.zeros(())
-            # One sync per optimizer step. The gradient norm is the same on every process
-            # (after DDP's all-reduce), so all of them stop together; the loss is this
-            # process's own and is checked only when it trains alone. Under fp16 an overflowed
-            # gradient is the scaler's business (it skips that step and lowers the scale).
-            if cfg.precision is not Precision.FP16:
-                _check_finite(grad_norm, loss if world == 1 else None, step + 1, desc, tasks)
-            elif world == 1:
-                _check_finite(torch.zeros(()), loss, step + 1, desc, tasks)
-            lr = optim.param_groups[0]["lr"]  # this step's rate (the scheduler moves it next)
-            optim.step()
-            sched.step()
-            optim.zero_grad(set_to_none=True)
-            step += 1
-            pbar.update(1)
-            if main:
-                loss_value = loss.item() * loss_div
-                pbar.set_postfix(loss=f"{loss_value:.3f}")
-                monitor.step(step, loss_value, lr, grad_norm, result.examples_seen)
-            at_eval = step % eval_every == 0 or step == total_updates
-            if at_eval and sharded:
-                sharding.sync_copy(acc, net, view)  # every process: a collective gather
-            if at_eval and main:  # the other processes' scores and checkpoints would be unused
-                n_history = len(result.history)
-                score = result.last_score = _evaluate(view, tasks, cfg, pad_id, step, result)
-                if on_eval is not None:
-                    result.history.extend(on_eval(step, view))
-                monitor.evaluated(step, result.history[n_history:])
-                if score is not None and (result.best_score is None or score > result.best_score):
-                    result.best_score, result.best_step = score, step
-                    best_state = {k: v.detach().clone() for k, v in view.state_dict().items()}
-                if cfg.selection is ModelSelection.AVERAGE:
-                    state = view.state_dict()
-                    if avg_state is None:
-                        avg_state = {k: v.detach().double().clone() for k, v in state.items()}
-                    else:
-                        for k, v in state.items():
-                            avg_state[k] += v.detach().double()
-                    n_avg += 1
-                if keep_periodic:
-                    save_checkpoint(
-                        view,
-                        tokenizer,
-                        out_dir / f"step-{step}",
-                        {**checkpoint_meta, "step": step},
-                    )
-            if at_eval and world > 1:
-                # The others wait here (on the CPU) while rank 0 evaluates and writes, rather
-                # than in the next gradient all-reduce.
-                runtime.barrier()
-            if step >= total_updates:
-                break
-        if micro == micro_before:  # an epoch without a batch would loop forever
-            raise TrainingError(
-                f"no training batch in an epoch of phase '{desc}' (tasks "
-                f"{', '.join(t.task for t in tasks)}: {[len(t.train) for t in tasks]} examples, "
-                f"batch_size {cfg.batch_size}) at step {step} of {total_updates}"
-            )
-    pbar.close()
-    result.steps = step
-    if cfg.gradient_checkpointing:
-        _checkpointing(model.encoder, False)
-    if not main:
-        return result  # its stage directory is a throwaway (pipeline/parallel.py)
-    save_checkpoint(view, tokenizer, out_dir / "last", {**checkpoint_meta, "step": step})
-    if avg_state is not None:
-        last_state = {k: v.detach().clone() for k, v in view.state_dict().items()}
-        view.load_state_dict({k: (v / n_avg).to(last_state[k].dtype) for k, v in avg_state.items()})
-        save_checkpoint(
-            view, tokenizer, out_dir / "average", {**checkpoint_meta, "averaged_steps": n_avg}
-        )
-        view.load_state_dict(last_state)
-    if best_state is not None:
-        last_state = {k: v.detach().clone() for k, v in view.state_dict().items()}
-        view.load_state_dict(best_state)
-        save_checkpoint(
-            view,
-            tokenizer,
-            out_dir / "best",
-            {**checkpoint_meta, "step": result.best_step, "dev_score": result.best_score},
-        )
-        view.load_state_dict(last_state)
-    return result
+    def epoch_plan() -> list[tuple[int, np.ndarray]]:
+        plan = draw()
+        # Every process draws the plan from its own identically seeded rng; a process that
+        # drew another (other data, other library versions) would train on other batches.
+        runtime.check_same(_plan_digest(plan), "the batch plan")
+        return plan
+
+    return epoch_plan
+
+
+def _batch_loss(
+    net: torch.nn.Module, pt: PhaseTask, idx: np.ndarray, pad_id: int, dev: torch.device
+) -> torch.Tensor:
+    """The loss of batch ``idx`` of ``pt`` (under a launch: this process's share of it)."""
+    if runtime.world() > 1:
+        return _shard_loss(net, pt, idx, pad_id, dev)
+    batch = to_device(pt.family.collate(pt.train, idx, pad_id), dev)
+    labels = batch.pop("labels")
+    logits = net(pt.head_name, **batch)
+    return pt.family.loss(logits, labels)
+
+
+def _update(
+    prep: accel.Prepared, cfg: TrainConfig, loss, step: int, desc: str, tasks
+) -> tuple[torch.Tensor, float]:
+    """One optimizer update (the ``step``-th, 1-based): clip, check, step the optimizer and
+    the schedule. Returns the gradient norm and the learning rate the update used."""
+    world = runtime.world()
+    # the prepared model's parameters: FSDP clips its shards with a global norm;
+    # DeepSpeed clipped in its step and reports the norm
+    grad_norm = prep.acc.clip_grad_norm_(prep.net.parameters(), cfg.max_grad_norm)
+    if prep.sharded:
+        grad_norm = sharding.grad_norm_tensor(grad_norm)
+        if grad_norm is None:
+            grad_norm = torch.zeros(())
+    # One sync per optimizer step. The gradient norm is the same on every process
+    # (after DDP's all-reduce), so all of them stop together; the loss is this
+    # process's own and is checked only when it trains alone. Under fp16 an overflowed
+    # gradient is the scaler's business (it skips that step and lowers the scale).
+    if cfg.precision is not Precision.FP16:
+        _check_finite(grad_norm, loss if world == 1 else None, step, desc, tasks)
+    elif world == 1:
+        _check_finite(torch.zeros(()), loss, step, desc, tasks)
+    lr = prep.optim.param_groups[0]["lr"]  # this step's rate (the scheduler moves it next)
+    prep.optim.step()
+    prep.sched.step()
+    prep.optim.zero_grad(set_to_none=True)
+    return grad_norm, lr
+
+
+def _evaluation(
+    view, tokenizer, tasks, cfg, pad_id, step, result: TrainResult, on_eval, monitor, ckpts
+) -> None:
+    """An evaluation step (process 0, on ``view``): English dev scores, the extra rows of
+    ``on_eval``, the monitor, and what the selection mode keeps of this step."""
+    n_history = len(result.history)
+    score = result.last_score = _evaluate(view, tasks, cfg, pad_id, step, result)
+    if on_eval is not None:
+        result.history.extend(on_eval(step, view))
+    monitor.evaluated(step, result.history[n_history:])
+    ckpts.evaluated(view, tokenizer, step, score)
+    result.best_step, result.best_score = ckpts.best.step, ckpts.best.score
 
 
 def _check_finite(
@@ -413,74 +380,6 @@ def _check_finite(
             f"non-finite {what} ({value}) at step {step} of phase '{desc}' "
             f"(task {', '.join(t.task for t in tasks)}); lower training.lr or check the data"
         )
-
-
-def check_precision(precision: Precision, dev: torch.device) -> None:
-    """One line instead of accelerate's traceback: fp16 training needs CUDA (its gradient
-    scaler), bf16 a device that has it."""
-    if precision is Precision.FP16 and dev.type != "cuda":
-        raise ConfigError(
-            f"training.precision fp16 needs a CUDA device (this process trains on {dev}); "
-            "use bf16 or fp32"
-        )
-    if precision is Precision.BF16 and dev.type == "cuda" and not torch.cuda.is_bf16_supported():
-        raise ConfigError(f"training.precision bf16: {dev} has no bf16; use fp16 or fp32")
-
-
-def accelerator(precision: Precision, dev: torch.device, cfg: TrainConfig | None = None):
-    """A fresh ``Accelerator`` for one phase on ``dev`` (``precision`` checked first), with the
-    strategy of ``accelerate launch``'s config (DDP, FSDP, DeepSpeed: ``training/sharding.py``;
-    DeepSpeed needs ``cfg``, whose batch keys it is given).
-
-    accelerate keeps its state in a process-wide singleton that refuses a second mixed
-    precision; a grid process trains one phase after another, possibly in different
-    precisions, so that state (not the joined process group) is reset for each phase.
-    """
-    from accelerate import Accelerator
-    from accelerate.state import AcceleratorState, GradientState
-    from accelerate.utils import DistributedDataParallelKwargs
-
-    check_precision(precision, dev)
-    strategy = sharding.launch_strategy()
-    sharding.check_strategy(strategy, dev)
-    plugin = None
-    if strategy is sharding.Strategy.DEEPSPEED:
-        if cfg is None:
-            raise ValueError("a DeepSpeed launch needs the phase's TrainConfig")
-        plugin = sharding.deepspeed_plugin(cfg, runtime.world())
-    AcceleratorState._reset_state(reset_partial_state=False)
-    GradientState._reset_state()
-    mixed = {Precision.FP32: "no", Precision.BF16: "bf16", Precision.FP16: "fp16"}[precision]
-    return Accelerator(
-        cpu=dev.type == "cpu",
-        mixed_precision=mixed,
-        deepspeed_plugin=plugin,
-        device_placement=False,  # the model is on runtime.device() (--device), batches too
-        # a multi-task model has a head per task and a batch uses one: the others get no grad
-        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
-    )
-
-
-def _checkpointing(encoder: torch.nn.Module, on: bool) -> None:
-    """HF gradient (activation) checkpointing of ``encoder`` on or off. Non-reentrant: the
-    reentrant kind breaks DDP when some parameters get no gradient (the other tasks' heads)."""
-    # transformers 5 renamed gradient_checkpointing_enable (deprecated, removed in v6)
-    if hasattr(encoder, "activation_checkpointing_enable"):
-        if on:
-            encoder.activation_checkpointing_enable({"use_reentrant": False})
-        else:
-            encoder.activation_checkpointing_disable()
-    elif on:
-        encoder.gradient_checkpointing_enable({"use_reentrant": False})
-    else:
-        encoder.gradient_checkpointing_disable()
-
-
-def _reseed_per_rank(seed: int) -> None:
-    """DDP copied rank 0's weights to every process. From here on the processes should draw
-    different dropout masks and masked-LM masks for their different examples: one torch
-    stream per (seed, rank), instead of the same masks on every shard."""
-    torch.manual_seed(int(np.random.SeedSequence([seed, runtime.rank()]).generate_state(1)[0]))
 
 
 def _plan_digest(plan: list[tuple[int, np.ndarray]]) -> str:
