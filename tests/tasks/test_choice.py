@@ -233,6 +233,10 @@ def test_invalid_json_line_and_bad_lst(tmp_path):
         DataError, match=r"copa.xml:2: field 'most-plausible-alternative': item id=401"
     ):
         read_copa_xml(bad_xml)
+    # an encoding name expat does not know raises LookupError, not ParseError (found by fuzzing)
+    bad_xml.write_text('<?xml version="1.0" encoding="I-"?>\n<copa-corpus></copa-corpus>\n')
+    with pytest.raises(DataError, match=r"copa.xml:1: field 'encoding': .*unknown encoding: I-"):
+        read_copa_xml(bad_xml)
     bad_zip = tmp_path / "socialiqa-train-dev.zip"
     bad_zip.write_bytes(b"not a zip")
     with pytest.raises(DataError, match="not a zip file"):

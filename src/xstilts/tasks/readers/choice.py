@@ -155,6 +155,8 @@ def read_copa_xml(path: str | Path, *, language: str = "en") -> list[ChoiceExamp
         root = ElementTree.fromstring(data)
     except ElementTree.ParseError as e:
         raise DataError(p, f"invalid XML ({e})", line=e.position[0]) from None
+    except LookupError as e:  # expat resolves the declared encoding by name: a bad one lands here
+        raise DataError(p, f"invalid XML declaration ({e})", line=1, field="encoding") from None
     examples = []
     for pos, item in enumerate(root.iter("item"), 1):
         item_id = item.get("id")
