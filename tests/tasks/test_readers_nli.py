@@ -506,6 +506,29 @@ def test_label_file_aligns_with_normalised_text_then_by_row(tmp_path: Path) -> N
     assert "3 label rows for 2 examples" in str(err)
 
 
+def test_labelled_fingerprint_hashes_the_labels_bytes_not_their_path(tmp_path: Path) -> None:
+    # The zero-shot stage key hashes this fingerprint: moving the data directory must not
+    # change it (CI's checkout is elsewhere), editing a label must.
+    from xstilts.tasks.base import get_task, load_split
+    from xstilts.tasks.labels import attach_labels
+
+    spec = get_task("xnli")
+
+    def labelled(root: Path, rows: list[list[str]]) -> str:
+        root.mkdir()
+        data = _write(root / "test-en.tsv", _tsv(TEST_EN))
+        labels = _write(root / "my.genre.test.tsv", _tsv([LABELS_HEADER, *rows]))
+        split = load_split(spec, "test", "en", data_dir=None, path=data)
+        out = attach_labels({"en": split}, labels, spec=spec, data_dir=root)
+        assert [e.label for e in out["en"].examples] == [r[1] for r in rows]
+        return out["en"].fingerprint
+
+    here = labelled(tmp_path / "a", LABELS_ROWS)
+    assert labelled(tmp_path / "b", LABELS_ROWS) == here
+    changed = [LABELS_ROWS[0], LABELS_ROWS[1], ["verbatim", "entailment", *LABELS_ROWS[2][2:]]]
+    assert labelled(tmp_path / "c", changed) != here
+
+
 def test_label_file_csv_quoted_pawsx_per_language(tmp_path: Path) -> None:
     # PAWS-X labels are per language: a labels file per language, checked against its own text.
     test_de = _write(

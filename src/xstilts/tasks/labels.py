@@ -15,7 +15,7 @@ import dataclasses
 from pathlib import Path
 
 from xstilts.errors import DataError
-from xstilts.tasks.base import LoadedSplit, TaskSpec, load_split
+from xstilts.tasks.base import LoadedSplit, TaskSpec, file_fingerprint, load_split
 from xstilts.tasks.readers import label_files
 
 _TEXT_COLUMNS = (
@@ -43,9 +43,10 @@ def _text_columns(path: Path) -> tuple[str, ...]:
 
 
 def _labelled(split: LoadedSplit, examples: list, path: Path) -> LoadedSplit:
-    return dataclasses.replace(
-        split, examples=examples, fingerprint=f"{split.fingerprint}+labels:{path}"
-    )
+    # The labels file's bytes, not its path: a corrected file re-runs the evaluation, a data
+    # directory moved elsewhere (another machine, CI) does not.
+    fingerprint = f"{split.fingerprint}+labels:{file_fingerprint(path)}"
+    return dataclasses.replace(split, examples=examples, fingerprint=fingerprint)
 
 
 def attach_labels(
