@@ -167,6 +167,8 @@ def main() -> None:
     value = os.environ.get("XSTILTS_SHARED_DATA")
     if not value:
         sys.exit("set XSTILTS_SHARED_DATA to the shared data directory")
+    for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):  # as in the tests: no hub look-ups
+        os.environ.setdefault(var, "1")
     keys = stage_keys(Path(value))
     FIXTURE.parent.mkdir(parents=True, exist_ok=True)
     FIXTURE.write_text(json.dumps(keys, indent=1, sort_keys=True) + "\n", encoding="utf-8")
