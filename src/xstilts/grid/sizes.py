@@ -74,7 +74,39 @@ EXAMPLES: dict[tuple[str, str, str], int] = {
     ("mlqa", "test", "hi"): 4_918,
     ("mlqa", "test", "vi"): 5_495,
     ("mlqa", "test", "zh"): 5_137,
+    ("udpos", "train", "en"): 21_253,  # EWT + GUM + LinES + ParTUT (MANIFEST.md of shared data)
+    ("udpos", "dev", "en"): 3_974,
+    ("tydiqa", "train", "en"): 3_696,
 }
+# Counted (sentences / questions) in XTREME's processed files of the shared data
+# (../shared/data/MANIFEST.md): UD-POS test per language (UD 2.5; XTREME's test-de is not
+# there, so German stays unknown), TyDiQA-GoldP dev per language, and PAN-X dev per language,
+# which is also the test size (Rahimi et al. 2019's split gives every language equal dev and
+# test sets: 10,000, 1,000 or 100 sentences).
+_UDPOS_TEST = {
+    "af": 425, "ar": 1680, "bg": 1116, "el": 456, "en": 5440, "es": 3147, "et": 3760,
+    "eu": 1799, "fa": 600, "fi": 4422, "fr": 5009, "he": 491, "hi": 2684, "hu": 449, "id": 1557,
+    "it": 3518, "ja": 2372, "kk": 1047, "ko": 4276, "lt": 739, "mr": 47, "nl": 1471, "pl": 4942,
+    "pt": 2681, "ro": 2272, "ru": 8976, "ta": 120, "te": 146, "th": 1000, "tl": 55, "tr": 4785,
+    "uk": 892, "ur": 535, "vi": 800, "wo": 470, "yo": 100, "zh": 3455,
+}  # fmt: skip
+_TYDIQA_DEV = {
+    "ar": 921, "bn": 113, "en": 440, "fi": 782, "id": 565, "ko": 276, "ru": 812, "sw": 499,
+    "te": 669,
+}  # fmt: skip
+_PANX_SMALL = {  # every other PAN-X language: 10,000
+    "af": 1000, "az": 1000, "bn": 1000, "gu": 100, "hi": 1000, "jv": 100, "kk": 1000,
+    "ml": 1000, "mr": 1000, "ms": 1000, "my": 100, "pa": 100, "qu": 100, "sw": 1000,
+    "ta": 1000, "te": 1000, "tl": 1000, "ur": 1000, "yo": 100,
+}  # fmt: skip
+_PANX_LANGUAGES = (
+    "af ar az bg bn de el en es et eu fa fi fr gu he hi hu id it ja jv ka kk ko lt ml mr ms my "
+    "nl pa pl pt qu ro ru sw ta te tl tr uk ur vi yo zh"
+).split()
+EXAMPLES.update({("udpos", "test", lg): n for lg, n in _UDPOS_TEST.items()})
+EXAMPLES.update({("tydiqa", "dev", lg): n for lg, n in _TYDIQA_DEV.items()})
+for _split in ("dev", "test"):
+    EXAMPLES.update({("panx", _split, lg): _PANX_SMALL.get(lg, 10_000) for lg in _PANX_LANGUAGES})
 
 
 def examples(task: str, split: str, language: str) -> int | None:
