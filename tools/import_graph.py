@@ -54,14 +54,13 @@ def imported_modules(path: Path, root: Path = ROOT) -> list[tuple[str, int]]:
             target = _resolve(node, module, is_package)
             if target.split(".")[0] != "xstilts":
                 continue
-            if target == "xstilts":
-                # `from xstilts import config, tasks`: a name is a module, a package, or an
-                # attribute of xstilts/__init__.py (`__version__`: the root, no node)
-                for a in node.names:
-                    is_module = (root / f"{a.name}.py").exists() or (root / a.name).is_dir()
-                    out.append((f"xstilts.{a.name}" if is_module else "xstilts", node.lineno))
-            else:
-                out.append((target, node.lineno))
+            # `from xstilts.report import figures`: a name that is a module or a package is
+            # that module (what the importer depends on); any other name is an attribute of
+            # the package's __init__ (`from xstilts import __version__`: the root, no node)
+            pkg = root.parent.joinpath(*target.split("."))
+            for a in node.names:
+                is_module = (pkg / f"{a.name}.py").exists() or (pkg / a.name).is_dir()
+                out.append((f"{target}.{a.name}" if is_module else target, node.lineno))
     return out
 
 

@@ -97,6 +97,13 @@ def test_no_cycle_between_packages():
     assert not found, f"package import cycles: {found}"
 
 
+def test_no_cycle_between_modules():
+    """Inside a package too, modules import one way (a lazy import is still an edge): each
+    module can be read knowing only the ones it imports."""
+    found = graph.cycles(graph.module_edges())
+    assert not found, f"module import cycles: {found}"
+
+
 def test_allowed_exceptions_are_still_needed():
     edges = graph.module_edges()
     stale = [pair for pair in ALLOWED_UPWARD if pair not in edges]
@@ -130,6 +137,26 @@ def test_graph_sees_lazy_relative_and_from_package_imports(tmp_path):
     edges = graph.package_edges(root)
     assert set(edges) == {("a", "b"), ("b", "c"), ("c", "a")}
     assert graph.cycles(edges) == [["a", "b", "c"]]
+
+
+def test_from_package_import_submodule_is_an_edge_to_the_submodule(tmp_path):
+    # `from xstilts.p import m` depends on p.m (a module), `from xstilts.p import f` on p
+    root = _tree(
+        tmp_path,
+        {
+            "__init__.py": "",
+            "p/__init__.py": "from xstilts.p.m import f\n",
+            "p/m.py": "def f():\n    from xstilts.p import n\n",
+            "p/n.py": "from xstilts.p import f\n",
+        },
+    )
+    edges = graph.module_edges(root)
+    assert set(edges) == {
+        ("xstilts.p", "xstilts.p.m"),
+        ("xstilts.p.m", "xstilts.p.n"),
+        ("xstilts.p.n", "xstilts.p"),
+    }
+    assert graph.cycles(edges) == [["xstilts.p", "xstilts.p.m", "xstilts.p.n"]]
 
 
 @pytest.mark.parametrize(

@@ -16,8 +16,9 @@ from _configs import quiet as _quiet
 
 from xstilts.cli import main
 from xstilts.grid import build_graph, grid_rows, run_grid
-from xstilts.grid.report import plan_text, status_table
+from xstilts.grid.report import plan_text
 from xstilts.grid.spec import parse_grid, with_execution
+from xstilts.grid.status import status_table
 from xstilts.pipeline import run as run_mod
 from xstilts.pipeline.stages import checkpoint_dirs, checkpoints_deleted
 from xstilts.tasks import base as task_base

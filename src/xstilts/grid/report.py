@@ -98,16 +98,6 @@ def plan_text(graph: Graph, *, full: bool = False, limit: int = 120) -> str:
     return "\n".join(out + lines)
 
 
-def status_table(graph: Graph) -> str:
-    """One line per (model, intermediate, target, source language): stages done per kind
-    over the seeds, what runs now (with heartbeat age) or failed, and the mean primary score
-    over seeds and languages; then the running and failed stages and the ETA
-    (``grid/status.py``)."""
-    from xstilts.grid.status import snapshot, status_text
-
-    return status_text(snapshot(graph))
-
-
 def results_tables(graph: Graph) -> list[str]:
     """Per target: the per-language zero-shot table of its cells (systems side by side)."""
     from xstilts.results.tables import format_table, language_table

@@ -20,6 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from xstilts.grid.graph import KINDS, Graph, grid_rows
+from xstilts.grid.report import axes_line, node_label
 from xstilts.grid.worker import recorded_failure, recorded_failures
 from xstilts.pipeline.claims import claim_is_stale, generations, read_claim
 from xstilts.pipeline.stages import StageKind, checkpoints_deleted
@@ -221,10 +222,15 @@ def eta_text(snap: Snapshot) -> str:
     return f"ETA: ~{duration(snap.eta_s)} ({snap.eta_note}; mean measured stage times)"
 
 
+def status_table(graph: Graph) -> str:
+    """One line per (model, intermediate, target, source language): stages done per kind
+    over the seeds, what runs now (with heartbeat age) or failed, and the mean primary score
+    over seeds and languages; then the running and failed stages and the ETA."""
+    return status_text(snapshot(graph))
+
+
 def status_text(snap: Snapshot) -> str:
     """The table of ``xstilts grid status``."""
-    from xstilts.grid.report import axes_line, node_label
-
     head = f"{'model':22} {'intermediate':22} {'target':12} {'src':4} {'inter':>6} {'target':>7} {'eval':>6} {'score':>7}  now"
     lines = [axes_line(snap.graph), "", head]
     for g in snap.groups:
@@ -292,8 +298,6 @@ def _score_tables(snap: Snapshot) -> list[str]:
 def status_html(snap: Snapshot, *, refresh_s: float | None = None) -> str:
     """A self-contained page (inline CSS, no scripts): the status table, what runs and what
     failed, the ETA, and the per-task score tables so far."""
-    from xstilts.grid.report import axes_line, node_label
-
     spec = snap.graph.spec
     when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(snap.at))
     meta = f'<meta http-equiv="refresh" content="{int(refresh_s)}">' if refresh_s else ""

@@ -32,6 +32,17 @@ from safetensors.torch import load_file, save_file
 
 from xstilts.config import Adaptation, AdaptationConfig, Compose
 from xstilts.errors import ConfigError
+from xstilts.modeling.encoder import (
+    HeadInfo,
+    MultiTaskModel,
+    checkpoint_info,
+    damaged,
+    load_cause,
+    load_encoder,
+    load_full_checkpoint,
+    resolve_model_path,
+)
+from xstilts.tasks.base import HeadKind
 
 log = logging.getLogger(__name__)
 
@@ -203,8 +214,6 @@ def _fingerprint(path: str, revision: str | None) -> str:
 
 
 def pretrained_base(name_or_path: str, revision: str | None) -> dict:
-    from xstilts.modeling.model import resolve_model_path
-
     path = resolve_model_path(name_or_path)
     return {
         "kind": "pretrained",
@@ -221,8 +230,6 @@ def checkpoint_base(ckpt_dir: Path) -> dict:
 
 
 def _base_encoder(base: dict, stages_dir: Path, trust_remote_code: bool = False):
-    from xstilts.modeling.model import load_checkpoint, load_encoder, resolve_model_path
-
     if base["kind"] == "pretrained":
         path = resolve_model_path(base["model"])
         got = _fingerprint(path, base["revision"])
@@ -235,7 +242,7 @@ def _base_encoder(base: dict, stages_dir: Path, trust_remote_code: bool = False)
     src = stages_dir / base["stage"] / base["checkpoint"]
     if not src.is_dir():
         raise ConfigError(f"adapter checkpoint: its base checkpoint {src} is missing")
-    model, tok, _ = load_checkpoint(src)
+    model, tok, _ = load_full_checkpoint(src)
     return model.encoder, tok
 
 
@@ -350,10 +357,8 @@ def save_peft_checkpoint(model, tokenizer, out_dir: Path, meta: dict) -> None:
 def _checked_info(ckpt_dir: Path) -> dict:
     """``checkpoint.json`` of an adapter checkpoint about to be read: a published stage's
     checkpoint is first checked against the sizes and SHA-256 recorded in its ``stage.json``
-    (``results.integrity``), as full checkpoints are (``modeling.model._checkpoint_info``)."""
-    from xstilts.modeling.model import _checkpoint_info
-
-    return _checkpoint_info(ckpt_dir)
+    (``results.integrity``), as full checkpoints are (``modeling.encoder.checkpoint_info``)."""
+    return checkpoint_info(ckpt_dir)
 
 
 def _read_weights(ckpt_dir: Path) -> dict[str, torch.Tensor]:
@@ -361,12 +366,10 @@ def _read_weights(ckpt_dir: Path) -> dict[str, torch.Tensor]:
     line naming it and the stage to rebuild)."""
     from safetensors import SafetensorError
 
-    from xstilts.modeling.model import _damaged, load_cause
-
     try:
         return load_file(str(ckpt_dir / ADAPTERS_FILE))
     except (SafetensorError, OSError) as e:
-        raise _damaged(ckpt_dir / ADAPTERS_FILE, load_cause(e)) from None
+        raise damaged(ckpt_dir / ADAPTERS_FILE, load_cause(e)) from None
 
 
 def read_state(ckpt_dir: Path) -> PeftState:
@@ -385,9 +388,6 @@ def load_peft_checkpoint(ckpt_dir: Path, *, dropout: float = 0.1, tokenizer: boo
     """Rebuild the model of a parameter-efficient checkpoint: base encoder, merged and stacked
     adapters, heads; every saved weight is loaded, and every adapter / head weight the model
     has must be in the file (strict on what the checkpoint owns)."""
-    from xstilts.modeling.model import HeadInfo, MultiTaskModel
-    from xstilts.tasks.base import HeadKind
-
     state = read_state(ckpt_dir)  # integrity-checked first
     info = json.loads((ckpt_dir / "checkpoint.json").read_text())
     encoder, tok = build_encoder(state, ckpt_dir.parent.parent)

@@ -21,12 +21,24 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from xstilts.config import ClaimSettings
 
-if TYPE_CHECKING:
-    from xstilts.pipeline.stages import Stage
+
+class Stage(Protocol):
+    """What a claim needs of a stage (:class:`xstilts.pipeline.stages.Stage`, which imports
+    this module: claims sit below stages)."""
+
+    @property
+    def name(self) -> str: ...  # "<kind>-<key>"
+
+    @property
+    def root(self) -> Path: ...  # the output directory holding stages/
+
+    @property
+    def done(self) -> bool: ...
+
 
 log = logging.getLogger("xstilts.pipeline.stages")  # the stages' logger, as before the split
 

@@ -28,7 +28,6 @@ from xstilts.pipeline.data import language_protocol
 from xstilts.pipeline.keys import (
     absolute_source,
     encoder_id,
-    is_retrieval,
     model_inputs,
     selected_checkpoint,
     source_selection,
@@ -109,7 +108,7 @@ def _zero_shot_inputs(
         inputs["language_adapters"] = {lang: st.key for lang, st in sorted(languages.items())}
     if ev.precision is not Precision.FP32:
         inputs["precision"] = ev.precision.value
-    if is_retrieval(spec):
+    if spec.is_retrieval:
         from xstilts.pipeline.evaluate_retrieval import stage_inputs
 
         inputs["retrieval"] = stage_inputs(spec, ev.retrieval, plan.retrieval_aux)
@@ -143,7 +142,7 @@ def zero_shot_job(
     def _work(tmp: Path) -> dict:
         model, tokenizer, ckpt = _evaluation_model(plan, tgt)
         protocol = _zero_shot_protocol(plan, model, ckpt)
-        if is_retrieval(spec):  # every language at once
+        if spec.is_retrieval:  # every language at once
             rows = _retrieval_rows(
                 plan, stage, tgt, model, tokenizer, name, seed, protocol, tmp, echo
             )

@@ -13,15 +13,9 @@ from typing import TYPE_CHECKING
 
 from xstilts.config import ModelSelection, Precision, RunConfig, TrainConfig, to_dict
 from xstilts.pipeline.stages import Stage, StageKind
-from xstilts.tasks.base import HeadKind, TaskSpec
 
 if TYPE_CHECKING:
     from xstilts.pipeline.plan import Plan
-
-
-def is_retrieval(spec: TaskSpec) -> bool:
-    """A task evaluated by retrieval (``xstilts.retrieval``) rather than by a head's outputs."""
-    return spec.head in (HeadKind.RETRIEVAL, HeadKind.DUAL_ENCODER)
 
 
 def train_inputs(tc: TrainConfig) -> dict:

@@ -25,7 +25,6 @@ from xstilts.modeling.model import (
     resolve_model_path,
 )
 from xstilts.pipeline.data import PhaseData, eval_data, eval_languages, phase_data
-from xstilts.pipeline.keys import is_retrieval
 from xstilts.tasks.base import LoadedSplit, TaskSpec, get_task
 
 
@@ -112,7 +111,7 @@ def _plan_run(cfg: RunConfig, *, data_dir: Path | None, out_dir: Path) -> Plan:
     _check_dev_for_selection(cfg, inter, target if target_spec.trainable else None, encoder_source)
     model_path = resolve_model_path(cfg.model.name_or_path)
     retrieval_aux = None
-    if is_retrieval(target_spec):
+    if target_spec.is_retrieval:
         from xstilts.pipeline.evaluate_retrieval import prepare
 
         retrieval_aux = prepare(target_spec, ev, evaluation, data_dir, model=cfg.model)

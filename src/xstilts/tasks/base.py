@@ -151,6 +151,11 @@ class TaskSpec:
         return self.train_source or self.name
 
     @property
+    def is_retrieval(self) -> bool:
+        """Evaluated by retrieval (``xstilts.retrieval``) rather than by a head's outputs."""
+        return self.head in (HeadKind.RETRIEVAL, HeadKind.DUAL_ENCODER)
+
+    @property
     def benchmarks(self) -> dict[Benchmark, tuple[str, ...]]:
         return benchmark_languages(self.name)
 

@@ -29,17 +29,15 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import logging
-import os
 from collections.abc import Iterable, Mapping, Sequence
 
 from xstilts.errors import ConfigError, DataError
 from xstilts.tasks.examples import PairExample
+from xstilts.tasks.readers import hub_source
+from xstilts.tasks.readers.hub_source import OFFLINE_ENV_VARS, hub_offline  # noqa: F401
 from xstilts.tasks.readers.nli import NLI_LABELS, PAWSX_LABELS, RTE_LABELS
 
 logger = logging.getLogger(__name__)
-
-OFFLINE_ENV_VARS = ("HF_DATASETS_OFFLINE", "HF_HUB_OFFLINE")
-_TRUE = {"1", "true", "yes", "on"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -198,11 +196,6 @@ def examples_from_hub_rows(
     return examples
 
 
-def hub_offline() -> bool:
-    """True when ``HF_DATASETS_OFFLINE`` or ``HF_HUB_OFFLINE`` is set to 1/true/yes/on."""
-    return any(os.environ.get(var, "").strip().lower() in _TRUE for var in OFFLINE_ENV_VARS)
-
-
 def _class_label_names(ds: object) -> tuple[str, ...] | None:
     features = getattr(ds, "features", None)
     feature = features.get("label") if isinstance(features, Mapping) else None
@@ -223,8 +216,6 @@ def load_hub_dataset(
     :class:`MissingDataError` naming dataset, config and revision. Other failures are one-line
     DataErrors. The revision actually read is recorded (:func:`hub_source.record_revision`).
     """
-    from xstilts.tasks.readers import hub_source
-
     return hub_source.load(dataset, config, split, what=what, revision=revision)
 
 

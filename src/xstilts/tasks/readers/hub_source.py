@@ -142,6 +142,15 @@ def _revision_from_cache(ds: object) -> str | None:
     return None
 
 
+OFFLINE_ENV_VARS = ("HF_DATASETS_OFFLINE", "HF_HUB_OFFLINE")
+_TRUE = {"1", "true", "yes", "on"}
+
+
+def hub_offline() -> bool:
+    """True when ``HF_DATASETS_OFFLINE`` or ``HF_HUB_OFFLINE`` is set to 1/true/yes/on."""
+    return any(os.environ.get(var, "").strip().lower() in _TRUE for var in OFFLINE_ENV_VARS)
+
+
 @contextlib.contextmanager
 def _datasets_offline(datasets_module) -> Iterator:
     """``datasets`` reads its offline switch once, at import: set it for this call."""
@@ -160,8 +169,6 @@ def load(dataset: str, config: str | None, split: str, *, what: str, revision: s
     """``datasets.load_dataset`` from the mirror, the hub, or (offline) the cache; see the
     module docstring. Returns the loaded split and records a :class:`HubRead`."""
     import datasets  # heavy import, only when actually loading
-
-    from xstilts.tasks.readers.hub import OFFLINE_ENV_VARS, hub_offline
 
     by_dir = dataset in _SETTINGS.get().by_directory
 
