@@ -241,11 +241,20 @@ class RatioTest:
 NO_TEST = RatioTest(math.nan, math.nan, math.nan, math.nan)
 
 
+# A mean square (points^2) at or below this is zero: identical scores leave float rounding
+# (~1e-28) in the residuals, and a ratio over it would read as an astronomically large change.
+ZERO_MS = 1e-12
+
+
 def f_ratio_test(ms_a: float, df_a: int, ms_b: float, df_b: int, level: float) -> RatioTest:
     """Two-sided F-test of E[ms_a] = E[ms_b] (independent mean squares) with the exact interval
     of the SD ratio sqrt(E[ms_a] / E[ms_b])."""
-    if ms_b <= 0 or ms_a < 0 or df_a < 1 or df_b < 1:
-        return RatioTest(math.nan, math.nan, math.nan, math.nan, "zero variance: no F-test")
+    if df_a < 1 or df_b < 1 or ms_a < 0:
+        return RatioTest(math.nan, math.nan, math.nan, math.nan, "no degrees of freedom")
+    if ms_b <= ZERO_MS:  # e.g. a seed-independent baseline: identical scores for every seed
+        return RatioTest(
+            math.nan, math.nan, math.nan, math.nan, "the baseline does not vary: no F-test"
+        )
     f = ms_a / ms_b
     a = (1.0 - level) / 2.0
     p = float(min(1.0, 2.0 * min(st.f.cdf(f, df_a, df_b), st.f.sf(f, df_a, df_b))))

@@ -91,6 +91,11 @@ def _none(estimate: float, note: str, level: str = LEVEL_NONE) -> Inference:
     return Inference(estimate, math.nan, math.nan, (math.nan, math.nan), math.nan, level, note)
 
 
+# An SE (points) at or below this is zero: identical values (a discrete score that came out
+# the same for every seed) must not read as an infinitely precise, "significant" delta.
+ZERO_SE = 1e-9
+
+
 def t_inference(
     estimate: float, var: float, df: float, *, level: float, how: str, comp=None, note=""
 ) -> Inference:
@@ -98,8 +103,8 @@ def t_inference(
     if not (math.isfinite(var) and math.isfinite(df) and df > 0):
         return _none(estimate, note or "no degrees of freedom: no CI", how)
     se = math.sqrt(max(var, 0.0))
-    if se == 0:
-        if estimate == 0:
+    if se <= ZERO_SE:  # identical per-seed values leave only float rounding (~1e-15)
+        if abs(estimate) <= ZERO_SE:
             return Inference(0.0, 0.0, df, (0.0, 0.0), 1.0, how, note or IDENTICAL, comp)
         return Inference(
             estimate, 0.0, df, (estimate, estimate), math.nan, how,

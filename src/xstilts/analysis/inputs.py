@@ -17,6 +17,8 @@ from typing import Any
 
 import pandas as pd
 
+from xstilts.analysis import fixed_seeds
+from xstilts.analysis.fixed_seeds import FIXED_SEED
 from xstilts.analysis.rescoring import OFFICIAL_SCORE, official_from_metrics
 from xstilts.analysis.same_data import same_data_flags
 from xstilts.errors import ConfigError, DataError
@@ -68,6 +70,8 @@ class Results:
     # per (task, system): whether the intermediate stage trained on the target's training data
     # (``same_data.same_data_flags``); empty for a CSV, which does not say
     same_data: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # (task, system) whose scores involve no seed, given to every seed (analysis/fixed_seeds)
+    fixed: frozenset[tuple[str, str]] = frozenset()
 
     @property
     def has_predictions(self) -> bool:
@@ -100,11 +104,12 @@ def load_results(
 def _seed_filter(
     where: Path, frame: pd.DataFrame, seeds: Sequence[int] | None, notes: list[str]
 ) -> pd.DataFrame:
-    """The rows of ``frame`` whose seed is one of ``seeds`` (all when None), said in a note."""
+    """The rows of ``frame`` whose seed is one of ``seeds`` (all when None), said in a note.
+    Seed-independent rows stay: they stand for every seed."""
     if seeds is None:
         return frame
-    present = sorted(int(x) for x in frame["seed"].dropna().unique())
-    kept = frame[frame["seed"].isin(list(seeds))]
+    present = sorted(int(x) for x in frame["seed"].dropna().unique() if x != FIXED_SEED)
+    kept = frame[frame["seed"].isin([*seeds, FIXED_SEED])]
     if kept.empty:
         raise DataError(where, f"no rows of seed(s) {sorted(seeds)} (seeds here: {present})")
     left = [x for x in present if x not in seeds]
@@ -156,10 +161,14 @@ def load_csv(path: Path, *, seeds: Sequence[int] | None = None) -> Results:
                     field=value_field,
                 )
             try:
-                seed = int(row["seed"]) if row["seed"] else 0
+                seed = _csv_seed(row["seed"])
             except ValueError:
                 raise DataError(
-                    path, f"{row['seed']!r} is not an integer seed", line=line, field="seed"
+                    path,
+                    f"{row['seed']!r} is not a seed (an integer >= 0, or "
+                    f"'{fixed_seeds.CSV_FIXED}' for a score no seed changes)",
+                    line=line,
+                    field="seed",
                 ) from None
             key = (row["task"], row["language"], row["system"], seed, row["metric"].lower())
             if key in seen:
@@ -172,7 +181,20 @@ def load_csv(path: Path, *, seeds: Sequence[int] | None = None) -> Results:
         raise DataError(path, "no data rows")
     frame = _seed_filter(path, pd.DataFrame.from_records(records), seeds, notes)
     scores = _official(frame, notes, str(path), lambda key: path)
-    return Results(path, "csv", scores, notes=notes)
+    scores, _, fixed = fixed_seeds.expand(scores, {}, notes)
+    return Results(path, "csv", scores, notes=notes, fixed=fixed)
+
+
+def _csv_seed(text: str) -> int:
+    """A CSV seed: empty is 0 (one run), ``-`` a seed-independent score; else an int >= 0."""
+    if not text:
+        return 0
+    if text == fixed_seeds.CSV_FIXED:
+        return FIXED_SEED
+    seed = int(text)
+    if seed < 0:
+        raise ValueError(text)
+    return seed
 
 
 # --------------------------------------------------------------------------- results dir
@@ -228,6 +250,11 @@ def load_results_dir(
         rows = rows[rows["stage_key"].isin(grid_stage_keys(root, grid))]
         if rows.empty:
             raise DataError(root, f"no result rows of grid {grid!r} yet")
+    # an evaluation of the pretrained weights involves no seed: it stands for every seed
+    pretrained = (rows["stage"] == "zero_shot") & rows["protocol"].map(
+        fixed_seeds.is_seed_independent
+    )
+    rows.loc[pretrained, "seed"] = FIXED_SEED
     rows = _seed_filter(root, rows, seeds, notes)
     models = sorted(rows["model"].dropna().unique())
     if model is not None:
@@ -268,6 +295,7 @@ def load_results_dir(
             n_examples=_number(r.get("n_examples")),
         )
     history = _history(rows, notes)
+    scores, evaluations, fixed = fixed_seeds.expand(scores, evaluations, notes)
     return Results(
         root,
         "results",
@@ -278,6 +306,7 @@ def load_results_dir(
         model=models[0] if len(models) == 1 else model,
         notes=notes,
         same_data=same_data,
+        fixed=fixed,
     )
 
 

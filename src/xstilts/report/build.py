@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from xstilts.analysis.analyze import Analysis
+from xstilts.analysis.fixed_seeds import collapse
 from xstilts.analysis.summary import order_languages
 from xstilts.report.decomposition import decomposition_section
 from xstilts.report.design import (
@@ -80,7 +81,7 @@ def _mean_sd(m: float, sd: float) -> str:
 def csv_tables(a: Analysis) -> dict[str, pd.DataFrame]:
     """Every numeric table of the report, by CSV file name."""
     t = {
-        "scores.csv": a.scores,
+        "scores.csv": collapse(a.scores, a.results.fixed),  # seed "-": seed-independent
         "paper.csv": paper_csv(a),
         "deltas.csv": a.deltas,
         "averages.csv": a.averages,
