@@ -151,10 +151,15 @@ def prepare_optimizer(
     optim = adamw(model, cfg)
     lr_lambda = linear_schedule(int(cfg.warmup_ratio * total_updates), total_updates)
     if prep.deepspeed:
-        # DeepSpeed's engine owns the optimizer and schedule (it steps both at each
-        # accumulation boundary, inside backward); the loop's step() calls are no-ops there
+        # DeepSpeed's engine steps the optimizer at each accumulation boundary, inside
+        # backward (the prepared optimizer's step() is a no-op). The schedule stays ours: given
+        # to accelerate, a LambdaLR (not one of DeepSpeed's own classes) would come back as
+        # accelerate's scheduler, which steps once per process — twice as fast on 2 processes.
+        # Built on the client optimizer, whose param groups ZeRO keeps (it swaps their 'params'
+        # for its flat partitions), and stepped by the loop once per update, after the engine's.
         sched = torch.optim.lr_scheduler.LambdaLR(optim, lr_lambda)
-        prep.net, prep.optim, prep.sched = acc.prepare(model, optim, sched)
+        prep.net, prep.optim = acc.prepare(model, optim)
+        prep.sched = sched
         return
     if prep.sharded:  # FSDP swaps the optimizer's parameters for their shards
         prep.net, optim = acc.prepare(model, optim)
