@@ -179,22 +179,55 @@ UDPOS_HUB_NAMES: Mapping[str, str] = {
     "vi": "Vietnamese", "yo": "Yoruba", "zh": "Chinese",
 }  # fmt: skip
 
-_HUB_TAG_COLUMN = {"udpos": "pos_tags", "panx": "ner_tags"}
 _HUB_SPLITS = {"dev": "validation"}
+
+
+@dataclass(frozen=True)
+class HubTagging:
+    """How ``google/xtreme`` holds one tagging task: its config per language, the tag column,
+    and what the XTREME files' examples carry (PAN-X's ``xx:`` word prefix, UD-POS's fused
+    treebanks)."""
+
+    label: str  # the task's name in messages
+    config_prefix: str  # "PAN-X." + language, or "udpos." + the language's English name
+    tag_column: str
+    strip_prefix: bool = False
+    treebank: str | None = None
+    mode: str | None = None
+    names: Mapping[str, str] | None = None  # language -> config name (None: the code itself)
+
+
+HUB_TAGGING: Mapping[str, HubTagging] = {
+    "panx": HubTagging("PAN-X", "PAN-X.", "ner_tags", strip_prefix=True),
+    "udpos": HubTagging(
+        "UD-POS",
+        "udpos.",
+        "pos_tags",
+        treebank=XTREME_ALL_TREEBANKS,
+        mode="fused",
+        names=UDPOS_HUB_NAMES,
+    ),
+}
+
+
+def hub_tagging(task: str) -> HubTagging:
+    try:
+        return HUB_TAGGING[task]
+    except KeyError:
+        raise ConfigError(f"no google/xtreme tagging config for task {task!r}") from None
 
 
 def hub_config(task: str, language: str) -> str:
     """``google/xtreme`` config of ``task`` (``udpos``/``panx``) in ``language``."""
-    if task == "panx":
-        return f"PAN-X.{language}"
-    if task != "udpos":
-        raise ConfigError(f"no google/xtreme tagging config for task {task!r}")
-    if language not in UDPOS_HUB_NAMES:
+    hub = hub_tagging(task)
+    if hub.names is None:
+        return hub.config_prefix + language
+    if language not in hub.names:
         raise ConfigError(
-            f"google/xtreme has no UD-POS config for language {language!r} (it has "
-            f"{', '.join(sorted(UDPOS_HUB_NAMES))}; XTREME-R's additions are not on the hub)"
+            f"google/xtreme has no {hub.label} config for language {language!r} (it has "
+            f"{', '.join(sorted(hub.names))}; XTREME-R's additions are not on the hub)"
         )
-    return f"udpos.{UDPOS_HUB_NAMES[language]}"
+    return hub.config_prefix + hub.names[language]
 
 
 def examples_from_hub_tag_rows(
@@ -212,7 +245,8 @@ def examples_from_hub_tag_rows(
     every tag must be in ``labels``. PAN-X words get the ``xx:`` handling of the module doc.
     ``line`` is the 1-based row index; errors name ``source``, the row and the column.
     """
-    tag_column = _HUB_TAG_COLUMN[task]
+    hub = hub_tagging(task)
+    tag_column = hub.tag_column
     names = tuple(tag_names) if tag_names is not None else tuple(labels)
     parsed: list[tuple[int, list[str], list[str] | None]] = []
     for i, row in enumerate(rows, start=1):
@@ -243,12 +277,11 @@ def examples_from_hub_tag_rows(
     if not parsed:
         raise DataError(source, "empty dataset (no sentences)")
     prefix = None
-    if task == "panx":
+    if hub.strip_prefix:
         prefix = _prefix_to_strip(
             Path(source), ((i, w) for i, ws, _ in parsed for w in ws), language
         )
-    treebank = XTREME_ALL_TREEBANKS if task == "udpos" else None
-    mode = "fused" if task == "udpos" else None
+    treebank, mode = hub.treebank, hub.mode
     return [
         TaggedExample(
             f"{language}-{i}",
@@ -276,7 +309,8 @@ def load_hub_tagged(
     ds = load_hub_dataset("google/xtreme", config, hub_split, what=source)
     # a Sequence(ClassLabel) column: its names map the integer tag ids
     features = getattr(ds, "features", None)
-    feature = features.get(_HUB_TAG_COLUMN[task]) if isinstance(features, Mapping) else None
+    column = hub_tagging(task).tag_column
+    feature = features.get(column) if isinstance(features, Mapping) else None
     names = getattr(getattr(feature, "feature", None), "names", None)
     examples = examples_from_hub_tag_rows(
         ds, task=task, language=language, labels=labels, tag_names=names, source=source
