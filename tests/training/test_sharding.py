@@ -63,43 +63,51 @@ def _launch_env(config: Path, processes: int | None = 2) -> dict[str, str]:
     return {k: v for k, v in env.items() if k.startswith(keep)}
 
 
-def test_fsdp2_two_cpu_processes_train_like_one(tiny_model, demo_data, tmp_path, monkeypatch):
-    raw = _raw(tiny_model, demo_data)  # multi-task intermediate, uneven shards, accumulation
-    monkeypatch.setenv(runtime.ENV, "cpu")
+def _one_and_two(raw: dict, demo_data: Path, tmp_path: Path, harness: str, config: str, **env):
+    """``raw`` trained by one process, then by 2 processes of a torchrun launch through the
+    ``harness`` with the variables of ``accelerate launch --config_file config`` (and ``env``).
+    Returns (one's output, two's output, the launch's stdout)."""
     one = tmp_path / "one"
     run_mod.run(from_dict(RunConfig, raw), data_dir=demo_data, out_dir=one, echo=lambda s: None)
-
     cfg_path = tmp_path / "cfg.yaml"
     cfg_path.write_text(yaml.safe_dump(raw))
     two, scratch = tmp_path / "two", tmp_path / "scratch"
     scratch.mkdir()
-    launch = _launch_env(ACCELERATE_CONFIGS / "fsdp.yaml")
-    assert launch["ACCELERATE_USE_FSDP"] == "true" and launch["FSDP_VERSION"] == "2"
-    env = {k: v for k, v in os.environ.items() if k not in (*LAUNCH_ENV, runtime.ENV)}
-    env.update(launch, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1", TMPDIR=str(scratch))
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), env.get("PYTHONPATH", "")])
+    launch = _launch_env(ACCELERATE_CONFIGS / config)
+    full = {k: v for k, v in os.environ.items() if k not in (*LAUNCH_ENV, runtime.ENV)}
+    full.update(launch, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1", TMPDIR=str(scratch), **env)
+    full["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), full.get("PYTHONPATH", "")])
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
     proc = subprocess.run(
-        [*cmd, str(ROOT / "tests" / "_fsdp_cpu.py"), "run", str(cfg_path)]
+        [*cmd, str(ROOT / "tests" / harness), "run", str(cfg_path)]
         + ["--output-dir", str(two), "--device", "cpu"],
-        env=env,
+        env=full,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    # every parameter was a shard while it trained (the harness counts them at each gather)
-    counts = re.findall(r"fsdp2-sharded parameters: (\d+) of (\d+)", proc.stdout)
-    assert counts and all(a == b and int(a) > 0 for a, b in counts), counts
+    return one, two, proc.stdout
+
+
+def _assert_trained_like_one(one: Path, two: Path, base_model: Path) -> None:
+    """Every stage of ``two`` (2 processes) as ``one``'s: training checkpoints within 1e-4
+    (and moved from the base encoder: equal because both trained, not because neither did),
+    zero-shot rows within 0.05 points."""
+    from transformers import AutoModel
 
     stages1, stages2 = _stage_dirs(one), _stage_dirs(two)
     assert sorted(stages2) == sorted(stages1) and len(stages2) == 3
-    from transformers import AutoModel
-
+    base = AutoModel.from_pretrained(base_model).state_dict()
     for name, stage in stages2.items():
-        lines = (stage / ROWS_FILE).read_text().splitlines()
-        assert len(lines) == len((stages1[name] / ROWS_FILE).read_text().splitlines()) > 0
-        if name.startswith("zero_shot"):
+        r1 = [json.loads(x) for x in (stages1[name] / ROWS_FILE).read_text().splitlines()]
+        r2 = [json.loads(x) for x in (stage / ROWS_FILE).read_text().splitlines()]
+        assert len(r1) == len(r2) > 0
+        if name.startswith("zero_shot"):  # the predictions of the gathered model
+            v1 = sorted((r["language"], r["metric"], r["value"]) for r in r1)
+            v2 = sorted((r["language"], r["metric"], r["value"]) for r in r2)
+            assert [v[:2] for v in v1] == [v[:2] for v in v2]
+            assert max(abs(a[2] - b[2]) for a, b in zip(v1, v2)) < 0.05
             continue
         assert json.loads((stage / "stage.json").read_text())["world_size"] == 2
         for ckpt in ("best", "last"):
@@ -107,21 +115,20 @@ def test_fsdp2_two_cpu_processes_train_like_one(tiny_model, demo_data, tmp_path,
             assert w1.keys() == w2.keys()
             diff = max(float((w1[k] - w2[k]).abs().max()) for k in w1)
             assert diff < 1e-4, (name, ckpt, diff)
-            # the weights moved: equal to one process because both trained, not because
-            # neither did
-            base = AutoModel.from_pretrained(tiny_model).state_dict()
-            enc = AutoModel.from_pretrained(stage / ckpt).state_dict()
+            enc = AutoModel.from_pretrained(stage / ckpt).state_dict()  # HF-loadable
             moved = max(float((enc[k] - base[k]).abs().max()) for k in base if k in enc)
             assert moved > 1e-3, (name, ckpt, moved)
-    # the zero-shot rows (predictions of the gathered model) equal the single process's
-    zs = [n for n in stages2 if n.startswith("zero_shot")]
-    for name in zs:
-        r1 = [json.loads(x) for x in (stages1[name] / ROWS_FILE).read_text().splitlines()]
-        r2 = [json.loads(x) for x in (stages2[name] / ROWS_FILE).read_text().splitlines()]
-        v1 = sorted((r["language"], r["metric"], r["value"]) for r in r1)
-        v2 = sorted((r["language"], r["metric"], r["value"]) for r in r2)
-        assert [v[:2] for v in v1] == [v[:2] for v in v2]
-        assert max(abs(a[2] - b[2]) for a, b in zip(v1, v2)) < 0.05
+
+
+def test_fsdp2_two_cpu_processes_train_like_one(tiny_model, demo_data, tmp_path, monkeypatch):
+    raw = _raw(tiny_model, demo_data)  # multi-task intermediate, uneven shards, accumulation
+    monkeypatch.setenv(runtime.ENV, "cpu")
+    assert _launch_env(ACCELERATE_CONFIGS / "fsdp.yaml")["FSDP_VERSION"] == "2"
+    one, two, out = _one_and_two(raw, demo_data, tmp_path, "_fsdp_cpu.py", "fsdp.yaml")
+    # every parameter was a shard while it trained (the harness counts them at each gather)
+    counts = re.findall(r"fsdp2-sharded parameters: (\d+) of (\d+)", out)
+    assert counts and all(a == b and int(a) > 0 for a, b in counts), counts
+    _assert_trained_like_one(one, two, tiny_model)
 
 
 def test_deepspeed_zero2_two_cpu_processes_train_like_one(
@@ -139,49 +146,13 @@ def test_deepspeed_zero2_two_cpu_processes_train_like_one(
     raw = _raw(tiny_model, demo_data)
     raw["intermediate"]["systems"] = [["demo_inter"]]
     monkeypatch.setenv(runtime.ENV, "cpu")
-    one = tmp_path / "one"
-    run_mod.run(from_dict(RunConfig, raw), data_dir=demo_data, out_dir=one, echo=lambda s: None)
-
-    cfg_path = tmp_path / "cfg.yaml"
-    cfg_path.write_text(yaml.safe_dump(raw))
-    two, scratch = tmp_path / "two", tmp_path / "scratch"
-    scratch.mkdir()
-    launch = _launch_env(ACCELERATE_CONFIGS / "deepspeed_zero2.yaml")
-    assert launch["ACCELERATE_USE_DEEPSPEED"] == "true"
-    env = {k: v for k, v in os.environ.items() if k not in (*LAUNCH_ENV, runtime.ENV)}
-    env.update(launch, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1", TMPDIR=str(scratch))
-    env.update(DS_ACCELERATOR="cpu")
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), env.get("PYTHONPATH", "")])
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
-    proc = subprocess.run(
-        [*cmd, str(ROOT / "tests" / "_deepspeed_cpu.py"), "run", str(cfg_path)]
-        + ["--output-dir", str(two), "--device", "cpu"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
+    assert _launch_env(ACCELERATE_CONFIGS / "deepspeed_zero2.yaml")["ACCELERATE_USE_DEEPSPEED"]
+    one, two, out = _one_and_two(
+        raw, demo_data, tmp_path, "_deepspeed_cpu.py", "deepspeed_zero2.yaml", DS_ACCELERATOR="cpu"
     )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    engines = re.findall(r"deepspeed-engine: (\w+) zero-stage (\d)", proc.stdout)
+    engines = re.findall(r"deepspeed-engine: (\w+) zero-stage (\d)", out)
     assert engines and all(e == ("DeepSpeedEngine", "2") for e in engines), engines
-
-    stages1, stages2 = _stage_dirs(one), _stage_dirs(two)
-    assert sorted(stages2) == sorted(stages1) and len(stages2) == 3
-    for name, stage in stages2.items():
-        if name.startswith("zero_shot"):
-            r1 = [json.loads(x) for x in (stages1[name] / ROWS_FILE).read_text().splitlines()]
-            r2 = [json.loads(x) for x in (stage / ROWS_FILE).read_text().splitlines()]
-            v1 = sorted((r["language"], r["metric"], r["value"]) for r in r1)
-            v2 = sorted((r["language"], r["metric"], r["value"]) for r in r2)
-            assert [v[:2] for v in v1] == [v[:2] for v in v2]
-            assert max(abs(a[2] - b[2]) for a, b in zip(v1, v2)) < 0.05
-            continue
-        assert json.loads((stage / "stage.json").read_text())["world_size"] == 2
-        for ckpt in ("best", "last"):
-            w1, w2 = _weights(stages1[name], ckpt), _weights(stage, ckpt)
-            assert w1.keys() == w2.keys()
-            diff = max(float((w1[k] - w2[k]).abs().max()) for k in w1)
-            assert diff < 1e-4, (name, ckpt, diff)
+    _assert_trained_like_one(one, two, tiny_model)
 
 
 # --------------------------------------------------------------------------- refusals
