@@ -322,6 +322,7 @@ def test_analysis_and_report_carry_the_decomposition(tmp_path, monkeypatch):
     from xstilts.report import build
     from xstilts.report.decomposition import decomposition_section
     from xstilts.report.document import Document, to_markdown
+    from xstilts.report.render import Plot, add_figure, render_pending
 
     a = analyze(load_results(write_tree(tmp_path / "tree")), Options(n_boot=100))
     d = a.decomposition
@@ -335,12 +336,18 @@ def test_analysis_and_report_carry_the_decomposition(tmp_path, monkeypatch):
     # on XNLI the 'same' system copies the baseline: ratio 1 on every component
     same = d[(d["system"] == "same") & (d["task"] == "xnli")]
     assert np.allclose(same["ratio"], 1.0)
-    blocks = decomposition_section(a)
-    md = to_markdown(Document("t", blocks))
+    doc = Document("t")
+    for block in decomposition_section(a):  # its figure is a Plot, drawn with the others
+        if isinstance(block, Plot):
+            add_figure(doc, block.file, block.caption, block.kind, *block.args)
+        else:
+            doc.add(block)
+    render_pending(doc)
+    md = to_markdown(doc)
     assert "## Variance decomposition" in md and "variance-decomposition.png" in md
     assert "| udpos | mnli |" in md
     # the full page is test_report's; here only this section, written with its SVG
-    monkeypatch.setattr(build, "build_document", lambda a, preamble=None: Document("t", blocks))
+    monkeypatch.setattr(build, "build_document", lambda a, preamble=None: doc)
     paths = build.write_report(a, tmp_path / "out")
     svg = paths["figures/variance-decomposition.svg"].read_text()
     assert svg.lstrip().startswith("<?xml") and "<svg" in svg

@@ -42,7 +42,7 @@ from xstilts.report.document import (
     to_markdown,
 )
 from xstilts.report.findings import findings
-from xstilts.report.render import add_figure, matplotlib_missing, render_pending
+from xstilts.report.render import Plot, add_figure, matplotlib_missing, render_pending
 from xstilts.report.tables import variance_table
 from xstilts.report.verdict import verdict
 from xstilts.results.store import atomic_write_text
@@ -131,7 +131,10 @@ def build_document(a: Analysis, preamble: str | None = None) -> Document:
     doc.add(Verdict(verdict(a)))
     _forest_section(doc, a)
     for block in decomposition_section(a):  # right after the forest plot
-        doc.add(block)
+        if isinstance(block, Plot):
+            _figure(doc, block.file, block.caption, block.kind, *block.args)
+        else:
+            doc.add(block)
     seeds = a.scores.groupby("system")["seed"].nunique()
     doc.add(
         Para(

@@ -10,7 +10,8 @@ import pandas as pd
 
 from xstilts.analysis.analyze import Analysis
 from xstilts.analysis.decomposition import COMPONENTS
-from xstilts.report.document import Bullets, Figure, Heading, Para, Table, fmt_p
+from xstilts.report.document import Bullets, Heading, Para, Table, fmt_p
+from xstilts.report.render import Plot
 
 LABEL = {
     "language": "between-language",
@@ -70,7 +71,8 @@ def _table(d: pd.DataFrame, alpha: float) -> pd.DataFrame:
 
 
 def decomposition_section(a: Analysis) -> list:
-    """Heading, explanation, one sentence per system, the table and the figure."""
+    """Heading, explanation, one sentence per system, the table and the figure (a
+    :class:`Plot`, drawn with the page's other figures)."""
     d = a.decomposition
     o = a.options
     blocks: list = [Heading(1, "Variance decomposition")]
@@ -114,21 +116,13 @@ def decomposition_section(a: Analysis) -> list:
             "decomposition.csv.",
         )
     )
-    try:
-        from xstilts.report.figures import DPI, decomposition_plot
-
-        pic = decomposition_plot(d, a.systems)
-    except ImportError:  # no matplotlib: build.py already notes that figures are left out
-        pic = None
-    if pic is not None:
-        blocks.append(
-            Figure(
-                "variance-decomposition",
-                pic.png,
-                f"SD of each variance component per task and system, with {o.level:.0%} CIs",
-                svg=pic.svg,
-                width_px=pic.width_px,
-                dpi=DPI,
-            )
+    # drawn with the page's other figures, in parallel (render.render_pending)
+    blocks.append(
+        Plot(
+            "variance-decomposition",
+            f"SD of each variance component per task and system, with {o.level:.0%} CIs",
+            "decomposition_plot",
+            (d, a.systems),
         )
+    )
     return blocks

@@ -32,6 +32,18 @@ class Pending:
     kwargs: dict = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Plot:
+    """A figure a section returns among its blocks, registered where it stands by the page
+    builder (:func:`add_figure`): file name, caption, the ``report.figures`` function and its
+    positional arguments."""
+
+    file: str
+    caption: str
+    kind: str
+    args: tuple = ()
+
+
 _PENDING: list[Pending] = []  # read by forked workers (inherited, never pickled)
 
 
