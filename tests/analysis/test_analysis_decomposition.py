@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from _analysis_tree import write_tree
+from _mixedlm import mixedlm_components
 from scipy import stats as st
 
 from xstilts.analysis import Options, analyze, load_results
@@ -22,7 +23,6 @@ from xstilts.analysis.decomposition import (
     example_parts,
     f_ratio_test,
     mean_squares,
-    mixedlm_components,
     mls_interval,
     reml_components,
 )
@@ -112,43 +112,76 @@ def test_linearize_is_exact_for_means_and_the_delta_method_for_f1():
 # --------------------------------------------------------------------------- REML vs ANOVA
 
 
-def test_reml_equals_anova_on_balanced_data_and_falls_back():
+def test_reml_equals_anova_in_the_interior_as_mixedlm_finds():
+    """Every ANOVA estimate positive: statsmodels' MixedLM (REML) reaches the ANOVA estimates,
+    which are what reml_components returns."""
     rng = np.random.default_rng(11)
     checked = 0
     for _ in range(12):
         y = _draw(rng, 4, 10, 4.0, 1.0, 0.7)
         anova = mean_squares(y).anova()
-        est, note = mixedlm_components(y)  # the fit, which reml_components skips in the interior
+        est, note = mixedlm_components(y)
         if min(anova) > 0 and not note:
             assert est == pytest.approx(anova, rel=2e-3)
             assert reml_components(y) == (anova, "")
             checked += 1
     assert checked >= 8
-    # no seed variance at all: REML sits on the boundary; ANOVA truncated at 0 is used, with a note
+
+
+def _reml_nll(params: np.ndarray, y: np.ndarray) -> float:
+    """Minus the REML log-likelihood (constants dropped) of y [r, L] = μ + a_l + b_s + e with
+    params (σ²_L, σ²_S, σ²_R), from the full covariance: no strata assumed."""
+    sl, ss, sr = params
+    r, n_lang = y.shape
+    z_l = np.tile(np.eye(n_lang), (r, 1))  # [r L, L]
+    z_s = np.repeat(np.eye(r), n_lang, axis=0)  # [r L, r]
+    v = sl * z_l @ z_l.T + ss * z_s @ z_s.T + sr * np.eye(r * n_lang)
+    x = np.ones((r * n_lang, 1))
+    vi = np.linalg.inv(v)
+    xvx = x.T @ vi @ x
+    p = vi - vi @ x @ np.linalg.inv(xvx) @ x.T @ vi
+    yy = y.ravel()
+    return 0.5 * (np.linalg.slogdet(v)[1] + np.linalg.slogdet(xvx)[1] + yy @ p @ yy)
+
+
+def test_reml_closed_form_maximises_the_reml_likelihood_boundary_included():
+    """On random tables, half of them with a component at the boundary (no seed or no
+    language variance): the closed form is the constrained maximum of the REML likelihood
+    computed from the full covariance (scipy's L-BFGS-B from three starts finds no better
+    point, and lands on the same estimates)."""
+    from scipy.optimize import minimize
+
+    rng = np.random.default_rng(5)
+    boundary = 0
+    for i in range(24):
+        r, n_lang = (3, 8) if i % 2 else (5, 6)
+        sd_l, sd_s = [(2.0, 0.5), (0.0, 0.5), (2.0, 0.0), (0.0, 0.0)][i % 4]
+        y = _draw(rng, r, n_lang, sd_l, sd_s, 1.0)
+        ours = np.array(reml_components(y)[0])
+        boundary += min(mean_squares(y).anova()) <= 0
+        best = min(
+            (
+                minimize(_reml_nll, start, args=(y,), method="L-BFGS-B",
+                         bounds=[(0, None), (0, None), (1e-8, None)],
+                         options={"ftol": 1e-14, "gtol": 1e-10, "maxiter": 5000})
+                for start in (ours + 1e-3, np.array([1.0, 1.0, 1.0]), np.array([0.1, 0.1, 2.0]))
+            ),
+            key=lambda res: res.fun,
+        )  # fmt: skip
+        assert _reml_nll(ours, y) <= best.fun + 1e-8
+        assert np.allclose(best.x, ours, atol=2e-3), (best.x, ours)
+    assert boundary >= 8
+    # no seed variance at all: the seed component is 0 and the residual pools the seed stratum
     y = np.tile(np.arange(10.0) * 3, (3, 1)) + np.array(
         [[0.1, -0.1] * 5, [0, 0] * 5, [-0.1, 0.1] * 5]
     )
-    est, note = reml_components(y)  # ANOVA's seed estimate is negative: MixedLM is fitted
-    sl, ss, sr = mean_squares(y).anova()
-    assert ss < 0
-    if note:
-        assert "ANOVA" in note and est == pytest.approx((sl, max(ss, 0.0), sr))
-    assert est[1] == pytest.approx(0.0, abs=1e-6)
+    ms = mean_squares(y)
+    (sl, ss, sr), note = reml_components(y)
+    assert ms.anova()[1] < 0 and ss == 0.0 and note == ""
+    assert sr == pytest.approx((ms.df_s * ms.ms_s + ms.df_e * ms.ms_e) / (ms.df_s + ms.df_e))
 
 
 # --------------------------------------------------------------------------- calibration
-
-
-def _closed_form_only(monkeypatch):
-    """The calibration draws use the ANOVA point estimates (proven equal to REML on balanced
-    data above): MixedLM per draw would take minutes. Everything else is the real builder."""
-    import xstilts.analysis.decomposition as dec
-
-    monkeypatch.setattr(
-        dec,
-        "reml_components",
-        lambda y: (tuple(max(v, 0.0) for v in dec.mean_squares(y).anova()), ""),
-    )
 
 
 @pytest.mark.parametrize("r", [3, 5])
@@ -156,7 +189,6 @@ def test_calibration_coverage_and_type_one_error(monkeypatch, r):
     """200 draws of L = 15 languages (σ_L 5, σ_S 0.8, σ_LS 0.6) plus English, through the real
     table builder: coverage of the baseline's component CIs, and the rejection rate of every
     change test for three systems with the same components (each under its null)."""
-    _closed_form_only(monkeypatch)
     rng = np.random.default_rng(100 + r)
     n_lang, truth = 15, {"language": 25.0, "seed": 0.64, "language×seed": 0.36}
     nulls = ("a", "b", "c")
@@ -194,7 +226,6 @@ def test_example_component_from_per_example_statistics(monkeypatch):
     variance (C/n ≈ 2.7 of V/n ≈ 3.5 points²) is shared by the seeds. The example component is
     the binomial V/n; removing C/n from language and only (V − C)/n from language×seed
     recovers both truths, where subtracting all of V/n from the residual would give ≈ 0."""
-    _closed_form_only(monkeypatch)
     rng = np.random.default_rng(7)
     r, n_lang, n = 3, 12, 600
     est = []
@@ -233,7 +264,6 @@ def test_example_interval_and_ratio_coverage(monkeypatch):
     sampling errors are correlated) through the table builder: the example component's and the
     example ratio's delta-method intervals cover their truths (known: every example of a
     language is answered correctly with probability q_i + shift, so V = P(1 − P))."""
-    _closed_form_only(monkeypatch)
     rng = np.random.default_rng(21)
     r, n_lang, n = 2, 5, 300
     shift = {"none": np.linspace(-0.15, 0.15, n_lang), "b": np.linspace(0.15, -0.05, n_lang)}
@@ -303,7 +333,6 @@ def test_table_shape_english_excluded_and_degenerate_inputs():
 
 
 def test_a_system_with_more_language_spread_is_detected(monkeypatch):
-    _closed_form_only(monkeypatch)
     rng = np.random.default_rng(9)
     a = rng.normal(0, 5, 15)
     base = 60 + a + rng.normal(0, 0.8, (3, 1)) + rng.normal(0, 0.6, (3, 15))

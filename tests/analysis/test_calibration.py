@@ -19,7 +19,6 @@ import math
 import sys
 from pathlib import Path
 from types import SimpleNamespace
-from unittest import mock
 
 import numpy as np
 import pandas as pd
@@ -105,15 +104,6 @@ def test_true_components_are_what_the_mean_squares_estimate(sim):
     assert t["language"] == 0.0 and t["language×seed"] == pytest.approx(1e4 * 0.008**2)
 
 
-def _anova_components(y):
-    """ANOVA estimates truncated at 0: what REML equals on balanced data when positive
-    (tests/analysis/test_analysis_decomposition.py); the intervals do not use them."""
-    from xstilts.analysis.decomposition import mean_squares
-
-    sl, ss, sr = mean_squares(y).anova()
-    return (max(sl, 0.0), max(ss, 0.0), max(sr, 0.0)), ""
-
-
 def test_language_average_is_calibrated_on_csv_with_three_seeds(calib, sim):
     """100 null draws, CSV input, 3 seeds, the benchmark's realistic design (a seed effect
     shared by all languages, Bernoulli outcomes on parallel examples): the language-average
@@ -128,25 +118,24 @@ def test_language_average_is_calibrated_on_csv_with_three_seeds(calib, sim):
 
     design = sim.Design(seeds=3)
     draws = []
-    with mock.patch.object(dec, "reml_components", _anova_components):  # speed only
-        for i in range(100):
-            draw = sim.simulate(design, np.random.default_rng([2024, 3, 0, i]))
-            scores = sim.score_frame(draw)
-            deltas, score_ci, averages = deltas_from_cells(scores, {}, baseline="none")
-            analysis = SimpleNamespace(
-                averages=averages, deltas=deltas, score_ci=score_ci, mde=pd.DataFrame(),
-                variance=pd.DataFrame(),
-                decomposition=dec.decomposition_table(scores, baseline="none"),
-            )  # fmt: skip
-            m = calib.measure(analysis, draw)
-            # a seeds-only score CI is about this test set (its sampling is not included)
-            t = np.concatenate([draw.test_set_score(s) for s in design.systems])  # [2 L]
-            order = [(s, x) for s in design.systems for x in draw.languages]
-            sc = score_ci.set_index(["system", "language"]).loc[order]
-            m["score_ci: covers test-set score"] = float(
-                np.mean((sc["ci_lo"].to_numpy() <= t) & (t <= sc["ci_hi"].to_numpy()))
-            )
-            draws.append(m)
+    for i in range(100):
+        draw = sim.simulate(design, np.random.default_rng([2024, 3, 0, i]))
+        scores = sim.score_frame(draw)
+        deltas, score_ci, averages = deltas_from_cells(scores, {}, baseline="none")
+        analysis = SimpleNamespace(
+            averages=averages, deltas=deltas, score_ci=score_ci, mde=pd.DataFrame(),
+            variance=pd.DataFrame(),
+            decomposition=dec.decomposition_table(scores, baseline="none"),
+        )  # fmt: skip
+        m = calib.measure(analysis, draw)
+        # a seeds-only score CI is about this test set (its sampling is not included)
+        t = np.concatenate([draw.test_set_score(s) for s in design.systems])  # [2 L]
+        order = [(s, x) for s in design.systems for x in draw.languages]
+        sc = score_ci.set_index(["system", "language"]).loc[order]
+        m["score_ci: covers test-set score"] = float(
+            np.mean((sc["ci_lo"].to_numpy() <= t) & (t <= sc["ci_hi"].to_numpy()))
+        )
+        draws.append(m)
 
     def mean(key: str) -> float:
         return float(np.nanmean([m[key] for m in draws]))
@@ -218,19 +207,18 @@ def test_example_component_interval_covers_on_parallel_test_sets(sim):
 
     design = sim.Design(seeds=3, n_examples=100)
     cover, ratio_cover, lang_err = [], [], []
-    with mock.patch.object(dec, "reml_components", _anova_components):  # speed only
-        for i in range(150):
-            draw = sim.simulate(design, np.random.default_rng([31, i]))
-            table = dec.decomposition_table(
-                sim.score_frame(draw), baseline="none", examples=sim.cell_source(draw)
-            )
-            ex = table[table["component"] == "example"].set_index("system")
-            lang = table[table["component"] == "language"].set_index("system")
-            for s in design.systems:
-                t = draw.true_components(s, 14)["example"]
-                cover.append(ex.at[s, "lo"] <= t <= ex.at[s, "hi"])
-                lang_err.append(lang.at[s, "value"] - draw.true_components(s, 14)["language"])
-            ratio_cover.append(ex.at["sick", "ratio_lo"] <= 1.0 <= ex.at["sick", "ratio_hi"])
+    for i in range(150):
+        draw = sim.simulate(design, np.random.default_rng([31, i]))
+        table = dec.decomposition_table(
+            sim.score_frame(draw), baseline="none", examples=sim.cell_source(draw)
+        )
+        ex = table[table["component"] == "example"].set_index("system")
+        lang = table[table["component"] == "language"].set_index("system")
+        for s in design.systems:
+            t = draw.true_components(s, 14)["example"]
+            cover.append(ex.at[s, "lo"] <= t <= ex.at[s, "hi"])
+            lang_err.append(lang.at[s, "value"] - draw.true_components(s, 14)["language"])
+        ratio_cover.append(ex.at["sick", "ratio_lo"] <= 1.0 <= ex.at["sick", "ratio_hi"])
     assert np.mean(cover) >= 0.88, np.mean(cover)
     assert np.mean(ratio_cover) >= 0.88, np.mean(ratio_cover)
     err = np.asarray(lang_err)
