@@ -78,7 +78,9 @@ def main() -> None:
     lora = lora[lora["language"] != "en"]
     if a.seeds:
         lora = lora[lora["seed"].isin([int(s) for s in a.seeds.split(",")])]
-    full = pd.read_csv(a.full)
+    full = pd.read_csv(a.full, dtype={"seed": str})
+    # seed "-": a seed-independent score (Tatoeba's pretrained baseline), not among these tasks
+    full = full[full["seed"] != "-"].astype({"seed": int})
     full_avgs = pd.read_csv(a.full.parent / "averages.csv")
     lora_avgs_path = a.report / "tables" / "averages.csv"
     lora_avgs = pd.read_csv(lora_avgs_path) if lora_avgs_path.is_file() else pd.DataFrame()
