@@ -140,6 +140,34 @@ def test_full_disk_during_export_keeps_the_earlier_export(run_dir, capsys, monke
     assert not list(run_dir.glob(".xtreme*"))
 
 
+def test_two_exports_racing_for_a_new_destination_both_succeed(run_dir, monkeypatch):
+    """Two grid workers finishing together both export: the second's rename meets the first's
+    new export ("Directory not empty", which once ended a worker with exit 2). It looks at the
+    destination again and swaps its own export over the other's."""
+    from xstilts.results import xtreme_layout
+
+    real = xtreme_layout._swap_in
+    raced = []
+
+    def other_worker_first(new, dest):
+        if not raced:  # the other process's whole export lands between our check and rename
+            raced.append(True)
+            with monkeypatch.context() as other:  # another process: its own temporary names
+                other.setattr(xtreme_layout, "_swap_in", real)
+                other.setattr(os, "getpid", lambda: 1)
+                export_xtreme(run_dir)
+        return real(new, dest)
+
+    monkeypatch.setattr(xtreme_layout, "_swap_in", other_worker_first)
+    _stage(run_dir, "b", {("xcopa", "test", "et"): RECORDS[("xcopa", "test", "et")]})
+    report = export_xtreme(run_dir)
+    assert raced and report.out == run_dir / "xtreme"
+    manifest = json.loads((run_dir / "xtreme" / MANIFEST).read_text())
+    assert set(manifest["written"]) == set(_tree(run_dir / "xtreme")) - {MANIFEST}
+    assert "org--enc/none/seed0/predictions/xcopa/test-et.jsonl" in manifest["written"]
+    assert not list(run_dir.glob(".xtreme*"))  # no temporary or old tree left behind
+
+
 def test_read_only_destination_is_one_line(run_dir, tmp_path, capsys, monkeypatch):
     # the tests run as root, where chmod does not stop a write: the refusal is simulated
     real = os.replace

@@ -31,6 +31,7 @@ one instead (the manifest last) and the other files are kept.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -298,6 +299,10 @@ def check_export_destination(root: str | Path, out: str | Path) -> Destination:
     return Destination(out, previous, _tree_files(out) <= previous | {MANIFEST})
 
 
+# renames retried when another process's export appeared meanwhile
+_SWAP_ATTEMPTS = 3
+
+
 def export_xtreme(
     root: str | Path, out: str | Path | None = None, *, require: bool = False
 ) -> ExportReport:
@@ -342,10 +347,20 @@ def export_xtreme(
         }
         tmp.mkdir(parents=True, exist_ok=True)
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1), encoding="utf-8")
-        if dest.previous is None or dest.only_ours:
-            _swap_in(tmp, dest)
-        else:
-            _update_in_place(tmp, dest, set(written))
+        for attempt in range(_SWAP_ATTEMPTS):
+            try:
+                if dest.previous is None or dest.only_ours:
+                    _swap_in(tmp, dest)
+                else:
+                    _update_in_place(tmp, dest, set(written))
+                break
+            except OSError as e:
+                # another process exported first (two grid workers finishing together): our
+                # rename met its new export. Look at the destination again and swap over it.
+                raced = dest.previous is None and e.errno in (errno.ENOTEMPTY, errno.EEXIST)
+                if not raced or attempt == _SWAP_ATTEMPTS - 1:
+                    raise
+                dest = check_export_destination(root, out)
     except OSError as e:
         raise with_filename(e, tmp) from None
     finally:
