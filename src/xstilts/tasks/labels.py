@@ -42,10 +42,11 @@ def _text_columns(path: Path) -> tuple[str, ...]:
     )
 
 
-def _labelled(split: LoadedSplit, examples: list, path: Path) -> LoadedSplit:
-    # The labels file's bytes, not its path: a corrected file re-runs the evaluation, a data
-    # directory moved elsewhere (another machine, CI) does not.
-    fingerprint = f"{split.fingerprint}+labels:{file_fingerprint(path)}"
+def _labelled(split: LoadedSplit, examples: list, labels_fp: str) -> LoadedSplit:
+    """``split`` with ``examples``; ``labels_fp`` is the labels file's ``file_fingerprint``:
+    its bytes, not its path, so a corrected file re-runs the evaluation and a data directory
+    moved elsewhere (another machine, CI) does not."""
+    fingerprint = f"{split.fingerprint}+labels:{labels_fp}"
     return dataclasses.replace(split, examples=examples, fingerprint=fingerprint)
 
 
@@ -65,7 +66,7 @@ def attach_labels(
             ex = label_files.apply_label_file(
                 split.examples, rows, path=path, check_text=True, allow_prefix=True
             )
-            out[lang] = _labelled(split, ex, path)
+            out[lang] = _labelled(split, ex, file_fingerprint(path))
         return out
     rows = label_files.read_label_file(
         labels_file, text_columns=_text_columns(labels_file), labels=spec.labels
@@ -79,6 +80,7 @@ def attach_labels(
         english.examples, rows, path=labels_file, check_text=True, allow_prefix=True
     )
     gold = [ex.label for ex in labelled_en]
+    labels_fp = file_fingerprint(labels_file)  # one file for every language: hashed once
     for lang, split in splits.items():
         if len(split.examples) != len(english.examples):
             raise DataError(
@@ -88,5 +90,5 @@ def attach_labels(
                 field="rows",
             )
         ex = label_files.labels_by_row(split.examples, gold, path=labels_file)
-        out[lang] = _labelled(split, ex, labels_file)
+        out[lang] = _labelled(split, ex, labels_fp)
     return out
