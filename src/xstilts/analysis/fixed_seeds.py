@@ -29,18 +29,18 @@ from typing import Any
 
 import pandas as pd
 
+from xstilts.results.store import PRETRAINED_ENCODER
+
 # the seed label of a seed-independent score until it is given to every seed of its task
 FIXED_SEED = -1
 # how a CSV writes it (and how the report's own tables/scores.csv writes it back)
 CSV_FIXED = "-"
-# protocol.encoder of an evaluation of the pretrained weights (pipeline/keys.encoder_id)
-PRETRAINED_PREFIX = "pretrained:"
 
 
 def is_seed_independent(protocol: Any) -> bool:
     """Whether a zero-shot row's protocol says no trained weights were evaluated."""
     return isinstance(protocol, dict) and str(protocol.get("encoder", "")).startswith(
-        PRETRAINED_PREFIX
+        PRETRAINED_ENCODER
     )
 
 

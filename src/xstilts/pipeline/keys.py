@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from xstilts.config import ModelSelection, Precision, RunConfig, TrainConfig, to_dict
 from xstilts.pipeline.stages import Stage, StageKind
+from xstilts.results.store import PRETRAINED_ENCODER
 
 if TYPE_CHECKING:
     from xstilts.pipeline.plan import Plan
@@ -70,7 +71,7 @@ def source_selection(plan: Plan, source: Stage) -> ModelSelection:
 def encoder_id(plan: Plan, source: Stage | None, selection: ModelSelection) -> str:
     """Names the weights being evaluated (stage keys hash every input), for embedding caches."""
     if source is None:
-        return f"pretrained:{plan.model_fp}"
+        return f"{PRETRAINED_ENCODER}{plan.model_fp}"
     return f"{source.name}/{selected_checkpoint(source.dir, selection).name}"
 
 

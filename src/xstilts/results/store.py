@@ -26,6 +26,9 @@ from xstilts import __version__
 
 ROWS_FILE = "rows.jsonl"
 SCHEMA_VERSION = 1
+# protocol.encoder of a zero-shot row that evaluated the pretrained weights, nothing trained
+# before it ("pretrained:<model fingerprint>"): the report reads such a row as seed-independent
+PRETRAINED_ENCODER = "pretrained:"
 
 
 @dataclass
