@@ -108,27 +108,21 @@ def mean_squares(y: np.ndarray) -> MeanSquares:
     return MeanSquares(ms_l, ms_s, ms_e, r, n_lang)
 
 
-def reml_components(y: np.ndarray) -> tuple[tuple[float, float, float], str]:
-    """(σ²_L, σ²_S, σ²_R) of ``y [r, L]`` by REML with crossed random effects, and a note.
+def reml_components(ms: MeanSquares) -> tuple[float, float, float]:
+    """(σ²_L, σ²_S, σ²_R) by REML with crossed random effects, from the mean squares ``ms`` of
+    a complete (balanced) seeds × languages table.
 
-    ``y`` is always a complete seeds × languages table (balanced). There the REML likelihood
-    factorises over the ANOVA strata: SS_k / θ_k ~ χ²(df_k) independently, with
-    θ_R = σ²_R, θ_S = σ²_R + L σ²_S, θ_L = σ²_R + r σ²_L (Searle, Casella & McCulloch 1992,
-    §6.7). Its maximum under σ² >= 0 (θ_S, θ_L >= θ_R) is the order-restricted MLE of the
-    θ_k: the mean squares themselves when they respect the order (the ANOVA estimates, all
-    positive), else the residual pooled with the offending strata, weighted by df
-    (:func:`reml_balanced`). Closed form, so kept instead of statsmodels' MixedLM: MixedLM
-    reaches the same solution in the interior (tests), but at the boundary it failed to
-    converge on every table tried (163 of 163 boundary tables; 54 of the CPU study's 192
-    decomposition rows used to fall back to truncated ANOVA with a note), and it cost ~0.1 s a
-    fit. The closed form is checked against a direct numerical maximisation of the REML
-    likelihood, boundary included (tests/analysis/test_analysis_decomposition.py)."""
-    return reml_balanced(mean_squares(y)), ""
-
-
-def reml_balanced(ms: MeanSquares) -> tuple[float, float, float]:
-    """(σ²_L, σ²_S, σ²_R) maximising the REML likelihood of a balanced seeds × languages table
-    with mean squares ``ms`` subject to σ² >= 0 (see :func:`reml_components`)."""
+    There the REML likelihood factorises over the ANOVA strata: SS_k / θ_k ~ χ²(df_k)
+    independently, with θ_R = σ²_R, θ_S = σ²_R + L σ²_S, θ_L = σ²_R + r σ²_L (Searle, Casella
+    & McCulloch 1992, §6.7). Its maximum under σ² >= 0 (θ_S, θ_L >= θ_R) is the
+    order-restricted MLE of the θ_k: the mean squares themselves when they respect the order
+    (the ANOVA estimates, all positive), else the residual pooled with the offending strata,
+    weighted by df. Closed form, so kept instead of statsmodels' MixedLM: MixedLM reaches the
+    same solution in the interior (tests), but at the boundary it failed to converge on every
+    table tried (163 of 163 boundary tables; 54 of the CPU study's 192 decomposition rows used
+    to fall back to truncated ANOVA with a note), and it cost ~0.1 s a fit. The closed form is
+    checked against a direct numerical maximisation of the REML likelihood, boundary included
+    (tests/analysis/test_analysis_decomposition.py)."""
     strata = {"S": (ms.df_s, ms.ms_s), "L": (ms.df_l, ms.ms_l)}
     pooled, weight = ms.ms_e * ms.df_e, float(ms.df_e)
     low = set()
@@ -282,9 +276,7 @@ def _fits(sub, systems, languages) -> dict[str, _Fit]:
         fit = _Fit(full.to_numpy(float), [int(s) for s in full.index], notes=notes)
         if len(fit.seeds) >= 2 and len(languages) >= 3:
             fit.ms = mean_squares(fit.y)
-            fit.reml, note = reml_components(fit.y)
-            if note:
-                notes.append(note)
+            fit.reml = reml_components(fit.ms)
         else:
             notes.append(
                 f"{len(fit.seeds)} complete seed(s), {len(languages)} language(s): "
@@ -426,8 +418,9 @@ def decomposition_table(
             for comp in COMPONENTS:
                 c = comps[comp]
                 t = change[comp] if change else NO_TEST
-                fit_notes = [x for x in fit.notes or [] if comp != "example" or "REML" not in x]
-                note = "; ".join(x for x in [*task_notes, *fit_notes, c["note"], t.note] if x)
+                note = "; ".join(
+                    x for x in [*task_notes, *(fit.notes or []), c["note"], t.note] if x
+                )
                 rows.append(
                     {
                         "task": task, "system": system, "baseline": baseline, "component": comp,
