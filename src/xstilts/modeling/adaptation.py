@@ -354,13 +354,6 @@ def save_peft_checkpoint(model, tokenizer, out_dir: Path, meta: dict) -> None:
     (out_dir / "checkpoint.json").write_text(json.dumps(info, indent=2, sort_keys=True))
 
 
-def _checked_info(ckpt_dir: Path) -> dict:
-    """``checkpoint.json`` of an adapter checkpoint about to be read: a published stage's
-    checkpoint is first checked against the sizes and SHA-256 recorded in its ``stage.json``
-    (``results.integrity``), as full checkpoints are (``modeling.encoder.checkpoint_info``)."""
-    return checkpoint_info(ckpt_dir)
-
-
 def _read_weights(ckpt_dir: Path) -> dict[str, torch.Tensor]:
     """``adapters.safetensors``; a file that is not safetensors is a damaged checkpoint (one
     line naming it and the stage to rebuild)."""
@@ -373,7 +366,8 @@ def _read_weights(ckpt_dir: Path) -> dict[str, torch.Tensor]:
 
 
 def read_state(ckpt_dir: Path) -> PeftState:
-    info = _checked_info(ckpt_dir)
+    # integrity-checked against its stage.json first (results.integrity), as full checkpoints are
+    info = checkpoint_info(ckpt_dir)
     a = info["adaptation"]
     weights = _read_weights(ckpt_dir)
     merged_weights: dict[str, dict[str, torch.Tensor]] = {}
@@ -418,7 +412,7 @@ def merged_state(ckpt_dir: Path) -> dict[str, torch.Tensor]:
 def swap_language(model: torch.nn.Module, ckpt_dir: Path, language: str) -> None:
     """Load the language adapter of checkpoint ``ckpt_dir`` (a language-adapter stage) into
     ``model``'s language-adapter slot, in place; every weight of the slot must be replaced."""
-    _checked_info(ckpt_dir)  # sizes and hashes as published (once per process and file)
+    checkpoint_info(ckpt_dir)  # sizes and hashes as published (once per process and file)
     weights = {
         k: v
         for k, v in _read_weights(ckpt_dir).items()
