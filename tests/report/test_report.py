@@ -354,8 +354,9 @@ def test_only_the_chosen_seeds_are_analysed(tmp_path, capsys):
 
 def test_report_without_matplotlib_still_writes_text(tmp_path, monkeypatch):
     import xstilts.report.build as build
+    from xstilts.report import render
 
-    monkeypatch.setattr(build, "_matplotlib_missing", lambda: "figures left out: test")
+    monkeypatch.setattr(render, "matplotlib_missing", lambda: "figures left out: test")
     tree = write_tree(tmp_path / "t", seeds=(1,), pos=False, history=False)
     a = analyze(load_results(tree), FAST)
     build.write_report(a, tmp_path / "o")
@@ -415,12 +416,11 @@ def test_cli_report_opens_with_a_preamble(tmp_path, capsys):
 
 
 def test_cells_never_show_a_negative_zero():
-    from xstilts.report.build import _ci
-    from xstilts.report.document import fmt
+    from xstilts.report.document import fmt, fmt_ci
     from xstilts.report.findings import _signed
 
     assert fmt(-0.001) == "0.00" and fmt(-0.006) == "-0.01" and fmt(float("nan")) == "–"
-    assert _ci(-0.001, -0.39, 0.0004) == "+0.00 [-0.39, +0.00]"
+    assert fmt_ci(-0.001, -0.39, 0.0004) == "+0.00 [-0.39, +0.00]"
     assert _signed(-0.04) == "+0.0" and _signed(-0.05) == "-0.1" and _signed(math.nan) == "n/a"
 
 

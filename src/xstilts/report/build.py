@@ -9,7 +9,6 @@ tables, one section per task, covariates and methods."""
 from __future__ import annotations
 
 import math
-import re
 from pathlib import Path
 
 import numpy as np
@@ -17,11 +16,10 @@ import pandas as pd
 
 from xstilts.analysis.analyze import Analysis
 from xstilts.analysis.fixed_seeds import collapse
-from xstilts.analysis.summary import order_languages
+from xstilts.report import render
 from xstilts.report.decomposition import decomposition_section
 from xstilts.report.design import (
     CELL_MARK,
-    label,
     mde_section,
     paper_csv,
     paper_display,
@@ -35,15 +33,15 @@ from xstilts.report.document import (
     Para,
     Table,
     Verdict,
-    fmt_p,
-    no_negative_zero,
+    fmt_ci,
     parse_markdown,
+    safe_name,
     to_html,
     to_markdown,
 )
 from xstilts.report.findings import findings
-from xstilts.report.render import Plot, add_figure, matplotlib_missing, render_pending
-from xstilts.report.tables import variance_table
+from xstilts.report.render import Plot, add_plot, render_pending
+from xstilts.report.task_sections import task_section
 from xstilts.report.verdict import verdict
 from xstilts.results.store import atomic_write_text
 
@@ -58,24 +56,6 @@ def _write_bytes(path: Path, data: bytes) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-
-
-def _safe(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
-
-
-def _ci(v: float, lo: float, hi: float, digits: int = 2) -> str:
-    if not math.isfinite(v):
-        return "–"
-    v, lo, hi = (no_negative_zero(x, digits) for x in (v, lo, hi))
-    s = f"{v:+.{digits}f}"
-    return f"{s} [{lo:+.{digits}f}, {hi:+.{digits}f}]" if math.isfinite(lo) else s
-
-
-def _mean_sd(m: float, sd: float) -> str:
-    if not math.isfinite(m):
-        return "–"
-    return f"{m:.2f} ± {sd:.2f}" if math.isfinite(sd) else f"{m:.2f}"
 
 
 def csv_tables(a: Analysis) -> dict[str, pd.DataFrame]:
@@ -99,19 +79,8 @@ def csv_tables(a: Analysis) -> dict[str, pd.DataFrame]:
         "decomposition.csv": a.decomposition,
     }
     for task, lt in a.languages.items():
-        t[f"languages_{_safe(task)}.csv"] = lt.reset_index()
+        t[f"languages_{safe_name(task)}.csv"] = lt.reset_index()
     return t
-
-
-_matplotlib_missing = matplotlib_missing  # a module attribute: tests replace it
-
-
-def _figure(doc: Document, file: str, caption: str, kind: str, *args, **kwargs) -> None:
-    """``figures.<kind>(...)`` at this place of ``doc``, as ``figures/<file>.png`` and ``.svg``
-    (drawn once, with the others, at the end of build_document); nothing when matplotlib is not
-    installed (the report is still written, with a note instead of figures)."""
-    if not _matplotlib_missing():
-        add_figure(doc, file, caption, kind, *args, **kwargs)
 
 
 def build_document(a: Analysis, preamble: str | None = None) -> Document:
@@ -119,7 +88,7 @@ def build_document(a: Analysis, preamble: str | None = None) -> Document:
     ``# title`` replaces the default title."""
     o = a.options
     r = a.results
-    missing = _matplotlib_missing()
+    missing = render.matplotlib_missing()
     if missing:
         a.notes.append(missing)
     title, intro = parse_markdown(preamble) if preamble else (None, [])
@@ -132,7 +101,7 @@ def build_document(a: Analysis, preamble: str | None = None) -> Document:
     _forest_section(doc, a)
     for block in decomposition_section(a):  # right after the forest plot
         if isinstance(block, Plot):
-            _figure(doc, block.file, block.caption, block.kind, *block.args)
+            add_plot(doc, block.file, block.caption, block.kind, *block.args)
         else:
             doc.add(block)
     seeds = a.scores.groupby("system")["seed"].nunique()
@@ -167,7 +136,7 @@ def build_document(a: Analysis, preamble: str | None = None) -> Document:
     same_data_section(doc, a)
     mde_section(doc, a)
     for task in a.tasks:
-        _task_section(doc, a, task)
+        task_section(doc, a, task)
     _covariates_section(doc, a)
     _methods_section(doc, a)
     render_pending(doc)
@@ -182,7 +151,7 @@ def _forest_section(doc: Document, a: Analysis) -> None:
         return
     has_ci = np.isfinite(pd.to_numeric(av["ci_lo"], errors="coerce")).any()
     ci = f"{o.level:.0%} CI" if has_ci else "no CIs (one seed and no per-example predictions)"
-    _figure(
+    add_plot(
         doc, "forest", f"Language-averaged Δ vs {o.baseline} per task × system ({ci}); filled "
         f"and * = significant after Holm over every task × system average (α = {o.alpha}). "
         "Numbers: *Language-averaged deltas*.",
@@ -207,7 +176,7 @@ def _averages_section(doc: Document, a: Analysis) -> None:
             cell = "–"
             if s in by.index:
                 r = by.loc[s]
-                cell = _ci(r["delta_avg"], r["ci_lo"], r["ci_hi"])
+                cell = fmt_ci(r["delta_avg"], r["ci_lo"], r["ci_hi"])
                 if math.isfinite(r["p_holm"]) and r["p_holm"] < o.alpha:
                     cell += " *"
                 if (task, s) in cells:
@@ -236,197 +205,6 @@ def _averages_section(doc: Document, a: Analysis) -> None:
             "trained on the target's own data.",
         )
     )
-
-
-def _task_section(doc: Document, a: Analysis, task: str) -> None:
-    """One task: its scores per language, their spread across languages and seeds, the
-    variance comparison, who gains, and model selection (when the results have it)."""
-    doc.add(Heading(1, f"Task {task}"))
-    systems = [s for s in a.systems if s in a.languages[task].columns]
-    name = {s: label(a, task, s) for s in systems}  # marked where it trains on target data
-    langs = _scores_per_language(doc, a, task, systems, name)
-    _spread_across_languages(doc, a, task, systems, name)
-    _spread_across_seeds(doc, a, task, systems, name, langs)
-    _variance_comparison(doc, a, task, name)
-    _who_gains(doc, a, task, name)
-    _model_selection(doc, a, task)
-
-
-def _scores_per_language(
-    doc: Document, a: Analysis, task: str, systems: list[str], name: dict[str, str]
-) -> list[str]:
-    """The per-language table (mean ± SD, Δ with CI and Holm p) and its two figures; returns
-    the languages in report order."""
-    o, base = a.options, a.options.baseline
-    lt = a.languages[task]
-    shown = pd.DataFrame(index=lt.index)
-    for s in systems:
-        shown[name[s]] = [_mean_sd(m, sd) for m, sd in zip(lt[s], lt[f"{s} sd"])]
-    for s in systems:
-        if f"Δ {s}" in lt:
-            shown[f"Δ {name[s]} [CI]"] = [
-                _ci(v, lo, hi) for v, lo, hi in zip(lt[f"Δ {s}"], lt[f"lo {s}"], lt[f"hi {s}"])
-            ]
-            shown[f"p Holm {name[s]}"] = [fmt_p(p) for p in lt[f"p_holm {s}"]]
-    doc.add(Heading(2, "Scores per language"))
-    doc.add(
-        Table(
-            shown,
-            f"languages_{_safe(task)}.csv",
-            "Mean ± SD over seeds; Δ = system − baseline with its t-interval (crossed seeds × "
-            "examples variance); p Holm within this task's per-language family (avg row: the "
-            "language average's CI and p, Holm over every task × system average).",
-        )
-    )
-    d = a.deltas[a.deltas["task"] == task]
-    if len(d):
-        levels = sorted(set(d["resampling"]))
-        doc.add(Para(f"CIs cover: {', '.join(levels)}."))
-    langs = order_languages(a.scores[a.scores["task"] == task]["language"], o.english)
-    ci = a.score_ci[a.score_ci["task"] == task]
-    has_ci = np.isfinite(pd.to_numeric(ci["ci_lo"], errors="coerce")).any()
-    what = f"{o.level:.0%} bootstrap CIs" if has_ci else "no CIs (one seed, no predictions)"
-    _figure(
-        doc, f"{_safe(task)}-scores", f"{task}: seed-mean score per language and system, {what}.",
-        "score_plot", a.score_ci, task, systems, langs,
-    )  # fmt: skip
-    _figure(
-        doc, f"{_safe(task)}-deltas", f"{task}: Δ vs {base} per language and system; numbers "
-        f"and * where significant after Holm within the task (α = {o.alpha}); every value is "
-        "in the table above.",
-        "delta_heatmap", a.deltas, task, langs, alpha=o.alpha,
-    )  # fmt: skip
-    return langs
-
-
-def _spread_across_languages(
-    doc: Document, a: Analysis, task: str, systems: list[str], name: dict[str, str]
-) -> None:
-    doc.add(Heading(2, "Spread across languages"))
-    sl = a.spread_languages[a.spread_languages["task"] == task]
-    rank = {s: i for i, s in enumerate(a.systems)}  # baseline first, as everywhere
-    sl = sl.sort_values("system", key=lambda c: c.map(rank), kind="stable")
-    sl = sl.assign(system=[name.get(x, x) for x in sl["system"]])
-    sl = sl[
-        [
-            "system",
-            "seed",
-            "n",
-            "mean",
-            "sd",
-            "range",
-            "worst_language",
-            "worst",
-            "cv",
-            "transfer_gap",
-            "note",
-        ]
-    ]
-    doc.add(
-        Table(
-            sl.rename(columns={"n": "languages", "transfer_gap": "gap (en − rest)"}),
-            "spread_languages.csv",
-            "Per system and seed, and on seed means (seed = mean): SD over languages, range, "
-            "worst language, coefficient of variation, transfer gap.",
-        )
-    )
-    _figure(
-        doc, f"{_safe(task)}-spread", f"{task}: seed-mean scores of every language per system, "
-        "with the SD across languages.",
-        "spread_plot", a.scores, task, systems,
-    )  # fmt: skip
-
-
-def _spread_across_seeds(
-    doc: Document,
-    a: Analysis,
-    task: str,
-    systems: list[str],
-    name: dict[str, str],
-    langs: list[str],
-) -> None:
-    ss = a.spread_seeds[a.spread_seeds["task"] == task]
-    if (ss["n_seeds"] > 1).any():
-        piv = ss.pivot_table(index="language", columns="system", values="sd")
-        piv = piv.reindex(index=[x for x in langs if x in piv.index], columns=systems)
-        piv = piv.rename(columns=name)
-        doc.add(Heading(2, "Spread across seeds"))
-        doc.add(Table(piv, "spread_seeds.csv", "SD over seeds of each language's score."))
-    else:
-        doc.add(Para("Spread across seeds: one seed per system, not measured."))
-
-
-def _variance_comparison(doc: Document, a: Analysis, task: str, name: dict[str, str]) -> None:
-    v = a.variance[a.variance["task"] == task] if len(a.variance) else a.variance
-    doc.add(Heading(2, "Variance comparison (paired by language)"))
-    if v is None or v.empty:
-        doc.add(Para("No non-baseline system shares languages with the baseline on this task."))
-    else:
-        table, caption = variance_table(v, name)
-        doc.add(Table(table, "variance.csv", caption))
-
-
-def _who_gains(doc: Document, a: Analysis, task: str, name: dict[str, str]) -> None:
-    """Spearman ρ of each system's per-language Δ with each language covariate."""
-    o = a.options
-    g = a.gains[a.gains["task"] == task] if len(a.gains) else a.gains
-    doc.add(Heading(2, "Who gains"))
-    if g is None or g.empty:
-        doc.add(Para("No per-language deltas to correlate."))
-    else:
-        # a covariate with no value for any language (e.g. fertility of a CSV) is named once
-        empty = g["note"].eq("unavailable")
-        absent = sorted(set(g.loc[empty, "covariate"]) - set(g.loc[~empty, "covariate"]))
-        g = g[~g["covariate"].isin(absent)]
-        shown = g.assign(
-            system=[name.get(x, x) for x in g["system"]],
-            rho=[_ci(x, lo, hi) for x, lo, hi in zip(g["rho"], g["ci_lo"], g["ci_hi"])],
-            p=[fmt_p(p) for p in g["p"]],
-            p_holm=[fmt_p(p) for p in g["p_holm"]],
-        )[["system", "covariate", "n", "rho", "p", "p_holm", "note"]]
-        left_out = f" Unavailable here, left out: {', '.join(absent)}." if absent else ""
-        doc.add(
-            Table(
-                shown.rename(columns={"rho": "Spearman ρ [CI]", "p_holm": "p Holm"}),
-                "gains.csv",
-                "Spearman correlation over non-English languages of Δ with each covariate."
-                + left_out,
-            )
-        )
-        _figure(
-            doc, f"{_safe(task)}-gains", f"{task}: Spearman ρ of each system's per-language Δ "
-            f"with each covariate (non-English languages); * = Holm p < {o.alpha}.",
-            "gains_heatmap", a.gains, task, alpha=o.alpha,
-        )  # fmt: skip
-        sig = g[np.isfinite(g["p_holm"]) & (g["p_holm"] < o.alpha)].sort_values("p_holm")
-        cells = list(zip(sig["system"], sig["covariate"]))[:6]
-        _figure(
-            doc, f"{_safe(task)}-gains-significant", f"{task}: Δ against the covariates that "
-            "correlate significantly with it (the strongest six), one point per language.",
-            "gain_scatter", a.gain_points, a.gains, task, cells,
-        )  # fmt: skip
-
-
-def _model_selection(doc: Document, a: Analysis, task: str) -> None:
-    """English dev vs target-language dev across checkpoints (results with a history)."""
-    o = a.options
-    sel = a.selection[a.selection["task"] == task] if len(a.selection) else a.selection
-    if sel is not None and len(sel):
-        doc.add(Heading(2, "Model selection (English dev vs target-language dev)"))
-        summ = a.selection_summary[a.selection_summary["task"] == task]
-        doc.add(
-            Table(
-                summ.drop(columns="task"),
-                "selection_summary.csv",
-                "Over seeds and target languages: mean Spearman of English vs target dev "
-                "across checkpoints; gap = oracle-selected − English-selected target dev score.",
-            )
-        )
-        _figure(
-            doc, f"{_safe(task)}-selection", f"{task}: dev scores per step, first seed; bold: "
-            "English; dotted: the English-selected step.",
-            "selection_plot", a.results.history, task, english=o.english,
-        )  # fmt: skip
 
 
 def _covariates_section(doc: Document, a: Analysis) -> None:

@@ -96,6 +96,26 @@ def fmt_p(p: float) -> str:
     return "<0.001" if p < 0.001 else f"{p:.3f}"
 
 
+def fmt_ci(v: float, lo: float, hi: float, digits: int = 2) -> str:
+    """``+1.23 [+0.45, +2.01]`` (the bracket only when there is an interval); ``–`` for NaN."""
+    if not math.isfinite(v):
+        return "–"
+    v, lo, hi = (no_negative_zero(x, digits) for x in (v, lo, hi))
+    s = f"{v:+.{digits}f}"
+    return f"{s} [{lo:+.{digits}f}, {hi:+.{digits}f}]" if math.isfinite(lo) else s
+
+
+def fmt_mean_sd(m: float, sd: float) -> str:
+    if not math.isfinite(m):
+        return "–"
+    return f"{m:.2f} ± {sd:.2f}" if math.isfinite(sd) else f"{m:.2f}"
+
+
+def safe_name(name: str) -> str:
+    """``name`` usable in a file name (tables/, figures/)."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
+
+
 # --------------------------------------------------------------------------- Markdown
 
 

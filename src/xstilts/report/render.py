@@ -64,6 +64,13 @@ def add_figure(doc: Document, file: str, caption: str, kind: str, *args, **kwarg
     doc.pending.append(Pending(fig, kind, args, kwargs))
 
 
+def add_plot(doc: Document, file: str, caption: str, kind: str, *args, **kwargs) -> None:
+    """:func:`add_figure`, or nothing when matplotlib is not installed (the report is still
+    written, with a note instead of figures: ``build.build_document``)."""
+    if not matplotlib_missing():
+        add_figure(doc, file, caption, kind, *args, **kwargs)
+
+
 def _draw(p: Pending):
     from xstilts.report import figures
 
